@@ -1,0 +1,43 @@
+"""The root typer app. Command groups register themselves here; each lives in its own module."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from downsizenet_hub import __version__
+
+app = typer.Typer(
+    name="downsizenet",
+    help=(
+        "Learned image downsizing for PyTorch pipelines: train a DownsizeNet resizer inside a "
+        "segmentation pipeline, publish it, and reuse it frozen in front of a frozen detector."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"downsizenet-hub {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Learned image downsizing (DownsizeNet) for PyTorch vision pipelines."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,477 @@
+"""DownsizeNet: a learned, drop-in image resizer (Ma et al., "Task Generalizable Spatial and
+Texture Aware Image Downsizing Network", sections 3 and 4).
+
+Each output pixel is a convex mix of its input neighbours (2x2 for ``bilinear``, 4x4 for
+``bicubic``, the widened triangle-filter support for ``antialias``). The mixing coefficients are
+inferred per pixel:
+
+1. a few 3x3 convolutions (the *texture branch*) read the full-resolution image;
+2. *floating pooling* picks, for each output pixel, the feature vector at the top-left neighbour
+   of its projection onto the input;
+3. the *relative-distance map* (the classical interpolation weights of the neighbourhood, e.g. the
+   paper's ``[(1-dx)(1-dy), dx(1-dy), (1-dx)dy, dxdy]``) is concatenated to it;
+4. a 1x1 convolution gives one logit per neighbour, and a sigmoid (or softmax) followed by a
+   sum-to-one normalisation gives the coefficients.
+
+Because the coefficients are non-negative and sum to one, the output stays an image: every pixel
+lies within the range of the pixels it mixes, whatever the weights. That is what lets a resizer
+trained in one pipeline be reused frozen in another.
+
+The module imports nothing else of this package; storage lives in :mod:`downsizenet_hub.hub`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal, NamedTuple, cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from downsizenet_hub.sampling import AxisSampling, Neighbourhood, axis_sampling
+
+Coefficients = Literal["sigmoid", "softmax", "linear"]
+Init = Literal["bilinear", "random"]
+SizeArg = int | tuple[int, int] | list[int] | torch.Size
+ScaleArg = float | tuple[float, float] | list[float]
+
+_NEIGHBOURHOODS = ("bilinear", "bicubic", "antialias")
+_COEFFICIENTS = ("sigmoid", "softmax", "linear")
+_INITS = ("bilinear", "random")
+#: The antialias head predicts logits on this grid over the filter support, per axis.
+ANTIALIAS_GRID = 4
+#: Std of the texture part of the 1x1 head at ``init="bilinear"``: small enough that the start is
+#: bilinear to ~1e-4, non-zero so that gradients reach the texture branch from the first step.
+TEXTURE_HEAD_INIT_STD = 1e-4
+_GEOMETRY_CACHE_SIZE = 16
+
+
+@dataclass
+class DownsizeNetConfig:
+    """Architecture of a :class:`DownsizeNet`. JSON-serialisable via :meth:`to_dict`.
+
+    Defaults are the paper's: 3 conv layers of 16 channels, distance map on, sigmoid coefficients.
+    """
+
+    # Which input pixels each output pixel mixes: "bilinear" (2x2, the paper), "bicubic" (4x4,
+    # distance vector from PyTorch's cubic kernel, a = -0.75, the paper's section 5.1), or
+    # "antialias" (the triangle filter widened by 1/scale, so every input pixel counts below x0.5).
+    neighbourhood: Neighbourhood = "bilinear"
+    # Number of 3x3 conv layers in the texture branch (0 to 5); 0 means no texture branch.
+    conv_layers: int = 3
+    # Channels of each texture conv layer.
+    channels: int = 16
+    # Image channels the texture branch reads (only used when conv_layers > 0).
+    in_channels: int = 3
+    # Feed the relative-distance map to the 1x1 head; False is the paper's "texture only" ablation.
+    use_distance: bool = True
+    # "sigmoid" then normalise to sum 1 (the paper); "softmax" (its footnote); "linear" (the
+    # paper's bilinear special case: the 1x1 output used directly, clamped at 0 and renormalised).
+    coefficients: Coefficients = "sigmoid"
+    # Multiply the learned coefficients by the neighbourhood's classical convex weights (bilinear,
+    # or the triangle filter for antialias) before normalising, so that equal logits reproduce the
+    # classical resizer. None: on whenever possible (use_distance and a sigmoid/softmax head).
+    distance_prior: bool | None = None
+    # "bilinear": start as the classical resizer (see DownsizeNet); "random": PyTorch's default init.
+    init: Init = "bilinear"
+
+    def __post_init__(self) -> None:
+        _check_choice("neighbourhood", self.neighbourhood, _NEIGHBOURHOODS)
+        _check_choice("coefficients", self.coefficients, _COEFFICIENTS)
+        _check_choice("init", self.init, _INITS)
+        _check_int("conv_layers", self.conv_layers, 0, 5)
+        _check_int("channels", self.channels, 1, 1024)
+        _check_int("in_channels", self.in_channels, 1, 1024)
+        if not isinstance(self.use_distance, bool):
+            raise TypeError(f"use_distance must be a bool, got {self.use_distance!r}.")
+        if self.conv_layers == 0 and not self.use_distance:
+            raise ValueError(
+                "conv_layers=0 with use_distance=False leaves the head nothing to read; "
+                "use conv_layers >= 1 or use_distance=True."
+            )
+        prior_possible = self.use_distance and self.coefficients != "linear"
+        if self.distance_prior is None:
+            self.distance_prior = prior_possible
+        elif not isinstance(self.distance_prior, bool):
+            raise TypeError(f"distance_prior must be a bool or None, got {self.distance_prior!r}.")
+        elif self.distance_prior and not prior_possible:
+            raise ValueError(
+                "distance_prior=True needs use_distance=True and coefficients 'sigmoid' or "
+                "'softmax'."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict of the fields, for config.json."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DownsizeNetConfig:
+        """Build from a dict, refusing unknown keys (a typo must not pass silently)."""
+        if not isinstance(data, dict):
+            raise TypeError(f"a DownsizeNet config must be a JSON object, got {type(data).__name__}.")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown DownsizeNet config key(s) {unknown}; expected some of {sorted(known)}."
+            )
+        return cls(**data)
+
+    @property
+    def distance_channels(self) -> int:
+        """Channels of the relative-distance map (the classical weights of a 2x2 or 4x4 window)."""
+        if not self.use_distance:
+            return 0
+        return 16 if self.neighbourhood == "bicubic" else 4
+
+    @property
+    def logit_channels(self) -> int:
+        """Channels the 1x1 head outputs: one per neighbour, or a 4x4 grid for antialias."""
+        if self.neighbourhood == "bilinear":
+            return 4
+        return 16 if self.neighbourhood == "bicubic" else ANTIALIAS_GRID * ANTIALIAS_GRID
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}.")
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {value!r}.")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}.")
+
+
+class _Geometry(NamedTuple):
+    """Per-shape constants: gather indices, distance map, prior, tap mask, antialias grid maps."""
+
+    index_y: torch.Tensor  # (h * Ky,) long
+    index_x: torch.Tensor  # (w * Kx,) long
+    anchor_y: torch.Tensor  # (h,) long
+    anchor_x: torch.Tensor  # (w,) long
+    distance: torch.Tensor  # (D, h, w)
+    prior: torch.Tensor  # (h, Ky, w, Kx), convex weights (ones when there is no prior)
+    mask: torch.Tensor  # (h, Ky, w, Kx), 1 for real taps, 0 for padding taps
+    grid_y: torch.Tensor | None  # (h, Ky, G) hat-function weights of the antialias logit grid
+    grid_x: torch.Tensor | None  # (w, Kx, G)
+    taps: tuple[int, int]
+
+
+def _hat_weights(position: torch.Tensor, nodes: int) -> torch.Tensor:
+    """Linear-interpolation weights of ``position`` in [-1, 1] onto ``nodes`` evenly spaced nodes."""
+    grid = torch.linspace(-1.0, 1.0, nodes, dtype=position.dtype)
+    spacing = 2.0 / (nodes - 1)
+    return (1.0 - (position[..., None] - grid).abs() / spacing).clamp_min(0.0)
+
+
+class DownsizeNet(nn.Module):
+    """A learned image resizer: each output pixel is a convex mix of its input neighbours.
+
+    Conventions: input ``(B, C, H, W)`` floating point, output ``(B, C, h, w)`` in the same dtype.
+    Coordinates follow ``F.interpolate(align_corners=False)`` (half-pixel centres, indices clamped
+    at the borders); ``scale_factor`` behaves as in ``F.interpolate`` (output ``floor(H * s)``,
+    coordinate step ``1 / s``). Works for any output size, up or down, non-square, fractional.
+
+    Starting point: with ``init="bilinear"`` (the default) the 1x1 head's weights on the distance
+    map and its bias are zero, so every neighbour gets the same logit; the distance prior then
+    makes the coefficients exactly the classical ones (bilinear; antialiased bilinear for the
+    ``antialias`` neighbourhood; bilinear inside the 4x4 window, plus 1e-4 uniform mass, for
+    ``bicubic``). The head's texture weights start at std 1e-4, so the start is bilinear to about
+    1e-4 and gradients still reach the texture branch from the first step. Inserting the module
+    into a pipeline therefore never starts below the bilinear baseline. Without the distance map
+    (``use_distance=False``, the texture-only ablation) the start is the plain average of the
+    neighbours.
+
+    Example:
+        >>> import torch
+        >>> from downsizenet_hub import DownsizeNet
+        >>> net = DownsizeNet()  # the paper's default: 3 conv layers, 16 channels, bilinear taps
+        >>> net(torch.rand(2, 3, 300, 300), size=(160, 160)).shape
+        torch.Size([2, 3, 160, 160])
+        >>> net(torch.rand(1, 3, 513, 513), scale_factor=0.35).shape
+        torch.Size([1, 3, 179, 179])
+    """
+
+    def __init__(self, config: DownsizeNetConfig | None = None, **overrides: Any) -> None:
+        super().__init__()
+        if config is None:
+            config = DownsizeNetConfig(**overrides)
+        elif overrides:
+            config = DownsizeNetConfig.from_dict({**config.to_dict(), **overrides})
+        if not isinstance(config, DownsizeNetConfig):
+            raise TypeError(f"config must be a DownsizeNetConfig, got {type(config).__name__}.")
+        self.config = config
+        layers: list[nn.Module] = []
+        in_channels = config.in_channels
+        for _ in range(config.conv_layers):
+            layers += [nn.Conv2d(in_channels, config.channels, 3, padding=1), nn.ReLU(inplace=True)]
+            in_channels = config.channels
+        self.texture = nn.Sequential(*layers)
+        texture_channels = config.channels if config.conv_layers else 0
+        self.head = nn.Conv2d(texture_channels + config.distance_channels, config.logit_channels, 1)
+        self._texture_channels = texture_channels
+        self._geometry_cache: OrderedDict[tuple[Any, ...], _Geometry] = OrderedDict()
+        if config.init == "bilinear":
+            self.reset_to_interpolation()
+
+    # ------------------------------------------------------------------ construction helpers
+    @torch.no_grad()
+    def reset_to_interpolation(self) -> None:
+        """Set the head so that the module starts as its classical resizer (see class docstring)."""
+        self.head.weight.zero_()
+        self.head.bias.zero_()
+        if self._texture_channels:
+            self.head.weight[:, : self._texture_channels].normal_(0.0, TEXTURE_HEAD_INIT_STD)
+
+    @classmethod
+    def as_bilinear(cls) -> DownsizeNet:
+        """The paper's special case: exactly ``F.interpolate(mode="bilinear")``.
+
+        No texture branch, the distance vector ``[(1-dx)(1-dy), dx(1-dy), (1-dx)dy, dxdy]``, a 1x1
+        conv whose filter ``g_k`` selects its k-th entry, and no sigmoid.
+        """
+        net = cls(DownsizeNetConfig(conv_layers=0, coefficients="linear", init="random"))
+        with torch.no_grad():
+            net.head.weight.copy_(torch.eye(4).view(4, 4, 1, 1))
+            net.head.bias.zero_()
+        return net
+
+    @classmethod
+    def as_antialiased(cls) -> DownsizeNet:
+        """Exactly ``F.interpolate(mode="bilinear", antialias=True)`` when downsizing.
+
+        The ``antialias`` neighbourhood with its triangle-filter prior and a zero head.
+        """
+        net = cls(DownsizeNetConfig(neighbourhood="antialias", conv_layers=0, init="random"))
+        with torch.no_grad():
+            net.head.weight.zero_()
+            net.head.bias.zero_()
+        return net
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        images: torch.Tensor,
+        size: SizeArg | None = None,
+        scale_factor: ScaleArg | None = None,
+    ) -> torch.Tensor:
+        """Resize ``images`` (``B x C x H x W``, float) to ``size=(h, w)`` or by ``scale_factor``."""
+        coefficients, geometry = self._coefficients(images, size, scale_factor)
+        return self._mix(images, coefficients, geometry)
+
+    def coefficient_maps(
+        self,
+        images: torch.Tensor,
+        size: SizeArg | None = None,
+        scale_factor: ScaleArg | None = None,
+    ) -> torch.Tensor:
+        """The per-pixel mixing coefficients, ``(B, h, w, Ky, Kx)``, non-negative, summing to 1.
+
+        ``Ky x Kx`` is the neighbourhood (2x2, 4x4, or the antialias support), ordered top to
+        bottom and left to right.
+        """
+        coefficients, _ = self._coefficients(images, size, scale_factor)
+        return coefficients.permute(0, 1, 3, 2, 4)
+
+    def _coefficients(
+        self, images: torch.Tensor, size: SizeArg | None, scale_factor: ScaleArg | None
+    ) -> tuple[torch.Tensor, _Geometry]:
+        out_size, scales = _output_size(images, size, scale_factor)
+        if self.config.conv_layers and images.shape[1] != self.config.in_channels:
+            raise ValueError(
+                f"images have {images.shape[1]} channels but this DownsizeNet's texture branch "
+                f"reads in_channels={self.config.in_channels}."
+            )
+        weight = self.head.weight
+        geometry = self._geometry(images.shape[-2:], out_size, scales, weight.device)
+        batch = images.shape[0]
+        inputs = []
+        if self._texture_channels:
+            features = self.texture(images)
+            # Floating pooling: the feature vector at each output pixel's top-left neighbour.
+            features = features.index_select(2, geometry.anchor_y).index_select(3, geometry.anchor_x)
+            inputs.append(features)
+        if self.config.use_distance:
+            distance = geometry.distance.to(dtype=inputs[0].dtype if inputs else weight.dtype)
+            inputs.append(distance.unsqueeze(0).expand(batch, -1, -1, -1))
+        logits = self.head(torch.cat(inputs, dim=1) if len(inputs) > 1 else inputs[0])
+        return self._normalise(logits.float(), geometry), geometry
+
+    def _normalise(self, logits: torch.Tensor, geometry: _Geometry) -> torch.Tensor:
+        """Logits ``(B, L, h, w)`` to convex coefficients ``(B, h, Ky, w, Kx)``."""
+        batch, _, h, w = logits.shape
+        ky, kx = geometry.taps
+        if geometry.grid_y is not None and geometry.grid_x is not None:
+            grid = logits.view(batch, ANTIALIAS_GRID, ANTIALIAS_GRID, h, w)
+            taps = torch.einsum("hkg,wlq,bgqhw->bhkwl", geometry.grid_y, geometry.grid_x, grid)
+        else:
+            taps = logits.view(batch, ky, kx, h, w).permute(0, 3, 1, 4, 2)
+        mode = self.config.coefficients
+        if mode == "linear":
+            weights = taps.clamp_min(0.0)
+        elif mode == "sigmoid":
+            weights = torch.sigmoid(taps)
+        else:  # softmax, written as a normalised exp so that the prior multiplies it
+            weights = torch.exp(taps - taps.amax(dim=(2, 4), keepdim=True))
+        weights = weights * geometry.prior * geometry.mask
+        total = weights.sum(dim=(2, 4), keepdim=True)
+        uniform = geometry.mask / geometry.mask.sum(dim=(1, 3), keepdim=True)
+        # A linear head can output all zeros (or an underflowed sum): fall back to the plain
+        # average of the taps, which is still convex.
+        return torch.where(total > 0, weights / total.clamp_min(1e-30), uniform)
+
+    @staticmethod
+    def _mix(images: torch.Tensor, coefficients: torch.Tensor, geometry: _Geometry) -> torch.Tensor:
+        batch, channels = images.shape[:2]
+        _, h, ky, w, kx = coefficients.shape
+        rows = images.index_select(2, geometry.index_y)  # (B, C, h*Ky, W)
+        taps = rows.index_select(3, geometry.index_x).view(batch, channels, h, ky, w, kx)
+        out = torch.einsum("bchkwl,bhkwl->bchw", taps, coefficients.to(taps.dtype))
+        return out.to(images.dtype)
+
+    # ------------------------------------------------------------------ geometry
+    def _geometry(
+        self,
+        in_size: torch.Size,
+        out_size: tuple[int, int],
+        scales: tuple[float | None, float | None],
+        device: torch.device,
+    ) -> _Geometry:
+        key = (tuple(in_size), out_size, scales, device)
+        cached = self._geometry_cache.get(key)
+        if cached is not None:
+            self._geometry_cache.move_to_end(key)
+            return cached
+        geometry = _build_geometry(self.config, tuple(in_size), out_size, scales, device)
+        self._geometry_cache[key] = geometry
+        if len(self._geometry_cache) > _GEOMETRY_CACHE_SIZE:
+            self._geometry_cache.popitem(last=False)
+        return geometry
+
+    def _apply(self, fn: Any, recurse: bool = True) -> DownsizeNet:
+        self._geometry_cache.clear()  # cached index maps live on the old device
+        return cast(DownsizeNet, super()._apply(fn, recurse))
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (
+            f"neighbourhood={c.neighbourhood}, conv_layers={c.conv_layers}, channels={c.channels}, "
+            f"use_distance={c.use_distance}, coefficients={c.coefficients}, "
+            f"distance_prior={c.distance_prior}"
+        )
+
+    # ------------------------------------------------------------------ storage (see hub.py)
+    def save_pretrained(self, save_directory: str, **kwargs: Any) -> Any:
+        """Write ``model.safetensors``, ``config.json`` and a model card to ``save_directory``."""
+        from downsizenet_hub import hub  # storage lives in hub.py; imported lazily on purpose
+
+        return hub.save_pretrained(self, save_directory, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, ref: str, **kwargs: Any) -> DownsizeNet:
+        """Load a published resizer: a directory, a local-hub name, or a Hugging Face repo id."""
+        from downsizenet_hub import hub
+
+        return hub.from_pretrained(ref, **kwargs)
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
+        """Upload this resizer to the Hugging Face Hub (safetensors, config.json, model card)."""
+        from downsizenet_hub import hub
+
+        return hub.push_to_hub(self, repo_id, **kwargs)
+
+
+def _output_size(
+    images: torch.Tensor, size: SizeArg | None, scale_factor: ScaleArg | None
+) -> tuple[tuple[int, int], tuple[float | None, float | None]]:
+    """Validate the call and return ``(h, w)`` plus the scale factors that set the geometry."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}.")
+    if images.dim() != 4:
+        raise ValueError(f"images must be a 4-D tensor B x C x H x W, got shape {tuple(images.shape)}.")
+    if not images.is_floating_point():
+        raise TypeError(f"images must have a floating dtype, got {images.dtype}.")
+    if (size is None) == (scale_factor is None):
+        raise ValueError("give exactly one of size=(h, w) or scale_factor=s.")
+    in_h, in_w = images.shape[-2:]
+    if size is not None:
+        pair = _pair(size, "size")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair):
+            raise ValueError(f"size must be positive integers (h, w), got {size!r}.")
+        return (int(pair[0]), int(pair[1])), (None, None)
+    assert scale_factor is not None
+    factors = _pair(scale_factor, "scale_factor")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in factors):
+        raise ValueError(f"scale_factor must be positive numbers, got {scale_factor!r}.")
+    sy, sx = float(factors[0]), float(factors[1])
+    out = (math.floor(in_h * sy), math.floor(in_w * sx))
+    if min(out) < 1:
+        raise ValueError(
+            f"scale_factor={scale_factor!r} shrinks a {in_h}x{in_w} image to {out[0]}x{out[1]}; "
+            "the output needs at least one pixel per side."
+        )
+    return out, (sy, sx)
+
+
+def _pair(value: Any, name: str) -> tuple[Any, Any]:
+    if isinstance(value, (tuple, list, torch.Size)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be one value or a pair (h, w), got {value!r}.")
+        return value[0], value[1]
+    return value, value
+
+
+def _build_geometry(
+    config: DownsizeNetConfig,
+    in_size: tuple[int, ...],
+    out_size: tuple[int, int],
+    scales: tuple[float | None, float | None],
+    device: torch.device,
+) -> _Geometry:
+    rows = axis_sampling(config.neighbourhood, in_size[0], out_size[0], scales[0])
+    cols = axis_sampling(config.neighbourhood, in_size[1], out_size[1], scales[1])
+    ky, kx = rows.index.shape[1], cols.index.shape[1]
+
+    def outer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # (h, Ky), (w, Kx) -> (h,Ky,w,Kx)
+        return a[:, :, None, None] * b[None, None, :, :]
+
+    if config.neighbourhood == "antialias":
+        distance = _distance_map(_bilinear_pair(rows), _bilinear_pair(cols))
+        grid_y = _hat_weights(rows.position, ANTIALIAS_GRID).float().to(device)
+        grid_x = _hat_weights(cols.position, ANTIALIAS_GRID).float().to(device)
+    else:
+        distance = _distance_map(rows.weight, cols.weight)
+        grid_y = grid_x = None
+    prior = outer(rows.prior, cols.prior) if config.distance_prior else None
+    mask = outer(rows.valid.double(), cols.valid.double())
+    return _Geometry(
+        index_y=rows.index.reshape(-1).to(device),
+        index_x=cols.index.reshape(-1).to(device),
+        anchor_y=rows.anchor.to(device),
+        anchor_x=cols.anchor.to(device),
+        distance=distance.float().to(device),
+        prior=(prior if prior is not None else torch.ones_like(mask)).float().to(device),
+        mask=mask.float().to(device),
+        grid_y=grid_y,
+        grid_x=grid_x,
+        taps=(ky, kx),
+    )
+
+
+def _bilinear_pair(axis: AxisSampling) -> torch.Tensor:
+    return torch.stack([1 - axis.offset, axis.offset], dim=1)
+
+
+def _distance_map(weight_y: torch.Tensor, weight_x: torch.Tensor) -> torch.Tensor:
+    """The relative-distance map ``(Ky*Kx, h, w)``: products ``wy[a] * wx[b]``, row-major.
+
+    For 2 taps this is the paper's ``[(1-dx)(1-dy), dx(1-dy), (1-dx)dy, dxdy]``.
+    """
+    products = weight_y[:, :, None, None] * weight_x[None, None, :, :]  # (h, Ky, w, Kx)
+    h, ky, w, kx = products.shape
+    return products.permute(1, 3, 0, 2).reshape(ky * kx, h, w)
