@@ -38,6 +38,10 @@ def root(
     """Learned image downsizing (DownsizeNet) for PyTorch vision pipelines."""
 
 
+# Command registrations: each command module defines its own typer.Typer (a group) or a plain
+# function (a single command) and never imports this module; it is wired in here, one line each.
+# Example: app.add_typer(hub_commands.app, name="hub"); app.command("pretrain")(pretrain_cmd.pretrain)
+
 def main() -> None:
     """Console-script entry point."""
     app()
