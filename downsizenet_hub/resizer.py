@@ -281,7 +281,7 @@ class DownsizeNet(nn.Module):
     def _coefficients(
         self, images: torch.Tensor, size: SizeArg | None, scale_factor: ScaleArg | None
     ) -> tuple[torch.Tensor, _Geometry]:
-        out_size, scales = _output_size(images, size, scale_factor)
+        out_size, scales = resolve_output_size(images, size, scale_factor)
         if self.config.conv_layers and images.shape[1] != self.config.in_channels:
             raise ValueError(
                 f"images have {images.shape[1]} channels but this DownsizeNet's texture branch "
@@ -386,10 +386,13 @@ class DownsizeNet(nn.Module):
         return hub.push_to_hub(self, repo_id, **kwargs)
 
 
-def _output_size(
+def resolve_output_size(
     images: torch.Tensor, size: SizeArg | None, scale_factor: ScaleArg | None
 ) -> tuple[tuple[int, int], tuple[float | None, float | None]]:
-    """Validate the call and return ``(h, w)`` plus the scale factors that set the geometry."""
+    """Validate a resize call and return ``(h, w)`` plus the scale factors that set the geometry.
+
+    Shared by every resizer so that bad input gets the same one-sentence errors everywhere.
+    """
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}.")
     if images.dim() != 4:
