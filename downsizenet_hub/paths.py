@@ -9,7 +9,7 @@ HOME_ENV = "DOWNSIZENET_HOME"
 
 
 def home() -> Path:
-    """``$DOWNSIZENET_HOME``, else ``$XDG_CACHE_HOME/downsizenet``, else ``~/.cache/downsizenet``."""
+    """``$DOWNSIZENET_HOME``, else ``$XDG_CACHE_HOME/downsizenet``, else ``~/.cache/...``."""
     explicit = os.environ.get(HOME_ENV)
     if explicit:
         return Path(explicit).expanduser()

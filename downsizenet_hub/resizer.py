@@ -75,7 +75,7 @@ class DownsizeNetConfig:
     # or the triangle filter for antialias) before normalising, so that equal logits reproduce the
     # classical resizer. None: on whenever possible (use_distance and a sigmoid/softmax head).
     distance_prior: bool | None = None
-    # "bilinear": start as the classical resizer (see DownsizeNet); "random": PyTorch's default init.
+    # "bilinear": start as the classical resizer (see DownsizeNet); "random": PyTorch defaults.
     init: Init = "bilinear"
 
     def __post_init__(self) -> None:
@@ -111,7 +111,9 @@ class DownsizeNetConfig:
     def from_dict(cls, data: dict[str, Any]) -> DownsizeNetConfig:
         """Build from a dict, refusing unknown keys (a typo must not pass silently)."""
         if not isinstance(data, dict):
-            raise TypeError(f"a DownsizeNet config must be a JSON object, got {type(data).__name__}.")
+            raise TypeError(
+                f"a DownsizeNet config must be a JSON object, got {type(data).__name__}."
+            )
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -157,13 +159,14 @@ class _Geometry(NamedTuple):
     distance: torch.Tensor  # (D, h, w)
     prior: torch.Tensor  # (h, Ky, w, Kx), convex weights (ones when there is no prior)
     mask: torch.Tensor  # (h, Ky, w, Kx), 1 for real taps, 0 for padding taps
+    log_prior: torch.Tensor  # log(prior * mask), -inf on padding taps
     grid_y: torch.Tensor | None  # (h, Ky, G) hat-function weights of the antialias logit grid
     grid_x: torch.Tensor | None  # (w, Kx, G)
     taps: tuple[int, int]
 
 
 def _hat_weights(position: torch.Tensor, nodes: int) -> torch.Tensor:
-    """Linear-interpolation weights of ``position`` in [-1, 1] onto ``nodes`` evenly spaced nodes."""
+    """Linear-interpolation weights of ``position`` in [-1, 1] on ``nodes`` evenly spaced nodes."""
     grid = torch.linspace(-1.0, 1.0, nodes, dtype=position.dtype)
     spacing = 2.0 / (nodes - 1)
     return (1.0 - (position[..., None] - grid).abs() / spacing).clamp_min(0.0)
@@ -260,7 +263,10 @@ class DownsizeNet(nn.Module):
         size: SizeArg | None = None,
         scale_factor: ScaleArg | None = None,
     ) -> torch.Tensor:
-        """Resize ``images`` (``B x C x H x W``, float) to ``size=(h, w)`` or by ``scale_factor``."""
+        """Resize ``images`` (``B x C x H x W``, float) to ``size=(h, w)`` or by ``scale_factor``.
+
+        Returns ``B x C x h x w`` in the dtype of ``images``.
+        """
         coefficients, geometry = self._coefficients(images, size, scale_factor)
         return self._mix(images, coefficients, geometry)
 
@@ -294,13 +300,18 @@ class DownsizeNet(nn.Module):
         if self._texture_channels:
             features = self.texture(images)
             # Floating pooling: the feature vector at each output pixel's top-left neighbour.
-            features = features.index_select(2, geometry.anchor_y).index_select(3, geometry.anchor_x)
+            features = features.index_select(2, geometry.anchor_y).index_select(
+                3, geometry.anchor_x
+            )
             inputs.append(features)
         if self.config.use_distance:
             distance = geometry.distance.to(dtype=inputs[0].dtype if inputs else weight.dtype)
             inputs.append(distance.unsqueeze(0).expand(batch, -1, -1, -1))
         logits = self.head(torch.cat(inputs, dim=1) if len(inputs) > 1 else inputs[0])
-        return self._normalise(logits.float(), geometry), geometry
+        # Coefficients are computed in float32 at least (autocast may hand back half precision).
+        return self._normalise(
+            logits.to(torch.promote_types(logits.dtype, torch.float32)), geometry
+        ), geometry
 
     def _normalise(self, logits: torch.Tensor, geometry: _Geometry) -> torch.Tensor:
         """Logits ``(B, L, h, w)`` to convex coefficients ``(B, h, Ky, w, Kx)``."""
@@ -308,22 +319,24 @@ class DownsizeNet(nn.Module):
         ky, kx = geometry.taps
         if geometry.grid_y is not None and geometry.grid_x is not None:
             grid = logits.view(batch, ANTIALIAS_GRID, ANTIALIAS_GRID, h, w)
-            taps = torch.einsum("hkg,wlq,bgqhw->bhkwl", geometry.grid_y, geometry.grid_x, grid)
+            grid_y, grid_x = geometry.grid_y.to(grid.dtype), geometry.grid_x.to(grid.dtype)
+            taps = torch.einsum("hkg,wlq,bgqhw->bhkwl", grid_y, grid_x, grid)
         else:
             taps = logits.view(batch, ky, kx, h, w).permute(0, 3, 1, 4, 2)
-        mode = self.config.coefficients
-        if mode == "linear":
-            weights = taps.clamp_min(0.0)
-        elif mode == "sigmoid":
-            weights = torch.sigmoid(taps)
-        else:  # softmax, written as a normalised exp so that the prior multiplies it
-            weights = torch.exp(taps - taps.amax(dim=(2, 4), keepdim=True))
-        weights = weights * geometry.prior * geometry.mask
-        total = weights.sum(dim=(2, 4), keepdim=True)
-        uniform = geometry.mask / geometry.mask.sum(dim=(1, 3), keepdim=True)
-        # A linear head can output all zeros (or an underflowed sum): fall back to the plain
-        # average of the taps, which is still convex.
-        return torch.where(total > 0, weights / total.clamp_min(1e-30), uniform)
+        if self.config.coefficients == "linear":
+            weights = taps.clamp_min(0.0) * geometry.prior * geometry.mask
+            total = weights.sum(dim=(2, 4), keepdim=True)
+            uniform = geometry.mask / geometry.mask.sum(dim=(1, 3), keepdim=True)
+            # A linear head can output all zeros: fall back to the plain average of the taps.
+            safe = torch.where(total > 0, total, torch.ones_like(total))
+            return torch.where(total > 0, weights / safe, uniform)
+        # sigmoid / softmax, in log space so that no logit can underflow the normalisation:
+        # log(prior * act(z)) is shifted by its maximum, which is finite because the prior has
+        # mass on at least one real tap; the largest term is then exactly 1.
+        log_act = F.logsigmoid(taps) if self.config.coefficients == "sigmoid" else taps
+        scores = log_act + geometry.log_prior
+        weights = torch.exp(scores - scores.amax(dim=(2, 4), keepdim=True))
+        return weights / weights.sum(dim=(2, 4), keepdim=True)
 
     @staticmethod
     def _mix(images: torch.Tensor, coefficients: torch.Tensor, geometry: _Geometry) -> torch.Tensor:
@@ -396,7 +409,9 @@ def resolve_output_size(
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}.")
     if images.dim() != 4:
-        raise ValueError(f"images must be a 4-D tensor B x C x H x W, got shape {tuple(images.shape)}.")
+        raise ValueError(
+            f"images must be a 4-D tensor B x C x H x W, got shape {tuple(images.shape)}."
+        )
     if not images.is_floating_point():
         raise TypeError(f"images must have a floating dtype, got {images.dtype}.")
     if (size is None) == (scale_factor is None):
@@ -443,23 +458,26 @@ def _build_geometry(
     def outer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # (h, Ky), (w, Kx) -> (h,Ky,w,Kx)
         return a[:, :, None, None] * b[None, None, :, :]
 
+    grid_y: torch.Tensor | None = None
+    grid_x: torch.Tensor | None = None
     if config.neighbourhood == "antialias":
         distance = _distance_map(_bilinear_pair(rows), _bilinear_pair(cols))
         grid_y = _hat_weights(rows.position, ANTIALIAS_GRID).float().to(device)
         grid_x = _hat_weights(cols.position, ANTIALIAS_GRID).float().to(device)
     else:
         distance = _distance_map(rows.weight, cols.weight)
-        grid_y = grid_x = None
-    prior = outer(rows.prior, cols.prior) if config.distance_prior else None
     mask = outer(rows.valid.double(), cols.valid.double())
+    prior = outer(rows.prior, cols.prior) if config.distance_prior else torch.ones_like(mask)
+    prior_or_ones = prior.float()
     return _Geometry(
         index_y=rows.index.reshape(-1).to(device),
         index_x=cols.index.reshape(-1).to(device),
         anchor_y=rows.anchor.to(device),
         anchor_x=cols.anchor.to(device),
         distance=distance.float().to(device),
-        prior=(prior if prior is not None else torch.ones_like(mask)).float().to(device),
+        prior=prior_or_ones.to(device),
         mask=mask.float().to(device),
+        log_prior=(prior_or_ones * mask.float()).log().to(device),
         grid_y=grid_y,
         grid_x=grid_x,
         taps=(ky, kx),

@@ -8,7 +8,8 @@ to the image, so border pixels repeat.
 
 Everything here is separable: an :class:`AxisSampling` describes one axis, and a 2-D neighbourhood
 is the outer product of a row and a column sampling. The results depend only on the sizes and the
-scale, so :class:`~downsizenet_hub.resizer.DownsizeNet` computes them once per shape and reuses them.
+scale, so :class:`~downsizenet_hub.resizer.DownsizeNet` computes them once per shape and reuses
+them.
 """
 
 from __future__ import annotations
@@ -56,7 +57,13 @@ class AxisSampling:
 
 
 def coordinate_scale(in_size: int, out_size: int, scale_factor: float | None) -> float:
-    """The input-per-output step PyTorch uses: ``1 / scale_factor`` if given, else ``in / out``."""
+    """The input-per-output step PyTorch uses: ``1 / scale_factor`` if given, else ``in / out``.
+
+    An axis whose length does not change is copied as is, whatever the scale factor, as
+    PyTorch's CPU kernels do.
+    """
+    if in_size == out_size:
+        return 1.0
     if scale_factor is not None and scale_factor > 0:
         return 1.0 / scale_factor
     return in_size / out_size
@@ -117,7 +124,7 @@ def _bicubic(in_size: int, out_size: int, scale: float) -> AxisSampling:
 def antialias_taps(scale: float) -> int:
     """Number of taps of PyTorch's antialiased bilinear filter at this input-per-output step."""
     support = scale if scale >= 1.0 else 1.0
-    return int(math.ceil(support)) * 2 + 1
+    return math.ceil(support) * 2 + 1
 
 
 def _antialias(in_size: int, out_size: int, scale: float) -> AxisSampling:

@@ -1,4 +1,4 @@
-"""Shared fixtures: every test gets its own DOWNSIZENET_HOME, so nothing touches the user's cache."""
+"""Shared fixtures: each test gets its own DOWNSIZENET_HOME, so nothing touches the user's cache."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     home = tmp_path_factory.mktemp("downsizenet_home")
     monkeypatch.setenv("DOWNSIZENET_HOME", str(home))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
