@@ -47,6 +47,7 @@ ANTIALIAS_GRID = 4
 #: bilinear to ~1e-4, non-zero so that gradients reach the texture branch from the first step.
 TEXTURE_HEAD_INIT_STD = 1e-4
 _GEOMETRY_CACHE_SIZE = 16
+_CHANNELS_LAST = torch.channels_last
 
 
 @dataclass
@@ -150,18 +151,20 @@ def _check_int(name: str, value: object, low: int, high: int) -> None:
 
 
 class _Geometry(NamedTuple):
-    """Per-shape constants: gather indices, distance map, prior, tap mask, antialias grid maps."""
+    """Per-shape constants, in pixel-major (channels-last) order: output pixel, then tap.
 
-    index_y: torch.Tensor  # (h * Ky,) long
-    index_x: torch.Tensor  # (w * Kx,) long
-    anchor_y: torch.Tensor  # (h,) long
-    anchor_x: torch.Tensor  # (w,) long
-    distance: torch.Tensor  # (D, h, w)
-    prior: torch.Tensor  # (h, Ky, w, Kx), convex weights (ones when there is no prior)
-    mask: torch.Tensor  # (h, Ky, w, Kx), 1 for real taps, 0 for padding taps
-    log_prior: torch.Tensor  # log(prior * mask), -inf on padding taps
+    Flat indices address ``H * W`` input pixels, so gathers move whole pixel vectors.
+    """
+
+    taps_index: torch.Tensor  # (h * w * Ky * Kx,) long, flat input pixel of every tap
+    anchor_index: torch.Tensor  # (h * w,) long, flat input pixel of each top-left neighbour
+    distance: torch.Tensor  # (h * w, D), the relative-distance vectors
+    log_prior: torch.Tensor  # (h, w, Ky, Kx), log(prior * mask): -inf on padding taps
+    prior: torch.Tensor  # (h, w, Ky, Kx), convex weights (ones when there is no prior)
+    mask: torch.Tensor  # (h, w, Ky, Kx), 1 for real taps, 0 for padding taps
     grid_y: torch.Tensor | None  # (h, Ky, G) hat-function weights of the antialias logit grid
     grid_x: torch.Tensor | None  # (w, Kx, G)
+    out_size: tuple[int, int]
     taps: tuple[int, int]
 
 
@@ -265,7 +268,7 @@ class DownsizeNet(nn.Module):
     ) -> torch.Tensor:
         """Resize ``images`` (``B x C x H x W``, float) to ``size=(h, w)`` or by ``scale_factor``.
 
-        Returns ``B x C x h x w`` in the dtype of ``images``.
+        Returns ``B x C x h x w`` in the dtype of ``images`` (channels-last in memory).
         """
         coefficients, geometry = self._coefficients(images, size, scale_factor)
         return self._mix(images, coefficients, geometry)
@@ -282,10 +285,13 @@ class DownsizeNet(nn.Module):
         bottom and left to right.
         """
         coefficients, _ = self._coefficients(images, size, scale_factor)
-        return coefficients.permute(0, 1, 3, 2, 4)
+        return coefficients
 
     def _coefficients(
-        self, images: torch.Tensor, size: SizeArg | None, scale_factor: ScaleArg | None
+        self,
+        images: torch.Tensor,
+        size: SizeArg | None,
+        scale_factor: ScaleArg | None,
     ) -> tuple[torch.Tensor, _Geometry]:
         out_size, scales = resolve_output_size(images, size, scale_factor)
         if self.config.conv_layers and images.shape[1] != self.config.in_channels:
@@ -298,35 +304,33 @@ class DownsizeNet(nn.Module):
         batch = images.shape[0]
         inputs = []
         if self._texture_channels:
-            features = self.texture(images)
+            features = _pixel_major(self.texture(images.contiguous(memory_format=_CHANNELS_LAST)))
             # Floating pooling: the feature vector at each output pixel's top-left neighbour.
-            features = features.index_select(2, geometry.anchor_y).index_select(
-                3, geometry.anchor_x
-            )
-            inputs.append(features)
+            inputs.append(features.index_select(1, geometry.anchor_index))
         if self.config.use_distance:
             distance = geometry.distance.to(dtype=inputs[0].dtype if inputs else weight.dtype)
-            inputs.append(distance.unsqueeze(0).expand(batch, -1, -1, -1))
-        logits = self.head(torch.cat(inputs, dim=1) if len(inputs) > 1 else inputs[0])
+            inputs.append(distance.unsqueeze(0).expand(batch, -1, -1))
+        head_in = torch.cat(inputs, dim=2) if len(inputs) > 1 else inputs[0]
+        # The 1x1 conv, applied to pixel vectors.
+        logits = F.linear(head_in, weight.flatten(1).to(head_in.dtype), self.head.bias)
         # Coefficients are computed in float32 at least (autocast may hand back half precision).
-        return self._normalise(
-            logits.to(torch.promote_types(logits.dtype, torch.float32)), geometry
-        ), geometry
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        return self._normalise(logits.view(batch, *out_size, -1), geometry), geometry
 
     def _normalise(self, logits: torch.Tensor, geometry: _Geometry) -> torch.Tensor:
-        """Logits ``(B, L, h, w)`` to convex coefficients ``(B, h, Ky, w, Kx)``."""
-        batch, _, h, w = logits.shape
+        """Logits ``(B, h, w, L)`` to convex coefficients ``(B, h, w, Ky, Kx)``."""
+        batch, h, w, _ = logits.shape
         ky, kx = geometry.taps
         if geometry.grid_y is not None and geometry.grid_x is not None:
-            grid = logits.view(batch, ANTIALIAS_GRID, ANTIALIAS_GRID, h, w)
+            grid = logits.view(batch, h, w, ANTIALIAS_GRID, ANTIALIAS_GRID)
             grid_y, grid_x = geometry.grid_y.to(grid.dtype), geometry.grid_x.to(grid.dtype)
-            taps = torch.einsum("hkg,wlq,bgqhw->bhkwl", grid_y, grid_x, grid)
+            taps = torch.einsum("hkg,wlq,bhwgq->bhwkl", grid_y, grid_x, grid)
         else:
-            taps = logits.view(batch, ky, kx, h, w).permute(0, 3, 1, 4, 2)
+            taps = logits.view(batch, h, w, ky, kx)
         if self.config.coefficients == "linear":
             weights = taps.clamp_min(0.0) * geometry.prior * geometry.mask
-            total = weights.sum(dim=(2, 4), keepdim=True)
-            uniform = geometry.mask / geometry.mask.sum(dim=(1, 3), keepdim=True)
+            total = weights.sum(dim=(3, 4), keepdim=True)
+            uniform = geometry.mask / geometry.mask.sum(dim=(2, 3), keepdim=True)
             # A linear head can output all zeros: fall back to the plain average of the taps.
             safe = torch.where(total > 0, total, torch.ones_like(total))
             return torch.where(total > 0, weights / safe, uniform)
@@ -335,17 +339,20 @@ class DownsizeNet(nn.Module):
         # mass on at least one real tap; the largest term is then exactly 1.
         log_act = F.logsigmoid(taps) if self.config.coefficients == "sigmoid" else taps
         scores = log_act + geometry.log_prior
-        weights = torch.exp(scores - scores.amax(dim=(2, 4), keepdim=True))
-        return weights / weights.sum(dim=(2, 4), keepdim=True)
+        weights = torch.exp(scores - scores.amax(dim=(3, 4), keepdim=True))
+        return weights / weights.sum(dim=(3, 4), keepdim=True)
 
     @staticmethod
     def _mix(images: torch.Tensor, coefficients: torch.Tensor, geometry: _Geometry) -> torch.Tensor:
+        """Gather every tap's pixel vector and take the convex mix: ``(B, C, h, w)``."""
+        pixels = _pixel_major(images)
         batch, channels = images.shape[:2]
-        _, h, ky, w, kx = coefficients.shape
-        rows = images.index_select(2, geometry.index_y)  # (B, C, h*Ky, W)
-        taps = rows.index_select(3, geometry.index_x).view(batch, channels, h, ky, w, kx)
-        out = torch.einsum("bchkwl,bhkwl->bchw", taps, coefficients.to(taps.dtype))
-        return out.to(images.dtype)
+        h, w = geometry.out_size
+        taps = pixels.index_select(1, geometry.taps_index)  # (B, h*w*K, C)
+        taps = taps.view(batch, h * w, -1, channels)
+        weights = coefficients.reshape(batch, h * w, 1, -1).to(taps.dtype)
+        out = torch.matmul(weights, taps).view(batch, h, w, channels)
+        return out.permute(0, 3, 1, 2).to(images.dtype)
 
     # ------------------------------------------------------------------ geometry
     def _geometry(
@@ -454,9 +461,10 @@ def _build_geometry(
     rows = axis_sampling(config.neighbourhood, in_size[0], out_size[0], scales[0])
     cols = axis_sampling(config.neighbourhood, in_size[1], out_size[1], scales[1])
     ky, kx = rows.index.shape[1], cols.index.shape[1]
+    width = in_size[1]
 
-    def outer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # (h, Ky), (w, Kx) -> (h,Ky,w,Kx)
-        return a[:, :, None, None] * b[None, None, :, :]
+    def outer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # (h, Ky), (w, Kx) -> (h,w,Ky,Kx)
+        return a[:, None, :, None] * b[None, :, None, :]
 
     grid_y: torch.Tensor | None = None
     grid_x: torch.Tensor | None = None
@@ -466,22 +474,30 @@ def _build_geometry(
         grid_x = _hat_weights(cols.position, ANTIALIAS_GRID).float().to(device)
     else:
         distance = _distance_map(rows.weight, cols.weight)
-    mask = outer(rows.valid.double(), cols.valid.double())
-    prior = outer(rows.prior, cols.prior) if config.distance_prior else torch.ones_like(mask)
-    prior_or_ones = prior.float()
+    mask = outer(rows.valid.double(), cols.valid.double()).float()
+    prior = (
+        outer(rows.prior, cols.prior).float() if config.distance_prior else torch.ones_like(mask)
+    )
+    taps_index = rows.index[:, None, :, None] * width + cols.index[None, :, None, :]
+    anchor_index = rows.anchor[:, None] * width + cols.anchor[None, :]
     return _Geometry(
-        index_y=rows.index.reshape(-1).to(device),
-        index_x=cols.index.reshape(-1).to(device),
-        anchor_y=rows.anchor.to(device),
-        anchor_x=cols.anchor.to(device),
+        taps_index=taps_index.reshape(-1).to(device),
+        anchor_index=anchor_index.reshape(-1).to(device),
         distance=distance.float().to(device),
-        prior=prior_or_ones.to(device),
-        mask=mask.float().to(device),
-        log_prior=(prior_or_ones * mask.float()).log().to(device),
+        log_prior=(prior * mask).log().to(device),
+        prior=prior.to(device),
+        mask=mask.to(device),
         grid_y=grid_y,
         grid_x=grid_x,
+        out_size=out_size,
         taps=(ky, kx),
     )
+
+
+def _pixel_major(images: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` as ``(B, H*W, C)`` pixel vectors (a view when already channels-last)."""
+    batch, channels = images.shape[:2]
+    return images.permute(0, 2, 3, 1).reshape(batch, -1, channels)
 
 
 def _bilinear_pair(axis: AxisSampling) -> torch.Tensor:
@@ -489,10 +505,10 @@ def _bilinear_pair(axis: AxisSampling) -> torch.Tensor:
 
 
 def _distance_map(weight_y: torch.Tensor, weight_x: torch.Tensor) -> torch.Tensor:
-    """The relative-distance map ``(Ky*Kx, h, w)``: products ``wy[a] * wx[b]``, row-major.
+    """The relative-distance vectors ``(h*w, Ky*Kx)``: products ``wy[a] * wx[b]``, row-major.
 
     For 2 taps this is the paper's ``[(1-dx)(1-dy), dx(1-dy), (1-dx)dy, dxdy]``.
     """
-    products = weight_y[:, :, None, None] * weight_x[None, None, :, :]  # (h, Ky, w, Kx)
-    h, ky, w, kx = products.shape
-    return products.permute(1, 3, 0, 2).reshape(ky * kx, h, w)
+    products = weight_y[:, None, :, None] * weight_x[None, :, None, :]  # (h, w, Ky, Kx)
+    h, w, ky, kx = products.shape
+    return products.reshape(h * w, ky * kx)
