@@ -1,0 +1,156 @@
+"""Model cards: rendered from ``model_cards/resizer_card.md`` with huggingface_hub's ModelCard.
+
+The YAML header is what the Hugging Face Hub reads (library_name, tags, license, datasets and a
+model-index with the resizer's result beside its baseline's); the body is the recipe, the results,
+how to load it, and its limitations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from downsizenet_hub.hub.record import TrainingRecord
+from downsizenet_hub.resizer import DownsizeNetConfig
+
+#: The templates ship inside the package (``downsizenet_hub/model_cards`` links to the repository's
+#: top-level ``model_cards/``; the wheel carries them as package data).
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "model_cards"
+RESIZER_TEMPLATE = TEMPLATES_DIR / "resizer_card.md"
+LIBRARY_NAME = "downsizenet-hub"
+LICENSE = "mit"
+# Our task names -> the Hugging Face Hub's task ids (others are passed through unchanged).
+_HF_TASKS = {
+    "segmentation": "image-segmentation",
+    "semantic-segmentation": "image-segmentation",
+    "detection": "object-detection",
+    "classification": "image-classification",
+}
+
+
+def card_data(config: DownsizeNetConfig, record: TrainingRecord | None, ref: str) -> ModelCardData:
+    """The card's YAML metadata."""
+    tags = [
+        "downsizenet",
+        "image-resizing",
+        "learned-downsampling",
+        "pytorch",
+        f"{config.neighbourhood}-neighbourhood",
+    ]
+    if record is None:
+        return ModelCardData(library_name=LIBRARY_NAME, license=LICENSE, tags=tags)
+    task = _HF_TASKS.get(record.task, record.task)
+    tags.append(task)
+    if record.generated_data:
+        tags.append("generated-data")
+    scores = [(record.score, f"{record.metric} (this DownsizeNet)")]
+    if record.baseline_score is not None:
+        scores.append((record.baseline_score, f"{record.metric} ({record.baseline} baseline)"))
+    results = [
+        EvalResult(
+            task_type=task,
+            task_name=record.task,
+            dataset_type=record.dataset,
+            dataset_name=record.dataset,
+            dataset_config=record.data_variant,
+            metric_type=record.metric,
+            metric_name=metric_name,
+            metric_value=value,
+        )
+        for value, metric_name in scores
+    ]
+    return ModelCardData(
+        library_name=LIBRARY_NAME,
+        license=LICENSE,
+        tags=tags,
+        datasets=[record.dataset],
+        metrics=[record.metric],
+        model_name=ref,
+        eval_results=results,
+    )
+
+
+def render_card(
+    config: DownsizeNetConfig,
+    record: TrainingRecord | None,
+    ref: str,
+    *,
+    parameters: int,
+    weights_bytes: int,
+) -> str:
+    """The full README.md for a resizer that loads as ``from_pretrained(ref)``."""
+    card = ModelCard.from_template(
+        card_data(config, record, ref),
+        template_path=str(RESIZER_TEMPLATE),
+        title=f"DownsizeNet resizer `{ref}`",
+        ref=ref,
+        architecture=describe_architecture(config),
+        parameters=f"{parameters:,}",
+        weights_size=_human_bytes(weights_bytes),
+        in_channels=config.in_channels,
+        record=record,
+        data_description=_describe_data(record) if record else "",
+        size_description=describe_size(record) if record else "",
+        score=_with_std(record.score, record.score_std) if record else "",
+        baseline_score=(
+            _with_std(record.baseline_score, record.baseline_std)
+            if record and record.baseline_score is not None
+            else ""
+        ),
+        improvement=f"{record.improvement:+.4f}"
+        if record and record.improvement is not None
+        else "",
+        seeds=_describe_seeds(record) if record else "",
+    )
+    return str(card).rstrip() + "\n"
+
+
+def describe_architecture(config: DownsizeNetConfig) -> str:
+    """One sentence, e.g. 'bilinear (2x2) neighbourhood, 3 conv layers x 16 channels, ...'."""
+    taps = {"bilinear": "2x2", "bicubic": "4x4", "antialias": "antialiased"}[config.neighbourhood]
+    texture = (
+        f"{config.conv_layers} conv layers x {config.channels} channels"
+        if config.conv_layers
+        else "no texture branch"
+    )
+    distance = "with" if config.use_distance else "without"
+    return (
+        f"{config.neighbourhood} ({taps}) neighbourhood, {texture}, {distance} the distance map, "
+        f"{config.coefficients} coefficients."
+    )
+
+
+def describe_size(record: TrainingRecord) -> str:
+    """The training geometry in words, e.g. 'input 96x96, scale factor 0.5'."""
+    parts = []
+    if record.input_size:
+        parts.append(f"input {record.input_size[0]}x{record.input_size[1]}")
+    if record.scale_factor is not None:
+        parts.append(f"scale factor {record.scale_factor:g}")
+    elif record.output_size is not None:
+        parts.append(f"output {record.output_size[0]}x{record.output_size[1]}")
+    return ", ".join(parts)
+
+
+def _describe_data(record: TrainingRecord) -> str:
+    text = f"`{record.dataset}`"
+    if record.data_variant:
+        text += f" ({record.data_variant})"
+    if record.generated_data:
+        text += ", generated by downsizenet-hub"
+    return text
+
+
+def _describe_seeds(record: TrainingRecord) -> str:
+    if record.n_seeds and record.n_seeds > 1:
+        return f"{record.seed} (scores: mean ± std over {record.n_seeds} seeds)"
+    return str(record.seed)
+
+
+def _with_std(value: float, std: float | None) -> str:
+    return f"{value:.4f} ± {std:.4f}" if std is not None else f"{value:.4f}"
+
+
+def _human_bytes(size: int) -> str:
+    return f"{size / 1024:.1f} KiB" if size >= 1024 else f"{size} B"

