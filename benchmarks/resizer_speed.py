@@ -71,9 +71,7 @@ def main() -> None:
             images = torch.rand(batch, 3, *in_size, device=device)
             for backward in (False, True):
                 mode = "fwd+bwd" if backward else "fwd"
-                runs = {
-                    name: _runner(r, images, kwargs, backward) for name, r in resizers.items()
-                }
+                runs = {name: _runner(r, images, kwargs, backward) for name, r in resizers.items()}
                 times = time_interleaved(runs, args.repeats)
                 base = median(times["bilinear"])
                 for name, values in times.items():
@@ -90,7 +88,8 @@ def main() -> None:
         ["case", "batch", "mode", "resizer", "median ms", "x bilinear"],
         rows,
     )
-    write_results(args.out, {"machine": machine_info(), "repeats": args.repeats, "results": records})
+    payload = {"machine": machine_info(), "repeats": args.repeats, "results": records}
+    write_results(args.out, payload)
     print(f"wrote {args.out}")
 
 

@@ -226,11 +226,15 @@ class DownsizeNet(nn.Module):
             self.reset_to_interpolation()
 
     # ------------------------------------------------------------------ construction helpers
+    def _head_bias(self) -> torch.Tensor:
+        assert self.head.bias is not None  # the 1x1 head is built with a bias
+        return self.head.bias
+
     @torch.no_grad()
     def reset_to_interpolation(self) -> None:
         """Set the head so that the module starts as its classical resizer (see class docstring)."""
         self.head.weight.zero_()
-        self.head.bias.zero_()
+        self._head_bias().zero_()
         if self._texture_channels:
             self.head.weight[:, : self._texture_channels].normal_(0.0, TEXTURE_HEAD_INIT_STD)
 
@@ -244,7 +248,7 @@ class DownsizeNet(nn.Module):
         net = cls(DownsizeNetConfig(conv_layers=0, coefficients="linear", init="random"))
         with torch.no_grad():
             net.head.weight.copy_(torch.eye(4).view(4, 4, 1, 1))
-            net.head.bias.zero_()
+            net._head_bias().zero_()
         return net
 
     @classmethod
@@ -256,7 +260,7 @@ class DownsizeNet(nn.Module):
         net = cls(DownsizeNetConfig(neighbourhood="antialias", conv_layers=0, init="random"))
         with torch.no_grad():
             net.head.weight.zero_()
-            net.head.bias.zero_()
+            net._head_bias().zero_()
         return net
 
     # ------------------------------------------------------------------ forward
@@ -385,22 +389,30 @@ class DownsizeNet(nn.Module):
             f"distance_prior={c.distance_prior}"
         )
 
-    # ------------------------------------------------------------------ storage (see hub.py)
+    # ------------------------------------------------------------------ storage (see hub/)
     def save_pretrained(self, save_directory: str, **kwargs: Any) -> Any:
-        """Write ``model.safetensors``, ``config.json`` and a model card to ``save_directory``."""
-        from downsizenet_hub import hub  # storage lives in hub.py; imported lazily on purpose
+        """Write ``model.safetensors``, ``config.json`` and a model card to ``save_directory``;
+        return the folder. Keywords: ``record`` (a hub.TrainingRecord), ``name`` (how the card
+        says to load it). See :func:`downsizenet_hub.hub.save_pretrained`."""
+        from downsizenet_hub import hub  # storage lives in hub/; imported lazily on purpose
 
         return hub.save_pretrained(self, save_directory, **kwargs)
 
     @classmethod
     def from_pretrained(cls, ref: str, **kwargs: Any) -> DownsizeNet:
-        """Load a published resizer: a directory, a local-hub name, or a Hugging Face repo id."""
+        """Load a published resizer, strictly, in eval mode: a directory, a local-hub name, a
+        shipped resizer, or a Hugging Face repo id ``owner/name[@revision]``. Keywords:
+        ``revision``, ``device``, ``cache_dir``, ``token``. See
+        :func:`downsizenet_hub.hub.from_pretrained`."""
         from downsizenet_hub import hub
 
         return hub.from_pretrained(ref, **kwargs)
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
-        """Upload this resizer to the Hugging Face Hub (safetensors, config.json, model card)."""
+        """Upload this resizer to the Hugging Face Hub (safetensors, config.json, model card);
+        return the commit URL. Keywords: ``record``, ``private``, ``revision``, ``force``
+        (replace a resizer already there), ``token``. See
+        :func:`downsizenet_hub.hub.push_to_hub`."""
         from downsizenet_hub import hub
 
         return hub.push_to_hub(self, repo_id, **kwargs)

@@ -7,6 +7,14 @@ from typing import Annotated
 import typer
 
 from downsizenet_hub import __version__
+from downsizenet_hub.cli import compare as compare_command
+from downsizenet_hub.cli import data
+from downsizenet_hub.cli import export as export_command
+from downsizenet_hub.cli import hub as hub_commands
+from downsizenet_hub.cli import pretrain as pretrain_command
+from downsizenet_hub.cli import resize as resize_command
+from downsizenet_hub.cli import study as study_command
+from downsizenet_hub.cli import transfer as transfer_command
 
 app = typer.Typer(
     name="downsizenet",
@@ -40,7 +48,17 @@ def root(
 
 # Command registrations: each command module defines its own typer.Typer (a group) or a plain
 # function (a single command) and never imports this module; it is wired in here, one line each.
-# Example: app.add_typer(hub_commands.app, name="hub"); app.command("pretrain")(pretrain_cmd.pretrain)
+# e.g. app.add_typer(hub_commands.app, name="hub"); app.command("pretrain")(pretrain_cmd.pretrain)
+app.add_typer(data.app, name="data")
+app.add_typer(hub_commands.app, name="hub")
+app.command("pretrain")(pretrain_command.pretrain)
+app.command("transfer")(transfer_command.transfer)
+app.command("resize")(resize_command.resize)
+app.command("compare")(compare_command.compare)
+app.command("export")(export_command.export)
+app.command("quickstart")(study_command.quickstart)
+app.command("study")(study_command.study)
+
 
 def main() -> None:
     """Console-script entry point."""

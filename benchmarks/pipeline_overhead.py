@@ -1,0 +1,230 @@
+"""What a resizer adds to a frozen-VGG16 pipeline (issue 9): time, training step, memory, cache.
+
+Four measurements, each against bilinear in the same process, interleaved, medians of repeats:
+
+1. ``inference``: resizer + frozen VGG16 conv trunk (the transfer detector's backbone, cut after
+   conv4_3) vs ``F.interpolate`` bilinear + the same trunk, batch 1 and 8, 300->160 and 513->179.
+2. ``training``: one ``pretrain`` step (forward, backward, AdamW) of the default CPU segmentation
+   pipeline with DownsizeNet vs with bilinear.
+3. ``memory``: peak extra resident memory of one DownsizeNet inference at 1024x2048 -> x0.3,
+   relative to the bytes of input plus output (measured in a fresh subprocess per resizer).
+4. ``feature_cache``: one transfer epoch with the frozen-front cache warm vs without the cache.
+
+    python benchmarks/pipeline_overhead.py --out benchmarks/results/pipeline_overhead.json
+
+The allocator matters on this machine (see issue 9): the JSON records GLIBC_TUNABLES.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from _common import machine_info, median, print_table, time_interleaved, write_results
+from torchvision import tv_tensors
+from torchvision.models import vgg16
+
+from downsizenet_hub import DownsizeNet
+from downsizenet_hub.backbones import FrozenVGG16
+from downsizenet_hub.pipelines.detection import DetectionPipeline, stride8_trunk
+from downsizenet_hub.pipelines.segmentation import SegmentationPipeline
+from downsizenet_hub.resizers import FixedResizer
+
+CASES = {"300-160": ((300, 300), (160, 160)), "513-179": ((513, 513), (179, 179))}
+
+
+def _trunk() -> torch.nn.Module:
+    torch.manual_seed(0)  # speed does not depend on the weights' values
+    return stride8_trunk(FrozenVGG16(vgg16().features.state_dict(), source="random")).eval()
+
+
+def inference(repeats: int, batches: list[int]) -> list[dict[str, Any]]:
+    trunk = _trunk()
+    resizers = {"bilinear": FixedResizer("bilinear"), "downsizenet-3": DownsizeNet().eval()}
+    rows = []
+    for case, (in_size, out_size) in CASES.items():
+        for batch in batches:
+            images = torch.rand(batch, 3, *in_size)
+
+            runs = {name: _forward(trunk, r, images, out_size) for name, r in resizers.items()}
+            runs["resizer-only"] = _forward(None, resizers["downsizenet-3"], images, out_size)
+            times = time_interleaved(runs, repeats)
+            base = median(times["bilinear"])
+            rows.append({
+                "case": case, "batch": batch,
+                "bilinear_ms": 1000 * base,
+                "downsizenet_ms": 1000 * median(times["downsizenet-3"]),
+                "resizer_only_ms": 1000 * median(times["resizer-only"]),
+                "ratio": median(times["downsizenet-3"]) / base,
+            })  # fmt: skip
+    return rows
+
+
+def _forward(
+    trunk: torch.nn.Module | None,
+    resizer: torch.nn.Module,
+    images: torch.Tensor,
+    size: tuple[int, int],
+) -> Callable[[], None]:
+    def run() -> None:
+        with torch.inference_mode():
+            small = resizer(images, size=size)
+            if trunk is not None:
+                trunk(small)
+
+    return run
+
+
+def training(repeats: int, batch: int) -> dict[str, Any]:
+    images = torch.rand(batch, 3, 300, 300)
+    targets = [{"mask": tv_tensors.Mask(torch.randint(0, 11, (300, 300)))} for _ in range(batch)]
+    steps = {}
+    for name, resizer in (("bilinear", FixedResizer("bilinear")), ("downsizenet-3", DownsizeNet())):
+        torch.manual_seed(0)
+        pipeline = SegmentationPipeline(resizer, 11, scale_factor=0.3).train()
+        optimiser = torch.optim.AdamW(pipeline.parameters(), lr=1e-3)
+
+        def step(p: torch.nn.Module = pipeline, o: torch.optim.Optimizer = optimiser) -> None:
+            loss = p(images, targets)["loss"]
+            o.zero_grad(set_to_none=True)
+            loss.backward()
+            o.step()
+
+        steps[name] = step
+    times = time_interleaved(steps, repeats)
+    base = median(times["bilinear"])
+    return {
+        "batch": batch,
+        "bilinear_ms": 1000 * base,
+        "downsizenet_ms": 1000 * median(times["downsizenet-3"]),
+        "ratio": median(times["downsizenet-3"]) / base,
+    }
+
+
+_MEMORY_CHILD = """
+import resource, sys, torch
+from downsizenet_hub import DownsizeNet
+from downsizenet_hub.resizers import FixedResizer
+torch.set_num_threads(2)
+name = sys.argv[1]
+resizer = DownsizeNet().eval() if name == "downsizenet-3" else FixedResizer(name)
+images = torch.rand(1, 3, 1024, 2048)
+with torch.inference_mode():
+    resizer(images[:, :, :64, :64], scale_factor=0.3)  # load kernels before the baseline reading
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = resizer(images, scale_factor=0.3)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+io_bytes = (images.numel() + out.numel()) * 4
+print((after - before) * 1024, io_bytes)
+"""
+
+
+def memory() -> list[dict[str, Any]]:
+    """Peak RSS growth during one call, in a fresh process (ru_maxrss is a high-water mark)."""
+    rows = []
+    for name in ("bilinear", "downsizenet-3"):
+        out = subprocess.run(
+            [sys.executable, "-c", _MEMORY_CHILD, name], capture_output=True, text=True, check=True
+        )
+        extra, io_bytes = (int(v) for v in out.stdout.split())
+        rows.append({
+            "resizer": name, "peak_extra_mb": extra / 2**20, "io_mb": io_bytes / 2**20,
+            "ratio_to_io": extra / io_bytes,
+        })  # fmt: skip
+    return rows
+
+
+def feature_cache(images: int, batch: int) -> dict[str, Any]:
+    """Seconds per transfer epoch (heads forward, backward, step) with and without the cache."""
+    torch.manual_seed(0)
+    data = torch.rand(images, 3, 300, 300)
+    boxes = torch.tensor([[20.0, 30.0, 80.0, 90.0], [150.0, 140.0, 200.0, 210.0]])
+    target = {
+        "boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(300, 300)),
+        "labels": torch.tensor([1, 2]),
+    }
+    result = {}
+    for cached in (False, True):
+        pipeline = DetectionPipeline(
+            DownsizeNet().eval(), _trunk(), 11, scale_factor=0.3, cache_features=cached
+        ).train()
+        optimiser = torch.optim.SGD([p for p in pipeline.parameters() if p.requires_grad], lr=1e-3)
+
+        def epoch(p: DetectionPipeline = pipeline, o: torch.optim.Optimizer = optimiser) -> float:
+            start = time.perf_counter()
+            for i in range(0, images, batch):
+                loss = p(data[i : i + batch], [target] * len(data[i : i + batch]))["loss"]
+                o.zero_grad(set_to_none=True)
+                loss.backward()
+                o.step()
+            return time.perf_counter() - start
+
+        first = epoch()
+        second = epoch()
+        result["cached" if cached else "uncached"] = {"first_s": first, "second_s": second}
+    result["ratio_cached_to_uncached"] = (
+        result["cached"]["second_s"] / result["uncached"]["second_s"]
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--train-batch", type=int, default=8)
+    parser.add_argument("--cache-images", type=int, default=32)
+    parser.add_argument(
+        "--only", nargs="+", default=["inference", "training", "memory", "feature_cache"]
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/results/pipeline_overhead.json")
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    payload: dict[str, Any] = {"machine": machine_info(), "repeats": args.repeats}
+    if "inference" in args.only:
+        payload["inference"] = rows = inference(args.repeats, args.batches)
+        print_table(
+            "Resizer + frozen VGG16 (conv4_3) vs bilinear + the same trunk (median ms)",
+            ["case", "batch", "bilinear", "downsizenet-3", "resizer alone", "ratio"],
+            [[r["case"], r["batch"], r["bilinear_ms"], r["downsizenet_ms"], r["resizer_only_ms"],
+              r["ratio"]] for r in rows],
+        )  # fmt: skip
+    if "training" in args.only:
+        payload["training"] = t = training(args.repeats, args.train_batch)
+        print_table(
+            "pretrain step (fwd + bwd + AdamW), default CPU segmentation pipeline (median ms)",
+            ["batch", "bilinear", "downsizenet-3", "ratio"],
+            [[t["batch"], t["bilinear_ms"], t["downsizenet_ms"], t["ratio"]]],
+        )
+    if "memory" in args.only:
+        payload["memory"] = m = memory()
+        print_table(
+            "Peak extra memory, 1x3x1024x2048 -> x0.3 (inference)",
+            ["resizer", "peak extra MB", "input+output MB", "ratio"],
+            [[r["resizer"], r["peak_extra_mb"], r["io_mb"], r["ratio_to_io"]] for r in m],
+        )
+    if "feature_cache" in args.only:
+        payload["feature_cache"] = c = feature_cache(args.cache_images, 8)
+        print_table(
+            "Transfer epoch with and without the frozen-front cache (s)",
+            ["", "first epoch", "second epoch"],
+            [["uncached", c["uncached"]["first_s"], c["uncached"]["second_s"]],
+             ["cached", c["cached"]["first_s"], c["cached"]["second_s"]],
+             ["ratio (2nd epochs)", "", c["ratio_cached_to_uncached"]]],
+        )  # fmt: skip
+    write_results(args.out, payload)
+    print(json.dumps({"wrote": str(args.out)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""``downsizenet resize``: a folder or glob of images through a resizer, same names and formats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from downsizenet_hub.cli.common import (
+    DeviceOpt,
+    ProgressOpt,
+    ScaleOpt,
+    SizeOpt,
+    parse_size,
+    user_errors,
+)
+from downsizenet_hub.folder_resize import ResizeTask, plan_resize, resize_files
+from downsizenet_hub.resizers import FIXED_RESIZERS, build_resizer
+
+#: Exit code when some files could not be resized (bad options exit with 2).
+SOME_FAILED_EXIT = 1
+
+ResizerOpt = Annotated[
+    str,
+    typer.Option(
+        "--resizer",
+        help=f"{', '.join(FIXED_RESIZERS)}, or a published resizer (name, folder or HF repo id).",
+    ),
+]
+
+
+def resize_target(
+    size: str | None, scale: float | None
+) -> tuple[tuple[int, int] | None, float | None]:
+    """``--size HxW`` or ``--scale S``, exactly one (a ValueError otherwise)."""
+    parsed = parse_size(size)
+    if (parsed is None) == (scale is None):
+        raise ValueError("give exactly one of --size HxW or --scale S.")
+    if scale is not None and scale <= 0:
+        raise ValueError(f"--scale must be positive, got {scale}.")
+    return parsed, scale
+
+
+def resolve_device(text: str) -> torch.device:
+    """``auto`` (CUDA if present, else CPU) or a torch device string."""
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except RuntimeError as error:
+        raise ValueError(f"--device: {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {text}: CUDA is not available on this machine.")
+    return device
+
+
+def resize(
+    inputs: Annotated[
+        str,
+        typer.Argument(
+            metavar="IN",
+            help="A folder (searched recursively), an image file, or a quoted glob ('a/*.jpg').",
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Argument(
+            metavar="OUT", help="Output folder; must not be the input folder or inside it."
+        ),
+    ],
+    resizer: ResizerOpt,
+    size: SizeOpt = None,
+    scale: ScaleOpt = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Images of the same size resized together.")
+    ] = 16,
+    device: DeviceOpt = "auto",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace output files that already exist.")
+    ] = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """Resize every image in IN into OUT, keeping relative names, format and mode.
+
+    Grayscale images through a 3-channel learned resizer use the gray picture as RGB; alpha is
+    premultiplied while resizing (see downsizenet_hub.channels). Unreadable files are reported and
+    skipped; the exit code is 1 if any file failed.
+
+    Example: downsizenet resize photos/ small/ --resizer bilinear --scale 0.35
+    """
+    with user_errors():
+        target_size, target_scale = resize_target(size, scale)
+        tasks = plan_resize(inputs, out, overwrite=overwrite)
+        model = build_resizer(resizer)
+        run_on = resolve_device(device)
+    stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+    with Progress(
+        TextColumn("resizing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        disable=not progress,
+        transient=True,
+    ) as bar:
+        task_id = bar.add_task("resize", total=len(tasks))
+
+        def on_done(task: ResizeTask, error: str | None) -> None:
+            if error is not None:
+                bar.console.print(f"skipped: {error}", markup=False)
+            bar.advance(task_id)
+
+        report = resize_files(
+            tasks,
+            model,
+            size=target_size,
+            scale_factor=target_scale,
+            batch_size=batch_size,
+            device=run_on,
+            on_done=on_done,
+        )
+    typer.echo(f"resized {len(report.written)} of {len(tasks)} images into {out}")
+    if report.failed:
+        typer.echo(
+            f"{len(report.failed)} file(s) failed; see the 'skipped:' lines above.", err=True
+        )
+        raise typer.Exit(code=SOME_FAILED_EXIT)

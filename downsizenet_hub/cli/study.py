@@ -1,0 +1,143 @@
+"""``downsizenet study`` and ``downsizenet quickstart``: the generalisation study, by cell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from downsizenet_hub.cli.common import DeviceOpt, ProgressOpt, user_errors
+
+ResultsDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--results-dir",
+        help="Where results, cells and plots go (default: results/<study name>). Rerunning into "
+        "the same folder reuses every finished cell.",
+    ),
+]
+KeepCheckpointsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keep-checkpoints",
+        help="Keep finished cells' checkpoints (up to ~130 MB per transfer cell); by default "
+        "they are deleted once a cell's result is written.",
+    ),
+]
+
+
+def study(
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help="quick (the quickstart, <10 min on 2 CPU cores), cpu (about an hour on 2 "
+            "cores, 3 seeds per cell) or paper (the paper's settings, for GPUs with VOC and "
+            "Cityscapes).",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="A study file (.json, or .toml on Python 3.11+) instead of a preset; see "
+            "downsizenet_hub/study/config.py for the fields.",
+        ),
+    ] = None,
+    results_dir: ResultsDirOpt = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="List the cells, their status and rough times; run none."),
+    ] = False,
+    report_only: Annotated[
+        bool,
+        typer.Option(
+            "--report-only", help="Train nothing: rebuild the report from the finished cells."
+        ),
+    ] = False,
+    keep_checkpoints: KeepCheckpointsOpt = False,
+    device: DeviceOpt = "auto",
+    progress: ProgressOpt = True,
+) -> None:
+    """Run the paper's cross-task study: pretrain on segmentation, transfer frozen to detection.
+
+    Each cell (one run for one seed) lives in its own folder under --results-dir; a finished
+    cell is never trained again and a killed one resumes from its checkpoint. The study ends
+    with results.json, results.md (mean ± std and 95% intervals, differences to bilinear paired
+    by seed), plots of score against scale and against pretraining epochs, and an image grid of
+    the resizers with DownsizeNet's coefficient maps.
+
+    Example: downsizenet study --preset cpu --dry-run
+    """
+    from downsizenet_hub.engine import TrainingError
+    from downsizenet_hub.study import load_config, preset_command
+    from downsizenet_hub.study import preset as load_preset
+
+    with user_errors(TrainingError):
+        if (preset is None) == (config is None):
+            raise ValueError("give exactly one of --preset (quick, cpu, paper) or --config FILE.")
+        if dry_run and report_only:
+            raise ValueError("give --dry-run or --report-only, not both.")
+        if preset is not None:
+            study_config, command = load_preset(preset), preset_command(preset)
+        else:
+            assert config is not None
+            study_config, command = load_config(config), f"downsizenet study --config {config}"
+        _run(study_config, command, results_dir, dry_run, report_only, keep_checkpoints, device,
+             progress)  # fmt: skip
+
+
+def quickstart(
+    results_dir: ResultsDirOpt = None,
+    keep_checkpoints: KeepCheckpointsOpt = False,
+    device: DeviceOpt = "auto",
+    progress: ProgressOpt = True,
+) -> None:
+    """The main job in one command, in under 10 minutes on a 2-core CPU.
+
+    Builds the built-in scenes (noisy variant), pretrains DownsizeNet in the segmentation
+    pipeline beside bilinear at x0.3, publishes it to the local hub as
+    quickstart/downsizenet-x0.3, transfers it frozen to the frozen-VGG16 detector beside
+    bilinear, and writes a table, results.md and plots to results/quickstart/. A second run
+    reuses everything. Same as `downsizenet study --preset quick`.
+
+    Example: downsizenet quickstart
+    """
+    from downsizenet_hub.engine import TrainingError
+    from downsizenet_hub.study import preset, preset_command
+
+    with user_errors(TrainingError):
+        _run(preset("quick"), preset_command("quick"), results_dir, False, False,
+             keep_checkpoints, device, progress)  # fmt: skip
+
+
+def _run(
+    study_config: object,
+    command: str,
+    results_dir: Path | None,
+    dry_run: bool,
+    report_only: bool,
+    keep_checkpoints: bool,
+    device: str,
+    progress: bool,
+) -> None:
+    from downsizenet_hub.study import StudyConfig, plan_table, resolved_plan, run_study
+    from downsizenet_hub.study.runner import study_console
+
+    assert isinstance(study_config, StudyConfig)
+    folder = results_dir if results_dir is not None else Path("results") / study_config.name
+    if dry_run:
+        study_console().print(plan_table(resolved_plan(study_config, strict=False), folder))
+        return
+    run = run_study(
+        study_config,
+        folder,
+        command=command,
+        device=device,
+        progress=progress,
+        keep_checkpoints=keep_checkpoints,
+        report_only=report_only,
+    )
+    if run.files:
+        typer.echo(f"report: {folder / 'results.md'}")

@@ -1,0 +1,172 @@
+"""Checkpoints and run files: atomic writes, the checkpoint's contents, and the resume checks.
+
+Every file a run relies on is written to a temporary file in the same folder, flushed to disk and
+renamed over the old one (``os.replace`` is atomic on POSIX and Windows), so a crash or Ctrl-C
+while writing leaves the previous version intact. Checkpoints hold tensors and primitives only and
+are read back with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+from downsizenet_hub.engine.config import (
+    RESULT_NEUTRAL_FIELDS,
+    EpochRecord,
+    TrainConfig,
+    final_metrics,
+    throughput,
+)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+METRICS_NAME = "metrics.json"
+LOG_NAME = "train.log"
+#: Bumped whenever the checkpoint layout changes; older files are refused with a clear message.
+CHECKPOINT_FORMAT = "downsizenet-engine/1"
+
+
+def write_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Call ``write`` on a temporary file next to ``path``, fsync it, then rename it to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def _json_safe(value: Any) -> Any:
+    """Non-finite floats become null (strict JSON has no NaN); tuples become lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
+    text = json.dumps(_json_safe(payload), indent=2, sort_keys=False) + "\n"
+    write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def write_metrics_json(
+    path: Path,
+    *,
+    status: str,
+    error: str | None,
+    history: list[EpochRecord],
+    config: TrainConfig,
+    recipe: dict[str, Any] | None,
+    world_size: int,
+) -> None:
+    """metrics.json: ``status`` (running, completed, interrupted, failed), the error message if
+    any, the final metrics, throughput, settings and per-epoch history."""
+    write_json_atomic(
+        path,
+        {
+            "status": status,
+            "error": error,
+            "epochs_completed": len(history),
+            "final": final_metrics(history),
+            "images_per_s": throughput(history),
+            "config": config.to_dict(),
+            "recipe": recipe,
+            "world_size": world_size,
+            "history": [record.to_dict() for record in history],
+        },
+    )
+
+
+def normalise_recipe(recipe: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``recipe`` as it reads back from JSON (tuples as lists); TypeError if it is not JSON-able."""
+    if recipe is None:
+        return None
+    try:
+        return json.loads(json.dumps(dict(recipe)))
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"fit(recipe=...) must be JSON-serialisable: {error}.") from None
+
+
+@dataclass
+class TrainingState:
+    """Everything a resume needs. ``epoch`` epochs are complete; ``step`` > 0 marks a mid-epoch
+    checkpoint, ``step`` steps into the next epoch, which also carries ``partial`` (the running
+    sums of that epoch) and ``rng`` (every rank's generator states after its last step)."""
+
+    epoch: int
+    step: int
+    world_size: int
+    config: dict[str, Any]
+    recipe: dict[str, Any] | None
+    # The pipeline's whole state_dict (frozen parts included), so a resume is self-contained.
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    scaler: dict[str, Any]
+    history: list[dict[str, Any]]
+    partial: dict[str, float] | None = None
+    rng: list[dict[str, Any]] | None = None
+
+
+def save_checkpoint(path: Path, state: TrainingState) -> None:
+    payload = {"format": CHECKPOINT_FORMAT}
+    payload.update({f.name: getattr(state, f.name) for f in fields(state)})
+    write_atomic(path, lambda handle: torch.save(payload, handle))
+
+
+def load_checkpoint(path: Path) -> TrainingState:
+    """Read a checkpoint with ``weights_only=True``; tensors land on the CPU."""
+    if not path.is_file():
+        raise FileNotFoundError(f"Cannot resume: {path} does not exist.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path} is not a readable checkpoint: {error}".splitlines()[0]) from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint (found {found!r}).")
+    names = {f.name for f in fields(TrainingState)}
+    return TrainingState(**{k: v for k, v in payload.items() if k in names})
+
+
+def check_resumable(
+    state: TrainingState,
+    config: dict[str, Any],
+    recipe: dict[str, Any] | None,
+    world_size: int,
+    path: Path,
+) -> None:
+    """ValueError naming every difference that would make the resumed run differ."""
+    differences = [
+        f"{name}: {state.config.get(name)!r} there, {config.get(name)!r} here"
+        for name in sorted(set(config) | set(state.config))
+        if name not in RESULT_NEUTRAL_FIELDS and state.config.get(name) != config.get(name)
+    ]
+    if state.recipe != recipe:
+        differences.append(f"recipe: {state.recipe!r} there, {recipe!r} here")
+    if state.world_size != world_size:
+        differences.append(f"processes: {state.world_size} there, {world_size} here")
+    if differences:
+        raise ValueError(
+            f"Cannot resume {path}: it was written with different settings "
+            f"({'; '.join(differences)}); use the same settings or another run directory."
+        )

@@ -1,0 +1,209 @@
+"""What pretrain and transfer share: data options, arms trained side by side, and the summary.
+
+An *arm* is one resizer trained (or its heads trained) under settings identical to the others:
+same seed, same data order, same network initialisation. Each arm gets its own run folder, so an
+interrupted comparison resumes arm by arm, and a finished arm whose recipe matches is reused
+rather than retrained.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch import nn
+
+from downsizenet_hub.data import build_dataset, collate, dataset_info
+from downsizenet_hub.engine import FitResult, TrainConfig, fit, init_from_env, is_main_process
+from downsizenet_hub.engine.distributed import barrier
+
+SizePair = tuple[int, int]
+
+
+@dataclass
+class DataOptions:
+    """Which data, where, at which pipeline input size, and how the resizer shrinks it."""
+
+    # "scenes" (built-in, generated offline), "voc", "cityscapes" or "coco".
+    name: str = "scenes"
+    # Where a real dataset lives; None builds or reuses the scenes data.
+    root: Path | None = None
+    # "clean" or "noisy" (Gaussian sensor noise at full resolution, see the README).
+    variant: str = "clean"
+    # Pipeline input size: images are first brought here with bilinear, as in the paper.
+    image_size: SizePair | None = None
+    # The resize under test: a factor, or an output size.
+    scale: float | None = 0.3
+    size: SizePair | None = None
+    # scenes only: number of train / val scenes and the scenes seed (None: the preset's).
+    train_images: int | None = None
+    val_images: int | None = None
+    scenes_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.scale is None) == (self.size is None):
+            raise ValueError("give exactly one of --scale or --size.")
+        if self.scale is not None and not 0 < self.scale <= 4:
+            raise ValueError(f"--scale must be in (0, 4], got {self.scale}.")
+
+    def resize_kwargs(self) -> dict[str, Any]:
+        return {"size": self.size} if self.size is not None else {"scale_factor": self.scale}
+
+    def describe_resize(self) -> str:
+        return f"{self.size[0]}x{self.size[1]}" if self.size is not None else f"x{self.scale:g}"
+
+    def datasets(self, task: str) -> tuple[Any, Any]:
+        """Train and val datasets in the shared sample format."""
+        init_from_env()  # no-op outside torchrun
+        info = dataset_info(self.name)
+        image_size = self.image_size or info.image_size
+        kwargs: dict[str, Any] = {}
+        if self.name == "scenes" and self.root is None:
+            kwargs["seed"] = self.scenes_seed
+            if self.train_images is not None:
+                kwargs["images"] = self.train_images
+            if self.val_images is not None:
+                kwargs["val_images"] = self.val_images
+        common: dict[str, Any] = dict(
+            task=task, root=self.root, image_size=image_size, variant=self.variant, **kwargs
+        )
+        # Under torchrun, rank 0 builds (or checks) the data first; the others then reuse it.
+        if not is_main_process():
+            barrier()
+        datasets = (
+            build_dataset(self.name, "train", **common),
+            build_dataset(self.name, "val", **common),
+        )
+        if is_main_process():
+            barrier()
+        return datasets
+
+
+@dataclass
+class ArmResult:
+    """One trained arm: its metrics and where its run lives."""
+
+    name: str
+    metrics: dict[str, float]
+    wall_time_s: float
+    images_per_s: float
+    run_dir: str
+    reused: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def seeded_build(seed: int, build_resizer: Callable[[], nn.Module], build_rest: Callable) -> Any:
+    """Build an arm so that everything but the resizer starts identically in every arm.
+
+    The resizer draws from its own RNG stream (``seed + 1``); the task network from ``seed``.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 1)
+        resizer = build_resizer()
+    torch.manual_seed(seed)
+    return build_rest(resizer)
+
+
+def finished_result(run_dir: Path, recipe: dict[str, Any]) -> dict[str, Any] | None:
+    """The metrics.json of a completed run with this recipe, else None."""
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if data.get("status") != "completed" or data.get("recipe") != _jsonable(recipe):
+        return None
+    return data
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def train_arm(
+    name: str,
+    pipeline: nn.Module,
+    train_set: Any,
+    val_set: Any,
+    config: TrainConfig,
+    run_dir: Path,
+    recipe: dict[str, Any],
+    *,
+    resume: bool,
+    progress: bool,
+) -> tuple[ArmResult, FitResult | None]:
+    """Train one arm, or reuse its finished run; resume an interrupted one when asked."""
+    done = finished_result(run_dir, recipe)
+    if done is not None:
+        history = done.get("history") or []
+        seconds = sum(e.get("train_seconds", 0.0) + e.get("eval_seconds", 0.0) for e in history)
+        arm = ArmResult(
+            name, dict(done.get("final") or {}), float(seconds),
+            float(done.get("images_per_s") or 0.0), str(run_dir), reused=True,
+        )  # fmt: skip
+        return arm, None
+    has_checkpoint = (run_dir / "checkpoint.pt").is_file()
+    result = fit(
+        pipeline, train_set, val_set, config, run_dir,
+        resume=resume and has_checkpoint, collate_fn=collate, progress=progress,
+        recipe=_jsonable(recipe),
+    )  # fmt: skip
+    arm = ArmResult(
+        name, dict(result.final_metrics), result.wall_time_s, result.images_per_s, str(run_dir)
+    )
+    return arm, result
+
+
+def summary_table(title: str, arms: Sequence[ArmResult], metrics: Sequence[str]) -> Table:
+    """A rich table: one row per arm, the metrics, and the difference to the last arm."""
+    table = Table(title=title)
+    table.add_column("resizer")
+    for metric in metrics:
+        table.add_column(metric, justify="right")
+    if len(arms) > 1:
+        table.add_column(f"{metrics[0]} vs {arms[-1].name}", justify="right")
+    table.add_column("train time", justify="right")
+    table.add_column("images/s", justify="right")
+    baseline = arms[-1].metrics.get(metrics[0]) if arms else None
+    for arm in arms:
+        row = [arm.name + (" (reused)" if arm.reused else "")]
+        row += [_fmt(arm.metrics.get(m)) for m in metrics]
+        if len(arms) > 1:
+            value = arm.metrics.get(metrics[0])
+            delta = value - baseline if value is not None and baseline is not None else None
+            row.append("" if arm is arms[-1] or delta is None else f"{delta:+.2f}")
+        row += [f"{arm.wall_time_s:.0f} s", f"{arm.images_per_s:.1f}"]
+        table.add_row(*row)
+    return table
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def write_summary(path: Path, payload: dict[str, Any]) -> None:
+    """Atomically write a JSON summary (rank 0 only)."""
+    if not is_main_process():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(_jsonable(payload), indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def print_table(table: Table) -> None:
+    if is_main_process():
+        Console().print(table)
+
+
+def arms_payload(arms: Sequence[ArmResult]) -> list[dict[str, Any]]:
+    return [asdict(a) for a in arms]

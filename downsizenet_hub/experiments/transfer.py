@@ -1,0 +1,127 @@
+"""Transfer a published resizer, frozen, to detection in front of a frozen VGG16 (paper, 5.3).
+
+Each arm (the published resizer, and the baseline resizers beside it) trains only the detection
+heads, for the same fixed epoch budget, from the same initialisation and data order. Resizer and
+trunk are frozen, so their output is computed once per image and reused every epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from downsizenet_hub.backbones import frozen_vgg16
+from downsizenet_hub.data import dataset_info
+from downsizenet_hub.engine import TrainConfig
+from downsizenet_hub.experiments.common import (
+    ArmResult,
+    DataOptions,
+    arms_payload,
+    print_table,
+    seeded_build,
+    summary_table,
+    train_arm,
+    write_summary,
+)
+from downsizenet_hub.pipelines.detection import DetectionPipeline, stride8_trunk
+from downsizenet_hub.pipelines.feature_cache import module_sha256
+from downsizenet_hub.resizers import build_resizer
+
+
+@dataclass
+class TransferOptions:
+    """Everything ``downsizenet transfer`` takes; see ``downsizenet transfer --help``."""
+
+    data: DataOptions = field(default_factory=lambda: DataOptions(scale=0.5))
+    # A published resizer (local hub name, folder, HF repo id) or a fixed one.
+    resizer: str = "bilinear"
+    compare: str | None = "bilinear"
+    backbone_weights: str = "auto"
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, lr=2e-3))
+    run_dir: Path = Path("runs/transfer")
+    resume: bool = False
+    cache_features: bool = True
+    progress: bool = True
+
+
+@dataclass
+class TransferReport:
+    arms: list[ArmResult]
+    backbone: str
+    summary_path: Path
+
+
+def run_transfer(options: TransferOptions) -> TransferReport:
+    """Train the detection heads behind each frozen resizer; print and save the comparison."""
+    info = dataset_info(options.data.name)
+    train_set, val_set = options.data.datasets("detection")
+    trunk = stride8_trunk(frozen_vgg16(options.backbone_weights))
+    trunk_hash = module_sha256(trunk)
+    arm_names = [options.resizer] + (
+        [options.compare] if options.compare and options.compare != options.resizer else []
+    )
+    arms: list[ArmResult] = []
+    for name in arm_names:
+        resizer = build_resizer(name)
+        pipeline = build_pipeline(options, resizer, trunk, info.num_classes)
+        recipe = {
+            "task": "detection-transfer",
+            "resizer": name,
+            "resizer_sha256": module_sha256(resizer),
+            "backbone": trunk.provenance,
+            "backbone_sha256": trunk_hash,
+            "data": {
+                k: str(v) if isinstance(v, Path) else v for k, v in asdict(options.data).items()
+            },
+        }
+        arm, _ = train_arm(
+            name, pipeline, train_set, val_set, options.train, options.run_dir / _slug(name),
+            recipe, resume=options.resume, progress=options.progress,
+        )  # fmt: skip
+        cache = pipeline.cached_front
+        if cache is not None:
+            arm.extra["feature_cache"] = {"hits": cache.hits, "misses": cache.misses}
+        # Frozen means frozen: resizer and trunk must be bit-identical after the heads trained.
+        arm.extra["frozen_unchanged"] = (
+            module_sha256(resizer) == recipe["resizer_sha256"]
+            and module_sha256(trunk) == trunk_hash
+        )
+        arms.append(arm)
+    print_table(
+        summary_table(
+            f"Detection transfer ({options.data.name}, {options.data.describe_resize()}, "
+            f"{options.train.epochs} head epochs, seed {options.train.seed}, backbone "
+            f"{trunk.source})",
+            arms,
+            ["map_50", "map"],
+        )
+    )
+    summary_path = options.run_dir / "summary.json"
+    write_summary(
+        summary_path,
+        {"task": "detection-transfer", "backbone": trunk.provenance, "arms": arms_payload(arms),
+         "options": asdict(options)},
+    )  # fmt: skip
+    return TransferReport(arms, trunk.provenance, summary_path)
+
+
+def build_pipeline(
+    options: TransferOptions, resizer: nn.Module, trunk: nn.Module, num_classes: int
+) -> DetectionPipeline:
+    """The detection pipeline for one arm: heads seeded identically in every arm."""
+    resizer.requires_grad_(False)
+    resize = options.data.resize_kwargs()
+    return seeded_build(
+        options.train.seed,
+        lambda: resizer,
+        lambda r: DetectionPipeline(
+            r, trunk, num_classes, size=resize.get("size"), scale_factor=resize.get("scale_factor"),
+            cache_features=options.cache_features,
+        ),
+    )  # fmt: skip
+
+
+def _slug(name: str) -> str:
+    return name.replace("/", "__").replace("@", "_at_")

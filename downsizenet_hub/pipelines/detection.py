@@ -1,0 +1,225 @@
+"""The transfer pipeline: frozen resizer, frozen VGG16 trunk, trainable detection heads.
+
+This is the paper's section 5.3 setting (a LightHead R-CNN on a frozen VGG16, with a DownsizeNet
+pretrained on segmentation in front). The closest torchvision stand-in is Faster R-CNN: its
+region proposal network and RoI heads train here; the resizer and the trunk never do.
+
+torchvision's ``FasterRCNN`` normalises and resizes its input again in ``GeneralizedRCNNTransform``.
+This pipeline does not use that transform at all: it calls the RPN and RoI heads directly on the
+trunk's features of the resizer's output, so the image the backbone sees is exactly the resizer's
+output (a test checks it). Targets are mapped into the resized frame (``x * w/W``, ``y * h/H``, the
+``align_corners=False`` convention) and predictions back to the input image's coordinates.
+
+The trunk is cut after ``conv4_3`` (stride 8, 512 channels, as SSD uses VGG16): at the small
+resolutions of the study (90 to 165 px) a stride-16 map has too few cells for the objects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torchmetrics.detection import MeanAveragePrecision
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.models.detection.rpn import AnchorGenerator, RegionProposalNetwork, RPNHead
+from torchvision.ops import MultiScaleRoIAlign
+
+from downsizenet_hub.backbones import FrozenVGG16
+from downsizenet_hub.pipelines.feature_cache import CachedFrozenFront
+
+#: VGG16 ``features`` index just after conv4_3's ReLU: the stride-8 trunk.
+CONV4_3_END = 23
+
+
+class FrozenFront(nn.Module):
+    """``trunk(resizer(images))`` with both frozen: no gradients, always in eval mode."""
+
+    def __init__(self, resizer: nn.Module, trunk: nn.Module, resize_kwargs: dict[str, Any]) -> None:
+        super().__init__()
+        self.resizer = resizer
+        self.trunk = trunk
+        self.resize_kwargs = resize_kwargs
+        self.requires_grad_(False)
+        super().train(False)
+
+    def train(self, mode: bool = True) -> FrozenFront:
+        return super().train(False)
+
+    def resize(self, images: torch.Tensor) -> torch.Tensor:
+        return self.resizer(images, **self.resize_kwargs)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.trunk(self.resize(images))
+
+
+def stride8_trunk(trunk: FrozenVGG16) -> FrozenVGG16:
+    """Cut a :class:`~downsizenet_hub.backbones.FrozenVGG16` after conv4_3 (stride 8)."""
+    trunk.features = trunk.features[:CONV4_3_END]
+    trunk.stride = 8
+    return trunk
+
+
+class DetectionMetrics:
+    """VOC-style mAP at IoU 0.5 (and COCO mAP@[.5:.95]) from torchmetrics' pycocotools backend.
+
+    torchmetrics interpolates precision at 101 recall points (COCO's rule); VOC07's official
+    metric uses 11 points and VOC2010+ all points, so numbers differ slightly from those tables.
+    """
+
+    def __init__(self) -> None:
+        self.metric = MeanAveragePrecision(
+            box_format="xyxy", iou_type="bbox", backend="pycocotools"
+        )
+
+    def to(self, device: torch.device) -> DetectionMetrics:
+        self.metric = self.metric.to(device)
+        return self
+
+    def update(self, preds: list[dict[str, torch.Tensor]], targets: list[dict[str, Any]]) -> None:
+        truth = [
+            {
+                "boxes": t["boxes"].as_subclass(torch.Tensor).float().to(p["boxes"].device),
+                "labels": t["labels"].to(p["boxes"].device),
+            }
+            for t, p in zip(targets, preds, strict=True)
+        ]
+        self.metric.update(preds, truth)
+
+    def compute(self) -> dict[str, float]:
+        result = self.metric.compute()
+        return {"map_50": 100.0 * float(result["map_50"]), "map": 100.0 * float(result["map"])}
+
+    def reset(self) -> None:
+        self.metric.reset()
+
+
+class DetectionPipeline(nn.Module):
+    """Frozen resizer + frozen VGG16 trunk + Faster R-CNN heads (RPN and RoI heads train).
+
+    ``forward(images, targets)`` returns ``{"loss", "preds"}`` in train mode (``preds`` empty) and
+    ``{"preds"}`` in eval mode: a list of ``{"boxes", "scores", "labels"}`` in input coordinates.
+
+    Args:
+        resizer: the frozen resizer (any module with the resizer call signature).
+        trunk: a frozen trunk with ``out_channels`` (e.g. ``stride8_trunk(frozen_vgg16(...))``).
+        num_classes: classes including background.
+        size / scale_factor: the resized resolution.
+        cache_features: memoise the frozen front per image (see :mod:`.feature_cache`).
+    """
+
+    def __init__(
+        self,
+        resizer: nn.Module,
+        trunk: nn.Module,
+        num_classes: int,
+        *,
+        size: tuple[int, int] | None = None,
+        scale_factor: float | None = None,
+        anchor_sizes: tuple[int, ...] = (8, 16, 32, 64),
+        representation_size: int = 256,
+        cache_features: bool = True,
+        cache_dir: Any = None,
+    ) -> None:
+        super().__init__()
+        if (size is None) == (scale_factor is None):
+            raise ValueError("give exactly one of size or scale_factor for the resized images.")
+        resize_kwargs: dict[str, Any] = (
+            {"size": tuple(size)} if size is not None else {"scale_factor": scale_factor}
+        )
+        self.front = FrozenFront(resizer, trunk, resize_kwargs)
+        self.cached_front = (
+            CachedFrozenFront(self.front, salt=repr(resize_kwargs), directory=cache_dir)
+            if cache_features
+            else None
+        )
+        channels = int(getattr(trunk, "out_channels", 512))
+        anchors = AnchorGenerator((anchor_sizes,), ((0.5, 1.0, 2.0),))
+        self.rpn = RegionProposalNetwork(
+            anchors,
+            RPNHead(channels, anchors.num_anchors_per_location()[0]),
+            fg_iou_thresh=0.7,
+            bg_iou_thresh=0.3,
+            batch_size_per_image=128,
+            positive_fraction=0.5,
+            pre_nms_top_n={"training": 600, "testing": 300},
+            post_nms_top_n={"training": 300, "testing": 100},
+            nms_thresh=0.7,
+        )
+        self.roi_heads = RoIHeads(
+            MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=2),
+            TwoMLPHead(channels * 7 * 7, representation_size),
+            FastRCNNPredictor(representation_size, num_classes),
+            fg_iou_thresh=0.5,
+            bg_iou_thresh=0.5,
+            batch_size_per_image=128,
+            positive_fraction=0.25,
+            bbox_reg_weights=None,
+            score_thresh=0.01,
+            nms_thresh=0.5,
+            detections_per_img=100,
+        )
+        self.num_classes = num_classes
+
+    def train(self, mode: bool = True) -> DetectionPipeline:
+        super().train(mode)
+        self.front.eval()  # frozen means frozen: no BN/dropout statistics change either
+        return self
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        if self.cached_front is not None:
+            return self.cached_front(images)
+        return self.front(images)
+
+    def forward(self, images: torch.Tensor, targets: list[dict[str, Any]] | None = None) -> dict:
+        batch, _, in_h, in_w = images.shape
+        features = self.features(images)
+        out_h, out_w = _resized_size(in_h, in_w, self.front.resize_kwargs)
+        sy, sx = out_h / in_h, out_w / in_w
+        # Only shapes are read from ImageList.tensors (anchor strides): a zero-stride view will do.
+        placeholder = features.new_zeros(()).expand(batch, 3, out_h, out_w)
+        image_list = ImageList(placeholder, [(out_h, out_w)] * batch)
+        feature_map = {"0": features}
+        scaled = None
+        if self.training:
+            if targets is None:
+                raise ValueError("training the detection heads needs targets.")
+            scaled = [_scale_target(t, sx, sy, features.device) for t in targets]
+        proposals, rpn_losses = self.rpn(image_list, feature_map, scaled)
+        detections, head_losses = self.roi_heads(
+            feature_map, proposals, image_list.image_sizes, scaled
+        )
+        out: dict[str, Any] = {}
+        if self.training:
+            losses = {**rpn_losses, **head_losses}
+            out["loss"] = sum(losses.values())
+            out["losses"] = {k: float(v.detach()) for k, v in losses.items()}
+            out["preds"] = []
+        else:
+            out["preds"] = [_unscale_detection(d, sx, sy) for d in detections]
+        return out
+
+    def build_metric(self) -> DetectionMetrics:
+        return DetectionMetrics()
+
+
+def _resized_size(in_h: int, in_w: int, resize_kwargs: dict[str, Any]) -> tuple[int, int]:
+    if "size" in resize_kwargs:
+        h, w = resize_kwargs["size"]
+        return int(h), int(w)
+    s = float(resize_kwargs["scale_factor"])
+    return int(in_h * s), int(in_w * s)
+
+
+def _scale_target(target: dict[str, Any], sx: float, sy: float, device: torch.device) -> dict:
+    boxes = target["boxes"].as_subclass(torch.Tensor).float().to(device)
+    scale = boxes.new_tensor([sx, sy, sx, sy])
+    return {"boxes": boxes * scale, "labels": target["labels"].to(device)}
+
+
+def _unscale_detection(detection: dict[str, torch.Tensor], sx: float, sy: float) -> dict:
+    boxes = detection["boxes"]
+    return {**detection, "boxes": boxes / boxes.new_tensor([sx, sy, sx, sy])}

@@ -1,0 +1,99 @@
+"""A content-addressed cache for a frozen front end (resizer + frozen backbone).
+
+When every module in front of the trainable heads is frozen, its output is a pure function of the
+input image. :class:`CachedFrozenFront` keys each image by a hash of its bytes, salted with the
+hashes of the frozen modules' tensors and the resize arguments, and computes features only for
+images it has not seen. Changing any frozen weight changes the salt, so stale features are never
+reused. The cache lives in memory and, optionally, in a folder of safetensors files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+
+def module_sha256(module: nn.Module) -> str:
+    """SHA-256 over a module's state dict (names, dtypes, shapes and bytes), in a stable order."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+class CachedFrozenFront(nn.Module):
+    """Wraps a frozen ``front(images) -> features`` and memoises it per image.
+
+    Args:
+        front: a module whose parameters are all frozen (checked).
+        salt: extra text that must change whenever the front's output could (e.g. resize size).
+        directory: optional folder for an on-disk cache shared across runs.
+    """
+
+    def __init__(self, front: nn.Module, salt: str = "", directory: Path | None = None) -> None:
+        super().__init__()
+        if any(p.requires_grad for p in front.parameters()):
+            raise ValueError("CachedFrozenFront needs a frozen front: a parameter requires grad.")
+        self.front = front
+        self.key_salt = hashlib.sha256(f"{module_sha256(front)}|{salt}".encode()).hexdigest()
+        self.directory = Path(directory) / self.key_salt[:16] if directory is not None else None
+        self._memory: dict[str, torch.Tensor] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def train(self, mode: bool = True) -> CachedFrozenFront:
+        """The front stays in eval mode whatever the parent does."""
+        super().train(mode)
+        self.front.eval()
+        return self
+
+    def _key(self, image: torch.Tensor) -> str:
+        data = image.detach().cpu().contiguous()
+        digest = hashlib.sha256(self.key_salt.encode())
+        digest.update(f"{data.dtype}:{tuple(data.shape)}".encode())
+        digest.update(data.view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
+
+    def _load(self, key: str) -> torch.Tensor | None:
+        if key in self._memory:
+            return self._memory[key]
+        if self.directory is not None:
+            path = self.directory / f"{key}.safetensors"
+            if path.is_file():
+                features = load_file(str(path))["features"]
+                self._memory[key] = features
+                return features
+        return None
+
+    def _store(self, key: str, features: torch.Tensor) -> None:
+        self._memory[key] = features
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            path = self.directory / f"{key}.safetensors"
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            save_file({"features": features.contiguous()}, str(tmp))
+            os.replace(tmp, path)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        keys = [self._key(image) for image in images]
+        found = [self._load(k) for k in keys]
+        missing = [i for i, f in enumerate(found) if f is None]
+        if missing:
+            computed = self.front(images[missing]).cpu()
+            for i, features in zip(missing, computed, strict=True):
+                found[i] = features.clone()
+                self._store(keys[i], found[i])  # type: ignore[arg-type]
+        self.hits += len(keys) - len(missing)
+        self.misses += len(missing)
+        return torch.stack(found).to(images.device)  # type: ignore[arg-type]
+
+    def clear_memory(self) -> None:
+        self._memory.clear()

@@ -1,0 +1,291 @@
+"""Running one cell, and finding its result again.
+
+Each cell owns ``<results>/cells/<key>/``::
+
+    cell.json         the result (written last, atomically): its presence means "finished"
+    run/<arm>/        the engine's run: metrics.json, train.log, checkpoint.pt (while running)
+    resizer/          segmentation cells that trained a DownsizeNet: the resizer, in the hub layout
+
+A killed cell has no ``cell.json``; running it again resumes its run from the last checkpoint
+(``resume=True``), or reuses the run if it had finished, so it restarts cleanly either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from downsizenet_hub import hub
+from downsizenet_hub.data import dataset_info
+from downsizenet_hub.engine import TrainConfig, is_main_process
+from downsizenet_hub.engine.checkpoint import CHECKPOINT_NAME, load_checkpoint, write_atomic
+from downsizenet_hub.engine.distributed import barrier
+from downsizenet_hub.experiments.common import DataOptions
+from downsizenet_hub.experiments.pretrain import PretrainOptions, run_pretrain
+from downsizenet_hub.experiments.transfer import TransferOptions, run_transfer
+from downsizenet_hub.resizer import DownsizeNet
+from downsizenet_hub.study.cells import CELL_FORMAT, Cell
+from downsizenet_hub.study.config import DataSettings, PretrainSettings, TransferSettings
+
+RESULT_FILE = "cell.json"
+RUN_DIR = "run"
+RESIZER_DIR = "resizer"
+
+
+@dataclass
+class CellResult:
+    """A finished cell: its final metrics (percent) and how long it took when it ran."""
+
+    key: str
+    task: str
+    resizer: str
+    variant: str
+    scale: float
+    epochs: int
+    seed: int
+    metrics: dict[str, float]
+    # Seconds the cell took when it ran (data, training, evaluation, export).
+    wall_time_s: float
+    # Training throughput of the run (images/s, evaluation excluded).
+    images_per_s: float
+    spec: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+    # True when read back from cell.json instead of computed in this call.
+    cached: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("cached")
+        return {"format": CELL_FORMAT, **data}
+
+
+def cell_folder(results_dir: Path, cell: Cell) -> Path:
+    return results_dir / "cells" / cell.key
+
+
+def read_result(results_dir: Path, cell: Cell) -> CellResult | None:
+    """The finished result of ``cell``, or None (never run, killed, or written for another spec)."""
+    path = cell_folder(results_dir, cell) / RESULT_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != CELL_FORMAT:
+        return None
+    if data.get("spec") != cell.spec():
+        return None
+    names = set(CellResult.__dataclass_fields__) - {"cached"}
+    try:
+        result = CellResult(**{k: data[k] for k in names if k in data})
+    except TypeError:
+        return None
+    result.cached = True
+    return result
+
+
+def write_result(results_dir: Path, result: CellResult) -> Path:
+    """Write ``cell.json`` atomically (rank 0 only); from now on the cell counts as finished."""
+    path = results_dir / "cells" / result.key / RESULT_FILE
+    if is_main_process():
+        text = json.dumps(result.to_json(), indent=2) + "\n"
+        write_atomic(path, lambda handle: handle.write(text.encode()))
+    return path
+
+
+def data_options(data: DataSettings, variant: str, scale: float) -> DataOptions:
+    return DataOptions(
+        name=data.name,
+        root=Path(data.root) if data.root else None,
+        variant=variant,
+        image_size=data.image_size,
+        scale=scale,
+        train_images=data.train_images,
+        val_images=data.val_images,
+        scenes_seed=data.scenes_seed,
+    )
+
+
+def _train_config(cell: Cell, device: str) -> TrainConfig:
+    # Evaluate once, after the last epoch: the tables report final scores only.
+    return TrainConfig(
+        epochs=cell.epochs,
+        batch_size=cell.settings.batch_size,
+        lr=cell.settings.lr,
+        seed=cell.seed,
+        device=device,
+        eval_every=cell.epochs,
+    )
+
+
+def run_cell(
+    cell: Cell,
+    results_dir: Path,
+    *,
+    device: str = "auto",
+    progress: bool = True,
+    command: str = "run_study()",
+    baseline_score: float | None = None,
+) -> CellResult:
+    """Train ``cell`` (resuming its run if a checkpoint is there) and return its result.
+
+    The result is not written here; :func:`write_result` marks the cell finished. A segmentation
+    cell that trained a DownsizeNet also exports it to ``resizer/`` with a training record
+    (``command``, and the same-seed bilinear ``baseline_score`` when known).
+    """
+    folder = cell_folder(results_dir, cell)
+    started = time.perf_counter()
+    # pretrain/transfer print a one-row table per arm; the study prints its own lines instead.
+    with contextlib.redirect_stdout(io.StringIO()):
+        if cell.task == "segmentation":
+            result = _run_segmentation(cell, folder, device, progress, command, baseline_score)
+        else:
+            result = _run_transfer(cell, results_dir, folder, device, progress)
+    result.wall_time_s = time.perf_counter() - started
+    return result
+
+
+def _result(cell: Cell, metrics: dict[str, float], images_per_s: float) -> CellResult:
+    return CellResult(
+        key=cell.key, task=cell.task, resizer=cell.resizer.label, variant=cell.variant,
+        scale=cell.scale, epochs=cell.epochs, seed=cell.seed, metrics=dict(metrics),
+        wall_time_s=0.0, images_per_s=images_per_s, spec=cell.spec(),
+    )  # fmt: skip
+
+
+def _run_segmentation(
+    cell: Cell,
+    folder: Path,
+    device: str,
+    progress: bool,
+    command: str,
+    baseline_score: float | None,
+) -> CellResult:
+    settings = cell.settings
+    assert isinstance(settings, PretrainSettings)
+    run_dir = folder / RUN_DIR
+    arm_dir = run_dir / cell.resizer.ref
+    resizer_dir = folder / RESIZER_DIR
+    if cell.resizer.learned and _finished_without_weights(arm_dir, resizer_dir):
+        if is_main_process():
+            shutil.rmtree(arm_dir)  # nothing left to export the resizer from: start it again
+        barrier()
+    options = PretrainOptions(
+        data=data_options(cell.data, cell.variant, cell.scale),
+        resizer=cell.resizer.ref,
+        resizer_config=cell.resizer.config,
+        compare=None,
+        backbone=settings.backbone,
+        width=settings.width,
+        train=_train_config(cell, device),
+        run_dir=run_dir,
+        resume=True,
+        progress=progress,
+    )
+    report = run_pretrain(options)
+    arm = report.arms[0]
+    result = _result(cell, arm.metrics, arm.images_per_s)
+    if cell.resizer.learned:
+        if is_main_process() and not resizer_dir.is_dir():
+            _export_resizer(cell, arm_dir, resizer_dir, arm.metrics, command, baseline_score)
+        barrier()  # the transfers that load it may run on every rank
+        result.extra["resizer_dir"] = str(Path("cells") / cell.key / RESIZER_DIR)
+    return result
+
+
+def _finished_without_weights(arm_dir: Path, resizer_dir: Path) -> bool:
+    """A finished run whose checkpoint was removed before its resizer was exported."""
+    return (
+        (arm_dir / "metrics.json").is_file()
+        and not (arm_dir / CHECKPOINT_NAME).is_file()
+        and not resizer_dir.is_dir()
+    )
+
+
+def _export_resizer(
+    cell: Cell,
+    arm_dir: Path,
+    resizer_dir: Path,
+    metrics: dict[str, float],
+    command: str,
+    baseline_score: float | None,
+) -> None:
+    """Save the trained DownsizeNet from the run's final checkpoint, with its training record."""
+    state = load_checkpoint(arm_dir / CHECKPOINT_NAME).model
+    prefix = "resizer."
+    net = DownsizeNet(**cell.resizer.config)
+    net.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+    settings = cell.settings
+    assert isinstance(settings, PretrainSettings)
+    info = dataset_info(cell.data.name)
+    size = cell.data.image_size or info.image_size
+    record = hub.TrainingRecord(
+        task="segmentation",
+        pipeline=f"deeplabv3plus-{settings.backbone} (torchvision ASPP)",
+        dataset=cell.data.name,
+        generated_data=info.generated,
+        epochs=cell.epochs,
+        seed=cell.seed,
+        metric="mIoU",
+        score=float(metrics["miou"]),
+        baseline="bilinear",
+        baseline_score=baseline_score,
+        command=command,
+        data_variant=cell.variant,
+        input_size=(size[0], size[1]),
+        scale_factor=cell.scale,
+    )
+    # Written beside its place and renamed into it: a folder that exists is always complete.
+    staging = resizer_dir.with_name(f".{resizer_dir.name}.{os.getpid()}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    hub.save_pretrained(net, staging, record=record, name=str(resizer_dir))
+    os.replace(staging, resizer_dir)
+
+
+def _run_transfer(
+    cell: Cell, results_dir: Path, folder: Path, device: str, progress: bool
+) -> CellResult:
+    settings = cell.settings
+    assert isinstance(settings, TransferSettings)
+    resizer: str = cell.resizer.ref
+    if cell.source is not None:
+        source = cell_folder(results_dir, cell.source) / RESIZER_DIR
+        if not source.is_dir():
+            raise FileNotFoundError(
+                f"the pretrained resizer {source} is missing; delete "
+                f"{cell_folder(results_dir, cell.source) / RESULT_FILE} to train it again."
+            )
+        resizer = str(source)
+    options = TransferOptions(
+        data=data_options(cell.data, cell.variant, cell.scale),
+        resizer=resizer,
+        compare=None,
+        backbone_weights=settings.backbone_weights,
+        train=_train_config(cell, device),
+        run_dir=folder / RUN_DIR,
+        resume=True,
+        cache_features=True,
+        progress=progress,
+    )
+    report = run_transfer(options)
+    arm = report.arms[0]
+    result = _result(cell, arm.metrics, arm.images_per_s)
+    result.extra.update(
+        backbone=report.backbone,
+        frozen_unchanged=arm.extra.get("frozen_unchanged"),
+        feature_cache=arm.extra.get("feature_cache"),
+    )
+    return result
+
+
+def remove_checkpoints(results_dir: Path, cell: Cell) -> None:
+    """Delete a finished cell's checkpoints (up to ~130 MB each); metrics and logs stay."""
+    if is_main_process():
+        for path in (cell_folder(results_dir, cell) / RUN_DIR).glob(f"*/{CHECKPOINT_NAME}"):
+            path.unlink(missing_ok=True)

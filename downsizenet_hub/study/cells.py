@@ -1,0 +1,356 @@
+"""A study as cells and rows: what runs (cells) and what the tables show (rows).
+
+A *cell* is one training run for one seed: a segmentation pretraining (``downsizenet pretrain``
+with one resizer) or a transfer (``downsizenet transfer``: a frozen resizer in front of the frozen
+VGG16 detector; the resizer is fixed, or the one a segmentation cell trained). Its *key* is a
+readable prefix plus a hash of everything that decides its result, so a finished cell can be
+found again and a changed setting never reuses a stale one. Cells shared by several experiments
+(e.g. the bilinear baseline at one scale) run once.
+
+A *row* is one line of a results table: the cells of one resizer over the seeds, beside the
+bilinear cells of the same seeds it is compared with (paired by seed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+from downsizenet_hub.study.config import (
+    BASELINE,
+    DataSettings,
+    PretrainSettings,
+    ResizerSpec,
+    SegmentationExperiment,
+    StudyConfig,
+    TransferExperiment,
+    TransferSettings,
+)
+
+#: Bumped when what a cell computes changes in a way its spec does not show.
+CELL_FORMAT = "downsizenet-study-cell/1"
+Task = Literal["segmentation", "transfer"]
+#: The score each task's tables lead with, and the others reported beside it.
+PRIMARY_METRIC: dict[str, str] = {"segmentation": "miou", "transfer": "map_50"}
+METRICS: dict[str, tuple[str, ...]] = {
+    "segmentation": ("miou", "pixel_accuracy"),
+    "transfer": ("map_50", "map"),
+}
+METRIC_NAMES = {
+    "miou": "mIoU",
+    "pixel_accuracy": "pixel accuracy",
+    "map_50": "mAP@0.5",
+    "map": "mAP@[.5:.95]",
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run for one seed. ``epochs``: pretraining epochs (segmentation) or the head budget
+    (transfer); ``source``: the segmentation cell whose trained resizer a transfer loads."""
+
+    task: Task
+    resizer: ResizerSpec
+    variant: str
+    scale: float
+    epochs: int
+    seed: int
+    data: DataSettings
+    settings: PretrainSettings | TransferSettings
+    source: Cell | None = None
+
+    def spec(self) -> dict[str, Any]:
+        """Everything that decides the result, as JSON-able data (stored in the cell's JSON)."""
+        settings = {k: v for k, v in asdict(self.settings).items() if k != "data"}
+        settings.pop("epochs", None)  # the cell's own epochs count, not the default
+        return json.loads(
+            json.dumps(
+                {
+                    "format": CELL_FORMAT,
+                    "task": self.task,
+                    "resizer": self.resizer.label,
+                    "resizer_config": self.resizer.config if self.resizer.learned else None,
+                    "variant": self.variant,
+                    "scale": self.scale,
+                    "epochs": self.epochs,
+                    "seed": self.seed,
+                    "data": asdict(self.data),
+                    "settings": settings,
+                    "source": self.source.key if self.source is not None else None,
+                },
+                sort_keys=True,
+            )
+        )
+
+    @cached_property
+    def key(self) -> str:
+        """Stable and readable, e.g. ``seg-noisy-x0.3-downsizenet-e3-s0-1a2b3c4d``."""
+        digest = hashlib.sha256(json.dumps(self.spec(), sort_keys=True).encode()).hexdigest()
+        task = "seg" if self.task == "segmentation" else "det"
+        pretrained = f"-pre{self.source.epochs}" if self.source is not None else ""
+        label = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.resizer.label)
+        return (
+            f"{task}-{self.variant}-x{self.scale:g}-{label}{pretrained}-e{self.epochs}"
+            f"-s{self.seed}-{digest[:8]}"
+        )
+
+    def describe(self) -> str:
+        """One line for progress output: task, resizer, variant, scale, epochs."""
+        if self.task == "segmentation":
+            return (
+                f"segmentation  {self.resizer.label} {self.variant} x{self.scale:g}, "
+                f"{self.epochs} epochs"
+            )
+        origin = (
+            f"{self.resizer.label} pretrained {self.source.epochs} epochs"
+            if self.source is not None
+            else self.resizer.label
+        )
+        return f"transfer  {origin} {self.variant} x{self.scale:g}, {self.epochs} head epochs"
+
+
+@dataclass
+class Row:
+    """One table line: ``cells[task]`` over the seeds beside ``baseline[task]`` (bilinear).
+
+    ``pretrain_epochs`` is set on the rows of a transfer experiment's pretrained resizer.
+    """
+
+    experiment: str
+    kind: str
+    variant: str
+    scale: float
+    resizer: ResizerSpec
+    cells: dict[str, list[Cell]] = field(default_factory=dict)
+    baseline: dict[str, list[Cell]] = field(default_factory=dict)
+    pretrain_epochs: int | None = None
+
+    @property
+    def is_baseline(self) -> bool:
+        return not self.resizer.learned and self.resizer.label == BASELINE
+
+
+@dataclass
+class StudyPlan:
+    """The cells in run order (each transfer after the cell it loads) and the table rows."""
+
+    config: StudyConfig
+    cells: list[Cell]
+    rows: list[Row]
+    # (segmentation cell, local hub name): resizers the study publishes.
+    publications: list[tuple[Cell, str]]
+
+    def cell_count(self, task: Task) -> int:
+        return sum(1 for c in self.cells if c.task == task)
+
+
+class _Cells:
+    """Deduplicates cells by key, keeping the first-planned order."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, Cell] = {}
+
+    def add(self, cell: Cell) -> Cell:
+        return self.by_key.setdefault(cell.key, cell)
+
+
+def plan_study(config: StudyConfig, *, backbone_weights: str | None = None) -> StudyPlan:
+    """Expand ``config`` into cells and rows.
+
+    ``backbone_weights`` replaces the transfer setting's (e.g. ``"auto"`` resolved to the source
+    actually used), so that the cell keys say which VGG16 weights the transfers ran on.
+    """
+    transfer = config.transfer
+    if backbone_weights is not None:
+        transfer = TransferSettings(
+            transfer.data, backbone_weights, transfer.epochs, transfer.batch_size, transfer.lr
+        )
+    baseline = ResizerSpec(BASELINE)
+    cells = _Cells()
+    rows: list[Row] = []
+    publications: list[tuple[Cell, str]] = []
+    # Seed-major order: a study stopped early has every experiment for its first seeds.
+    for seed in config.seeds:
+        for experiment in config.experiments:
+            if isinstance(experiment, SegmentationExperiment):
+                planned = _segmentation_cells(config, experiment, seed, baseline)
+            else:
+                planned = _transfer_cells(config, transfer, experiment, seed, baseline)
+            for cell in planned:
+                cells.add(cell)
+    run_order = list(cells.by_key.values())
+    for experiment in config.experiments:
+        if isinstance(experiment, SegmentationExperiment):
+            rows += _segmentation_rows(config, experiment, baseline, cells)
+        else:
+            experiment_rows = _transfer_rows(config, transfer, experiment, baseline, cells)
+            rows += experiment_rows
+            if experiment.publish is not None:
+                longest = max(experiment.pretrain_epochs)
+                first = next(
+                    r for r in experiment_rows if r.pretrain_epochs == longest and r.resizer.learned
+                )
+                publications.append((first.cells["segmentation"][0], experiment.publish))
+    return StudyPlan(config, run_order, rows, publications)
+
+
+def _variants(
+    config: StudyConfig, experiment: SegmentationExperiment | TransferExperiment
+) -> tuple[str, ...]:
+    return experiment.variants or config.variants
+
+
+def _with_baseline(resizers: tuple[ResizerSpec, ...], baseline: ResizerSpec) -> list[ResizerSpec]:
+    """The baseline first, then the others in the order given."""
+    return [baseline, *(r for r in resizers if r != baseline)]
+
+
+def _segmentation_cell(
+    config: StudyConfig,
+    resizer: ResizerSpec,
+    variant: str,
+    scale: float,
+    epochs: int,
+    seed: int,
+    data: DataSettings | None = None,
+) -> Cell:
+    return Cell(
+        "segmentation", resizer, variant, scale, epochs, seed,
+        data or config.pretrain.data, config.pretrain,
+    )  # fmt: skip
+
+
+def _segmentation_cells(
+    config: StudyConfig, experiment: SegmentationExperiment, seed: int, baseline: ResizerSpec
+) -> list[Cell]:
+    epochs = experiment.epochs or config.pretrain.epochs
+    return [
+        _segmentation_cell(config, resizer, variant, scale, epochs, seed, experiment.data)
+        for variant in _variants(config, experiment)
+        for scale in experiment.scales
+        for resizer in _with_baseline(experiment.resizers, baseline)
+    ]
+
+
+def _segmentation_rows(
+    config: StudyConfig, experiment: SegmentationExperiment, baseline: ResizerSpec, cells: _Cells
+) -> list[Row]:
+    epochs = experiment.epochs or config.pretrain.epochs
+
+    def over_seeds(resizer: ResizerSpec, variant: str, scale: float) -> list[Cell]:
+        return [
+            cells.add(
+                _segmentation_cell(config, resizer, variant, scale, epochs, s, experiment.data)
+            )
+            for s in config.seeds
+        ]
+
+    rows = []
+    for variant in _variants(config, experiment):
+        for scale in experiment.scales:
+            reference = over_seeds(baseline, variant, scale)
+            for resizer in _with_baseline(experiment.resizers, baseline):
+                rows.append(
+                    Row(
+                        experiment.title, "segmentation", variant, scale, resizer,
+                        cells={"segmentation": over_seeds(resizer, variant, scale)},
+                        baseline={"segmentation": reference},
+                    )
+                )  # fmt: skip
+    return rows
+
+
+def _transfer_cell(
+    config: StudyConfig,
+    transfer: TransferSettings,
+    resizer: ResizerSpec,
+    variant: str,
+    scale: float,
+    seed: int,
+    source: Cell | None,
+) -> Cell:
+    return Cell(
+        "transfer", resizer, variant, scale, transfer.epochs, seed, transfer.data, transfer, source
+    )
+
+
+def _transfer_cells(
+    config: StudyConfig,
+    transfer: TransferSettings,
+    experiment: TransferExperiment,
+    seed: int,
+    baseline: ResizerSpec,
+) -> list[Cell]:
+    planned: list[Cell] = []
+    scale = experiment.scale
+    fixed = [ResizerSpec(b) for b in (BASELINE, *experiment.baselines)]
+    for variant in _variants(config, experiment):
+        for epochs in experiment.pretrain_epochs:
+            reference = _segmentation_cell(config, baseline, variant, scale, epochs, seed)
+            learned = _segmentation_cell(config, experiment.resizer, variant, scale, epochs, seed)
+            planned += [reference, learned]
+            planned.append(
+                _transfer_cell(config, transfer, experiment.resizer, variant, scale, seed, learned)
+            )
+        for resizer in dict.fromkeys(fixed):
+            planned.append(_transfer_cell(config, transfer, resizer, variant, scale, seed, None))
+    return planned
+
+
+def _transfer_rows(
+    config: StudyConfig,
+    transfer: TransferSettings,
+    experiment: TransferExperiment,
+    baseline: ResizerSpec,
+    cells: _Cells,
+) -> list[Row]:
+    scale = experiment.scale
+    rows: list[Row] = []
+    for variant in _variants(config, experiment):
+        reference = [
+            cells.add(_transfer_cell(config, transfer, baseline, variant, scale, s, None))
+            for s in config.seeds
+        ]
+        for epochs in experiment.pretrain_epochs:
+            segmentation = [
+                cells.add(_segmentation_cell(config, experiment.resizer, variant, scale, epochs, s))
+                for s in config.seeds
+            ]
+            segmentation_reference = [
+                cells.add(_segmentation_cell(config, baseline, variant, scale, epochs, s))
+                for s in config.seeds
+            ]
+            transfers = [
+                cells.add(
+                    _transfer_cell(config, transfer, experiment.resizer, variant, scale, s, source)
+                )
+                for s, source in zip(config.seeds, segmentation, strict=True)
+            ]
+            rows.append(
+                Row(
+                    experiment.title, "transfer", variant, scale, experiment.resizer,
+                    cells={"segmentation": segmentation, "transfer": transfers},
+                    baseline={"segmentation": segmentation_reference, "transfer": reference},
+                    pretrain_epochs=epochs,
+                )
+            )  # fmt: skip
+        for name in dict.fromkeys((BASELINE, *experiment.baselines)):
+            resizer = ResizerSpec(name)
+            rows.append(
+                Row(
+                    experiment.title, "transfer", variant, scale, resizer,
+                    cells={
+                        "transfer": [
+                            cells.add(
+                                _transfer_cell(config, transfer, resizer, variant, scale, s, None)
+                            )
+                            for s in config.seeds
+                        ]
+                    },
+                    baseline={"transfer": reference},
+                )
+            )  # fmt: skip
+    return rows

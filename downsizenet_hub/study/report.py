@@ -1,0 +1,340 @@
+"""From finished cells to results: row summaries, ``results.json``, ``results.md`` and rich tables.
+
+Scores are percent. Every row gives the mean over seeds with the sample standard deviation and
+the 95% t-interval of the mean, and the difference to bilinear paired by seed with its own
+interval (see :mod:`.aggregate`). The findings list reads each difference mechanically: an
+interval that excludes zero is reported as a difference, one that includes zero as none
+detectable at this number of seeds, one seed as no interval at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from downsizenet_hub import __version__
+from downsizenet_hub.engine.checkpoint import write_atomic
+from downsizenet_hub.study.aggregate import (
+    CONFIDENCE,
+    Estimate,
+    estimate,
+    format_estimate,
+    paired_difference,
+)
+from downsizenet_hub.study.cell_run import CellResult
+from downsizenet_hub.study.cells import (
+    METRIC_NAMES,
+    METRICS,
+    PRIMARY_METRIC,
+    Cell,
+    Row,
+    StudyPlan,
+)
+from downsizenet_hub.study.config import DataSettings, TransferSettings
+
+
+@dataclass
+class RowSummary:
+    """One row's numbers: per task, the estimates of each metric, the baseline's primary score
+    and the paired difference to it."""
+
+    row: Row
+    scores: dict[str, dict[str, Estimate]] = field(default_factory=dict)
+    baseline: dict[str, Estimate] = field(default_factory=dict)
+    difference: dict[str, Estimate | None] = field(default_factory=dict)
+    # Seeds with a finished cell, per task.
+    seeds: dict[str, list[int]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        row = self.row
+        return {
+            "experiment": row.experiment,
+            "kind": row.kind,
+            "variant": row.variant,
+            "scale": row.scale,
+            "resizer": row.resizer.label,
+            "resizer_config": row.resizer.config if row.resizer.learned else None,
+            "pretrain_epochs": row.pretrain_epochs,
+            "seeds": self.seeds,
+            "scores": {
+                task: {metric: e.to_dict() for metric, e in metrics.items()}
+                for task, metrics in self.scores.items()
+            },
+            "baseline": {task: e.to_dict() for task, e in self.baseline.items()},
+            "difference_to_bilinear": {
+                task: None if e is None else e.to_dict() for task, e in self.difference.items()
+            },
+            "cells": {task: [c.key for c in cells] for task, cells in row.cells.items()},
+        }
+
+
+def _by_seed(cells: Sequence[Cell], results: Mapping[str, CellResult], metric: str) -> dict:
+    return {
+        c.seed: results[c.key].metrics[metric]
+        for c in cells
+        if c.key in results and metric in results[c.key].metrics
+    }
+
+
+def summarise(plan: StudyPlan, results: Mapping[str, CellResult]) -> list[RowSummary]:
+    """A :class:`RowSummary` per row of the plan, from the cells that have finished."""
+    summaries = []
+    for row in plan.rows:
+        summary = RowSummary(row)
+        for task, cells in row.cells.items():
+            primary = PRIMARY_METRIC[task]
+            summary.scores[task] = {}
+            for metric in METRICS[task]:
+                values = _by_seed(cells, results, metric)
+                if values:
+                    summary.scores[task][metric] = estimate([values[s] for s in sorted(values)])
+            values = _by_seed(cells, results, primary)
+            summary.seeds[task] = sorted(values)
+            reference = _by_seed(row.baseline.get(task, []), results, primary)
+            if reference:
+                summary.baseline[task] = estimate([reference[s] for s in sorted(reference)])
+            summary.difference[task] = (
+                None if row.is_baseline else paired_difference(values, reference)
+            )
+        summaries.append(summary)
+    return summaries
+
+
+# -- tables -------------------------------------------------------------------------------------
+
+
+def _columns(kind: str) -> list[str]:
+    if kind == "segmentation":
+        return ["data", "scale", "resizer", "mIoU", "Δ mIoU vs bilinear", "seeds"]
+    return [
+        "data", "scale", "resizer", "pretraining", "seg mIoU", "Δ seg mIoU vs bilinear",
+        "det mAP@0.5", "Δ mAP@0.5 vs bilinear", "seeds",
+    ]  # fmt: skip
+
+
+def _cells_text(summary: RowSummary, task: str) -> tuple[str, str]:
+    score = summary.scores.get(task, {}).get(PRIMARY_METRIC[task])
+    if summary.row.is_baseline:
+        difference = "reference" if task in summary.row.cells else "-"
+    else:
+        difference = format_estimate(summary.difference.get(task), signed=True)
+    return format_estimate(score), difference
+
+
+def _row_cells(summary: RowSummary, expected: int) -> list[str]:
+    row = summary.row
+    seeds = max((len(s) for s in summary.seeds.values()), default=0)
+    head = [row.variant, f"x{row.scale:g}", row.resizer.label]
+    tail = [f"{seeds}/{expected}" if seeds < expected else str(seeds)]
+    if row.kind == "segmentation":
+        return [*head, *_cells_text(summary, "segmentation"), *tail]
+    pretraining = "-" if row.pretrain_epochs is None else f"{row.pretrain_epochs} epochs"
+    segmentation = (
+        _cells_text(summary, "segmentation") if "segmentation" in row.cells else ("-", "-")
+    )
+    return [*head, pretraining, *segmentation, *_cells_text(summary, "transfer"), *tail]
+
+
+def _experiments(summaries: Sequence[RowSummary]) -> dict[str, list[RowSummary]]:
+    grouped: dict[str, list[RowSummary]] = {}
+    for summary in summaries:
+        grouped.setdefault(summary.row.experiment, []).append(summary)
+    return grouped
+
+
+def rich_tables(summaries: Sequence[RowSummary], expected_seeds: int) -> list[Table]:
+    """One rich table per experiment, the same columns as results.md."""
+    tables = []
+    for title, rows in _experiments(summaries).items():
+        table = Table(title=title, caption="mean ± std [95% CI]; Δ paired by seed")
+        for column in _columns(rows[0].row.kind):
+            table.add_column(column, justify="left" if column in ("data", "resizer") else "right")
+        for summary in rows:
+            table.add_row(*_row_cells(summary, expected_seeds))
+        tables.append(table)
+    return tables
+
+
+def markdown_tables(summaries: Sequence[RowSummary], expected_seeds: int) -> str:
+    parts = []
+    for title, rows in _experiments(summaries).items():
+        columns = _columns(rows[0].row.kind)
+        lines = [f"### {title}", "", "| " + " | ".join(columns) + " |"]
+        lines.append("|" + "|".join("---" for _ in columns) + "|")
+        for summary in rows:
+            lines.append("| " + " | ".join(_row_cells(summary, expected_seeds)) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def findings(summaries: Sequence[RowSummary]) -> list[str]:
+    """One sentence per compared row and task, read off the paired difference's interval."""
+    sentences = []
+    for summary in summaries:
+        row = summary.row
+        if row.is_baseline:
+            continue
+        where = f"{row.variant}, x{row.scale:g}"
+        if row.pretrain_epochs is not None:
+            where += f", pretrained {row.pretrain_epochs} epochs"
+        for task, difference in summary.difference.items():
+            metric = METRIC_NAMES[PRIMARY_METRIC[task]]
+            label = f"{row.resizer.label} vs bilinear, {task} {metric} ({where})"
+            if difference is None:
+                sentences.append(f"{label}: no paired result yet.")
+            elif difference.n == 1:
+                sentences.append(
+                    f"{label}: {difference.mean:+.2f} from one seed; no interval, so it cannot "
+                    "be told apart from seed-to-seed noise."
+                )
+            else:
+                interval = f"[{difference.ci_low:+.2f}, {difference.ci_high:+.2f}]"
+                if difference.excludes_zero():
+                    verdict = "better" if difference.mean > 0 else "worse"
+                    sentences.append(
+                        f"{label}: {difference.mean:+.2f}, 95% CI {interval} excludes 0: "
+                        f"{verdict} than bilinear at {difference.n} seeds."
+                    )
+                else:
+                    sentences.append(
+                        f"{label}: {difference.mean:+.2f}, 95% CI {interval} includes 0: no "
+                        f"difference detectable at {difference.n} seeds."
+                    )
+    return sentences
+
+
+# -- files --------------------------------------------------------------------------------------
+
+
+@dataclass
+class StudyTotals:
+    """Bookkeeping shown in the report: how many cells, how many computed now, how long."""
+
+    cells: int
+    finished: int
+    computed: int
+    cell_seconds: float
+    wall_time_s: float
+    published: list[str] = field(default_factory=list)
+
+
+def results_document(
+    plan: StudyPlan,
+    results: Mapping[str, CellResult],
+    summaries: Sequence[RowSummary],
+    totals: StudyTotals,
+    command: str,
+) -> dict[str, Any]:
+    """What ``results.json`` holds: the config, every cell, every row, the totals."""
+    return {
+        "study": plan.config.name,
+        "command": command,
+        "package_version": __version__,
+        "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "confidence": CONFIDENCE,
+        "config": plan.config.to_dict(),
+        "totals": {
+            "cells": totals.cells,
+            "finished": totals.finished,
+            "computed_this_run": totals.computed,
+            "cell_seconds": round(totals.cell_seconds, 1),
+            "wall_time_s": round(totals.wall_time_s, 1),
+        },
+        "published": totals.published,
+        "rows": [s.to_json() for s in summaries],
+        "cells": [
+            results[c.key].to_json() if c.key in results else {"key": c.key, "status": "missing"}
+            for c in plan.cells
+        ],
+    }
+
+
+def markdown_report(
+    plan: StudyPlan,
+    summaries: Sequence[RowSummary],
+    totals: StudyTotals,
+    command: str,
+    figures: Sequence[tuple[str, str]],
+) -> str:
+    """results.md: what ran, the tables, the findings, the figures (``(caption, file)`` pairs)."""
+    config = plan.config
+    expected = len(config.seeds)
+    lines = [f"# Study `{config.name}`", ""]
+    if config.description:
+        lines += [config.description, ""]
+    lines += [
+        f"Produced by `{command}` (downsizenet-hub {__version__}). Seeds: "
+        f"{', '.join(map(str, config.seeds))}. Cells: {totals.finished} of {totals.cells} "
+        f"finished ({totals.computed} computed by the last run); training time of all cells "
+        f"{totals.cell_seconds / 60:.1f} min, last run {totals.wall_time_s / 60:.1f} min.",
+        "",
+        f"Data: {_data_line(plan)}",
+        "",
+        "Scores are percent: mean ± sample standard deviation over seeds, then the 95% "
+        "t-interval of the mean in brackets. Δ is the difference to bilinear under the same seed "
+        "(same initialisation and data order), with the 95% t-interval of the per-seed "
+        "differences. An interval that includes 0 means no difference is detectable with this "
+        "many seeds; one seed gives no interval at all.",
+        "",
+        markdown_tables(summaries, expected),
+        "",
+        "## Findings",
+        "",
+        *[f"- {sentence}" for sentence in findings(summaries)],
+        "",
+    ]
+    if totals.published:
+        lines += ["## Published", ""]
+        lines += [
+            f'- `{name}` in the local hub: `DownsizeNet.from_pretrained("{name}")`'
+            for name in totals.published
+        ]
+        lines.append("")
+    if figures:
+        lines += ["## Figures", ""]
+        for caption, name in figures:
+            lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]
+    return "\n".join(lines)
+
+
+def _data_line(plan: StudyPlan) -> str:
+    parts = []
+    if plan.cell_count("segmentation"):
+        p = plan.config.pretrain
+        parts.append(
+            f"segmentation on {_data_text(p.data)}, {p.backbone} backbone (width {p.width}), "
+            f"batch {p.batch_size}, lr {p.lr:g}"
+        )
+    transfers = [c for c in plan.cells if c.task == "transfer"]
+    if transfers:
+        t = transfers[0].settings
+        assert isinstance(t, TransferSettings)
+        parts.append(
+            f"detection on {_data_text(t.data)}, frozen VGG16 ({t.backbone_weights} weights), "
+            f"heads trained {t.epochs} epochs, batch {t.batch_size}, lr {t.lr:g}"
+        )
+    return "; ".join(parts) + "."
+
+
+def _data_text(data: DataSettings) -> str:
+    size = "x".join(map(str, data.image_size)) if data.image_size else "its default size"
+    if data.name != "scenes":
+        return f"{data.name} at {size}"
+    train = data.train_images or "default"
+    val = data.val_images or "default"
+    return f"scenes at {size} ({train} train / {val} val images, scenes seed {data.scenes_seed})"
+
+
+def write_text(path: Path, text: str) -> None:
+    """Atomic text write (the report files are what a reader trusts)."""
+    write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    write_text(path, json.dumps(document, indent=2) + "\n")
