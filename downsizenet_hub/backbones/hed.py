@@ -22,8 +22,8 @@ ImageNet mean colour instead of the Caffe mean: identical away from the outer pi
 conv1_1, and on that ring the converted output minus HED's is
 ``sum_{padded taps} W * (255 * mu - m)`` (deeper layers carry that difference inward, one pixel
 per 3x3 conv). No bias can make it exact at the border; the tests check both statements to float
-tolerance. Pooling: Keras pools with ``padding="same"``, torchvision floors; they agree when H and W are
-multiples of 16 (32 with the last pool).
+tolerance. Pooling: Keras pools with ``padding="same"``, torchvision floors; they agree when H and
+W are multiples of 16 (32 with the last pool).
 """
 
 from __future__ import annotations
@@ -182,6 +182,7 @@ def hed_vgg16_features(h5_path: Path) -> dict[str, Tensor]:
     try:
         metadata = {"source": "hed", "h5_sha256": h5_sha256, "input": "ImageNet-normalised RGB"}
         save_file(state, temporary, metadata=metadata)
+        os.chmod(temporary, 0o644)  # mkstemp makes it owner-only; the cache is ordinary data
         os.replace(temporary, cache)
     finally:
         Path(temporary).unlink(missing_ok=True)
