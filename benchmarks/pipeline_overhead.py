@@ -109,25 +109,32 @@ def training(repeats: int, batch: int) -> dict[str, Any]:
 
 
 _MEMORY_CHILD = """
-import resource, sys, torch
+import sys, torch
 from downsizenet_hub import DownsizeNet
 from downsizenet_hub.resizers import FixedResizer
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+
 torch.set_num_threads(2)
 name = sys.argv[1]
 resizer = DownsizeNet().eval() if name == "downsizenet-3" else FixedResizer(name)
 images = torch.rand(1, 3, 1024, 2048)
 with torch.inference_mode():
     resizer(images[:, :, :64, :64], scale_factor=0.3)  # load kernels before the baseline reading
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    open("/proc/self/clear_refs", "w").write("5")  # reset the peak-RSS mark (VmHWM) to now
+    before = status("VmRSS:")
     out = resizer(images, scale_factor=0.3)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = status("VmHWM:")
 io_bytes = (images.numel() + out.numel()) * 4
-print((after - before) * 1024, io_bytes)
+print(peak - before, io_bytes)
 """
 
 
 def memory() -> list[dict[str, Any]]:
-    """Peak RSS growth during one call, in a fresh process (ru_maxrss is a high-water mark)."""
+    """Peak RSS growth during one call, in a fresh process (Linux: VmHWM after clear_refs)."""
     rows = []
     for name in ("bilinear", "downsizenet-3"):
         out = subprocess.run(

@@ -48,6 +48,9 @@ ANTIALIAS_GRID = 4
 TEXTURE_HEAD_INIT_STD = 1e-4
 _GEOMETRY_CACHE_SIZE = 16
 _CHANNELS_LAST = torch.channels_last
+#: Without autograd, inputs of at least this many pixels run the texture branch in bands of about
+#: this many pixels (Cityscapes-sized images then need ~input-sized extra memory, not 16x).
+INFERENCE_BAND_PIXELS = 1 << 17
 
 
 @dataclass
@@ -166,6 +169,8 @@ class _Geometry(NamedTuple):
     grid_x: torch.Tensor | None  # (w, Kx, G)
     out_size: tuple[int, int]
     taps: tuple[int, int]
+    anchor_rows: torch.Tensor  # (h,) long, non-decreasing
+    anchor_cols: torch.Tensor  # (w,) long
 
 
 def _hat_weights(position: torch.Tensor, nodes: int) -> torch.Tensor:
@@ -308,9 +313,7 @@ class DownsizeNet(nn.Module):
         batch = images.shape[0]
         inputs = []
         if self._texture_channels:
-            features = _pixel_major(self.texture(images.contiguous(memory_format=_CHANNELS_LAST)))
-            # Floating pooling: the feature vector at each output pixel's top-left neighbour.
-            inputs.append(features.index_select(1, geometry.anchor_index))
+            inputs.append(self._pooled_texture(images, geometry))
         if self.config.use_distance:
             distance = geometry.distance.to(dtype=inputs[0].dtype if inputs else weight.dtype)
             inputs.append(distance.unsqueeze(0).expand(batch, -1, -1))
@@ -320,6 +323,38 @@ class DownsizeNet(nn.Module):
         # Coefficients are computed in float32 at least (autocast may hand back half precision).
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
         return self._normalise(logits.view(batch, *out_size, -1), geometry), geometry
+
+    def _pooled_texture(self, images: torch.Tensor, geometry: _Geometry) -> torch.Tensor:
+        """Floating pooling: the texture feature at each output pixel's top-left neighbour.
+
+        Returns ``(B, h*w, channels)``. Without autograd and on large images, the texture branch
+        runs on horizontal bands of the input (each with ``conv_layers`` rows of halo, so the
+        result is exactly the same), which keeps peak memory near the size of the input instead
+        of ``channels`` times it.
+        """
+        images = images.contiguous(memory_format=_CHANNELS_LAST)
+        height, width = images.shape[-2:]
+        if torch.is_grad_enabled() or height * width < INFERENCE_BAND_PIXELS:
+            features = _pixel_major(self.texture(images))
+            return features.index_select(1, geometry.anchor_index)
+        halo = self.config.conv_layers
+        rows_per_band = max(1, INFERENCE_BAND_PIXELS // width)
+        out_rows = geometry.anchor_rows
+        pooled = []
+        start = 0
+        while start < len(out_rows):
+            # Output rows whose anchors fall in the next band of input rows.
+            first = int(out_rows[start])
+            stop = int(torch.searchsorted(out_rows, first + rows_per_band))
+            stop = max(stop, start + 1)
+            last = int(out_rows[stop - 1])
+            top, bottom = max(0, first - halo), min(height, last + 1 + halo)
+            band = self.texture(images[:, :, top:bottom])
+            band = band.index_select(2, out_rows[start:stop] - top)
+            band = band.index_select(3, geometry.anchor_cols)
+            pooled.append(band.permute(0, 2, 3, 1).reshape(band.shape[0], -1, band.shape[1]))
+            start = stop
+        return torch.cat(pooled, dim=1)
 
     def _normalise(self, logits: torch.Tensor, geometry: _Geometry) -> torch.Tensor:
         """Logits ``(B, h, w, L)`` to convex coefficients ``(B, h, w, Ky, Kx)``."""
@@ -503,6 +538,8 @@ def _build_geometry(
         grid_x=grid_x,
         out_size=out_size,
         taps=(ky, kx),
+        anchor_rows=rows.anchor.to(device),
+        anchor_cols=cols.anchor.to(device),
     )
 
 

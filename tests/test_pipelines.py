@@ -101,7 +101,7 @@ def test_detection_only_heads_learn_and_frozen_tensors_stay_identical() -> None:
     pipeline.train()
     assert not pipeline.front.training and not pipeline.front.resizer.training
     trainable = [n for n, p in pipeline.named_parameters() if p.requires_grad]
-    assert trainable and all(n.startswith(("rpn.", "roi_heads.")) for n in trainable)
+    assert trainable and all(n.startswith(("neck.", "rpn.", "roi_heads.")) for n in trainable)
     optimiser = torch.optim.SGD([p for p in pipeline.parameters() if p.requires_grad], lr=0.01)
     images = torch.rand(2, 3, 64, 64)
     for _ in range(2):

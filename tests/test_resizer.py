@@ -318,3 +318,20 @@ def test_unknown_config_key() -> None:
 def test_bad_input(images: Any, kwargs: dict, error: type, words: str) -> None:
     with pytest.raises(error, match=words):
         DownsizeNet()(images, **kwargs)
+
+
+@pytest.mark.parametrize("layers", [1, 3, 5])
+@pytest.mark.parametrize("kwargs", [{"scale_factor": 0.3}, {"size": (97, 40)}, {"size": (150, 61)}])
+def test_banded_inference_is_exact(
+    monkeypatch: pytest.MonkeyPatch, layers: int, kwargs: dict
+) -> None:
+    """Without autograd, large inputs run the texture branch in bands: same output, less memory."""
+    import downsizenet_hub.resizer as resizer_module
+
+    net = DownsizeNet(init="random", conv_layers=layers).eval()
+    images = torch.rand(2, 3, 120, 50)
+    with torch.no_grad():
+        whole = net(images, **kwargs)
+        monkeypatch.setattr(resizer_module, "INFERENCE_BAND_PIXELS", 7 * 50)  # bands of 7 rows
+        banded = net(images, **kwargs)
+    torch.testing.assert_close(banded, whole, atol=1e-6, rtol=0)

@@ -11,7 +11,10 @@ output (a test checks it). Targets are mapped into the resized frame (``x * w/W`
 ``align_corners=False`` convention) and predictions back to the input image's coordinates.
 
 The trunk is cut after ``conv4_3`` (stride 8, 512 channels, as SSD uses VGG16): at the small
-resolutions of the study (90 to 165 px) a stride-16 map has too few cells for the objects.
+resolutions of the study (90 to 165 px) a stride-16 map has too few cells for the objects. As in
+LightHead R-CNN, the heads work on a *thin* feature map: a trainable 1x1 conv (the neck) first
+reduces the 512 channels to ``neck_channels`` (128), which makes the RPN and RoI heads several
+times cheaper than on the full trunk output.
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ class DetectionMetrics:
 
 
 class DetectionPipeline(nn.Module):
-    """Frozen resizer + frozen VGG16 trunk + Faster R-CNN heads (RPN and RoI heads train).
+    """Frozen resizer + frozen VGG16 trunk + a 1x1 neck and Faster R-CNN heads (these train).
 
     ``forward(images, targets)`` returns ``{"loss", "preds"}`` in train mode (``preds`` empty) and
     ``{"preds"}`` in eval mode: a list of ``{"boxes", "scores", "labels"}`` in input coordinates.
@@ -120,6 +123,7 @@ class DetectionPipeline(nn.Module):
         size: tuple[int, int] | None = None,
         scale_factor: float | None = None,
         anchor_sizes: tuple[int, ...] = (8, 16, 32, 64),
+        neck_channels: int = 128,
         representation_size: int = 256,
         cache_features: bool = True,
         cache_dir: Any = None,
@@ -136,7 +140,11 @@ class DetectionPipeline(nn.Module):
             if cache_features
             else None
         )
-        channels = int(getattr(trunk, "out_channels", 512))
+        self.neck = nn.Sequential(
+            nn.Conv2d(int(getattr(trunk, "out_channels", 512)), neck_channels, 1),
+            nn.ReLU(inplace=True),
+        )
+        channels = neck_channels
         anchors = AnchorGenerator((anchor_sizes,), ((0.5, 1.0, 2.0),))
         self.rpn = RegionProposalNetwork(
             anchors,
@@ -182,7 +190,7 @@ class DetectionPipeline(nn.Module):
         # Only shapes are read from ImageList.tensors (anchor strides): a zero-stride view will do.
         placeholder = features.new_zeros(()).expand(batch, 3, out_h, out_w)
         image_list = ImageList(placeholder, [(out_h, out_w)] * batch)
-        feature_map = {"0": features}
+        feature_map = {"0": self.neck(features)}
         scaled = None
         if self.training:
             if targets is None:
