@@ -158,12 +158,14 @@ class DetectionPipeline(nn.Module):
             nms_thresh=0.7,
         )
         self.roi_heads = RoIHeads(
-            MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=2),
+            MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=1),
             TwoMLPHead(channels * 7 * 7, representation_size),
             FastRCNNPredictor(representation_size, num_classes),
             fg_iou_thresh=0.5,
             bg_iou_thresh=0.5,
-            batch_size_per_image=128,
+            # The maps are small (about 11x11 cells at 90 px): one sample per bin and 64 sampled
+            # RoIs per image keep RoIAlign's CPU backward, the heads' main cost, affordable.
+            batch_size_per_image=64,
             positive_fraction=0.25,
             bbox_reg_weights=None,
             score_thresh=0.01,
