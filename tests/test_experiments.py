@@ -116,3 +116,15 @@ def test_pretrain_under_torchrun_two_gloo_processes_only_rank0_publishes(tmp_pat
     metrics = json.loads((tmp_path / "ddp" / "downsizenet" / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["status"] == "completed"
     assert DownsizeNet.from_pretrained("tests/ddp") is not None
+
+
+def test_pretrain_does_not_reuse_a_run_with_other_settings(tmp_path: Path) -> None:
+    first = _pretrain(tmp_path / "run", "--compare", "none")
+    assert first.exit_code == 0, first.output
+    changed = _run(
+        "pretrain", "--scale", "0.5", "--epochs", "2", "--run-dir", str(tmp_path / "run"),
+        "--compare", "none", *TINY,
+    )  # fmt: skip
+    # The 1-epoch run is not passed off as a 2-epoch one: the engine refuses the folder instead.
+    assert changed.exit_code != 0 and "(reused)" not in changed.output
+    assert "checkpoint" in changed.output

@@ -42,7 +42,7 @@ def study(
         typer.Option(
             "--config",
             help="A study file (.json, or .toml on Python 3.11+) instead of a preset; see "
-            "downsizenet_hub/study/config.py for the fields.",
+            "downsizenet_hub/study/config_file.py for the fields.",
         ),
     ] = None,
     results_dir: ResultsDirOpt = None,
@@ -130,7 +130,7 @@ def _run(
     if dry_run:
         study_console().print(plan_table(resolved_plan(study_config, strict=False), folder))
         return
-    run = run_study(
+    run_study(
         study_config,
         folder,
         command=command,
@@ -139,5 +139,3 @@ def _run(
         keep_checkpoints=keep_checkpoints,
         report_only=report_only,
     )
-    if run.files:
-        typer.echo(f"report: {folder / 'results.md'}")

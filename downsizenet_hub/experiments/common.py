@@ -111,8 +111,13 @@ def seeded_build(seed: int, build_resizer: Callable[[], nn.Module], build_rest: 
     return build_rest(resizer)
 
 
-def finished_result(run_dir: Path, recipe: dict[str, Any]) -> dict[str, Any] | None:
-    """The metrics.json of a completed run with this recipe, else None."""
+def finished_result(
+    run_dir: Path, recipe: dict[str, Any], config: TrainConfig
+) -> dict[str, Any] | None:
+    """The metrics.json of a completed run with this recipe and these settings, else None.
+
+    ``log_every`` is the one setting that does not change a result.
+    """
     path = run_dir / "metrics.json"
     if not path.is_file():
         return None
@@ -122,7 +127,9 @@ def finished_result(run_dir: Path, recipe: dict[str, Any]) -> dict[str, Any] | N
         return None
     if data.get("status") != "completed" or data.get("recipe") != _jsonable(recipe):
         return None
-    return data
+    wanted = {k: v for k, v in _jsonable(config.to_dict()).items() if k != "log_every"}
+    stored = {k: v for k, v in (data.get("config") or {}).items() if k != "log_every"}
+    return data if stored == wanted else None
 
 
 def _jsonable(value: Any) -> Any:
@@ -142,7 +149,7 @@ def train_arm(
     progress: bool,
 ) -> tuple[ArmResult, FitResult | None]:
     """Train one arm, or reuse its finished run; resume an interrupted one when asked."""
-    done = finished_result(run_dir, recipe)
+    done = finished_result(run_dir, recipe, config)
     if done is not None:
         history = done.get("history") or []
         seconds = sum(e.get("train_seconds", 0.0) + e.get("eval_seconds", 0.0) for e in history)

@@ -14,7 +14,8 @@ Example::
 from downsizenet_hub.study.aggregate import Estimate, estimate, paired_difference
 from downsizenet_hub.study.cell_run import CellResult
 from downsizenet_hub.study.cells import Cell, Row, StudyPlan, plan_study
-from downsizenet_hub.study.config import StudyConfig, load_config, study_config
+from downsizenet_hub.study.config import StudyConfig
+from downsizenet_hub.study.config_file import load_config, study_config
 from downsizenet_hub.study.presets import PRESETS, preset, preset_command
 from downsizenet_hub.study.runner import StudyRun, plan_table, resolved_plan, run_study
 

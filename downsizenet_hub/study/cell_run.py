@@ -24,7 +24,7 @@ from typing import Any
 
 from downsizenet_hub import hub
 from downsizenet_hub.data import dataset_info
-from downsizenet_hub.engine import TrainConfig, is_main_process
+from downsizenet_hub.engine import is_main_process
 from downsizenet_hub.engine.checkpoint import CHECKPOINT_NAME, load_checkpoint, write_atomic
 from downsizenet_hub.engine.distributed import barrier
 from downsizenet_hub.experiments.common import DataOptions
@@ -33,6 +33,7 @@ from downsizenet_hub.experiments.transfer import TransferOptions, run_transfer
 from downsizenet_hub.resizer import DownsizeNet
 from downsizenet_hub.study.cells import CELL_FORMAT, Cell
 from downsizenet_hub.study.config import DataSettings, PretrainSettings, TransferSettings
+from downsizenet_hub.study.fingerprint import code_fingerprint
 
 RESULT_FILE = "cell.json"
 RUN_DIR = "run"
@@ -57,8 +58,15 @@ class CellResult:
     images_per_s: float
     spec: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
+    # The training code that computed it (see :mod:`.fingerprint`).
+    code: str = ""
     # True when read back from cell.json instead of computed in this call.
     cached: bool = False
+
+    @property
+    def stale(self) -> bool:
+        """Computed by training code other than the code running now."""
+        return self.code != code_fingerprint()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -112,18 +120,6 @@ def data_options(data: DataSettings, variant: str, scale: float) -> DataOptions:
     )
 
 
-def _train_config(cell: Cell, device: str) -> TrainConfig:
-    # Evaluate once, after the last epoch: the tables report final scores only.
-    return TrainConfig(
-        epochs=cell.epochs,
-        batch_size=cell.settings.batch_size,
-        lr=cell.settings.lr,
-        seed=cell.seed,
-        device=device,
-        eval_every=cell.epochs,
-    )
-
-
 def run_cell(
     cell: Cell,
     results_dir: Path,
@@ -155,7 +151,7 @@ def _result(cell: Cell, metrics: dict[str, float], images_per_s: float) -> CellR
     return CellResult(
         key=cell.key, task=cell.task, resizer=cell.resizer.label, variant=cell.variant,
         scale=cell.scale, epochs=cell.epochs, seed=cell.seed, metrics=dict(metrics),
-        wall_time_s=0.0, images_per_s=images_per_s, spec=cell.spec(),
+        wall_time_s=0.0, images_per_s=images_per_s, spec=cell.spec(), code=code_fingerprint(),
     )  # fmt: skip
 
 
@@ -183,7 +179,7 @@ def _run_segmentation(
         compare=None,
         backbone=settings.backbone,
         width=settings.width,
-        train=_train_config(cell, device),
+        train=cell.train_config(device),
         run_dir=run_dir,
         resume=True,
         progress=progress,
@@ -267,7 +263,7 @@ def _run_transfer(
         resizer=resizer,
         compare=None,
         backbone_weights=settings.backbone_weights,
-        train=_train_config(cell, device),
+        train=cell.train_config(device),
         run_dir=folder / RUN_DIR,
         resume=True,
         cache_features=True,

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
+from downsizenet_hub.engine import TrainConfig
+from downsizenet_hub.resizer import DownsizeNetConfig
 from downsizenet_hub.study.config import (
     BASELINE,
     DataSettings,
@@ -47,6 +49,11 @@ METRIC_NAMES = {
 }
 
 
+def count_epochs(count: int, unit: str = "epoch") -> str:
+    """``"1 epoch"``, ``"3 epochs"``."""
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
+
+
 @dataclass(frozen=True)
 class Cell:
     """One run for one seed. ``epochs``: pretraining epochs (segmentation) or the head budget
@@ -62,23 +69,46 @@ class Cell:
     settings: PretrainSettings | TransferSettings
     source: Cell | None = None
 
+    def train_config(self, device: str = "auto") -> TrainConfig:
+        """The engine settings of this cell's run; evaluated once, after the last epoch (the
+        tables report final scores only)."""
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.settings.batch_size,
+            lr=self.settings.lr,
+            seed=self.seed,
+            device=device,
+            eval_every=self.epochs,
+        )
+
     def spec(self) -> dict[str, Any]:
-        """Everything that decides the result, as JSON-able data (stored in the cell's JSON)."""
+        """Everything that decides the result, as JSON-able data (stored in the cell's JSON).
+
+        Engine and DownsizeNet defaults are spelled out, so that a changed default makes new
+        cells instead of reusing results computed under the old one.
+        """
         settings = {k: v for k, v in asdict(self.settings).items() if k != "data"}
         settings.pop("epochs", None)  # the cell's own epochs count, not the default
+        train = self.train_config().to_dict()
+        for neutral in ("device", "log_every"):  # where it runs and how often it logs
+            train.pop(neutral)
+        resizer = None
+        if self.resizer.learned:
+            resizer = DownsizeNetConfig(**self.resizer.config).to_dict()
         return json.loads(
             json.dumps(
                 {
                     "format": CELL_FORMAT,
                     "task": self.task,
                     "resizer": self.resizer.label,
-                    "resizer_config": self.resizer.config if self.resizer.learned else None,
+                    "resizer_config": resizer,
                     "variant": self.variant,
                     "scale": self.scale,
                     "epochs": self.epochs,
                     "seed": self.seed,
                     "data": asdict(self.data),
                     "settings": settings,
+                    "train": train,
                     "source": self.source.key if self.source is not None else None,
                 },
                 sort_keys=True,
@@ -102,14 +132,15 @@ class Cell:
         if self.task == "segmentation":
             return (
                 f"segmentation  {self.resizer.label} {self.variant} x{self.scale:g}, "
-                f"{self.epochs} epochs"
+                f"{count_epochs(self.epochs)}"
             )
         origin = (
-            f"{self.resizer.label} pretrained {self.source.epochs} epochs"
+            f"{self.resizer.label} pretrained {count_epochs(self.source.epochs)}"
             if self.source is not None
             else self.resizer.label
         )
-        return f"transfer  {origin} {self.variant} x{self.scale:g}, {self.epochs} head epochs"
+        heads = count_epochs(self.epochs, "head epoch")
+        return f"transfer  {origin} {self.variant} x{self.scale:g}, {heads}"
 
 
 @dataclass
@@ -158,7 +189,7 @@ class _Cells:
 
 
 def plan_study(config: StudyConfig, *, backbone_weights: str | None = None) -> StudyPlan:
-    """Expand ``config`` into cells and rows.
+    """Expand ``config`` into rows and the cells they need, each cell once.
 
     ``backbone_weights`` replaces the transfer setting's (e.g. ``"auto"`` resolved to the source
     actually used), so that the cell keys say which VGG16 weights the transfers ran on.
@@ -168,32 +199,25 @@ def plan_study(config: StudyConfig, *, backbone_weights: str | None = None) -> S
         transfer = TransferSettings(
             transfer.data, backbone_weights, transfer.epochs, transfer.batch_size, transfer.lr
         )
-    baseline = ResizerSpec(BASELINE)
     cells = _Cells()
     rows: list[Row] = []
     publications: list[tuple[Cell, str]] = []
-    # Seed-major order: a study stopped early has every experiment for its first seeds.
-    for seed in config.seeds:
-        for experiment in config.experiments:
-            if isinstance(experiment, SegmentationExperiment):
-                planned = _segmentation_cells(config, experiment, seed, baseline)
-            else:
-                planned = _transfer_cells(config, transfer, experiment, seed, baseline)
-            for cell in planned:
-                cells.add(cell)
-    run_order = list(cells.by_key.values())
     for experiment in config.experiments:
         if isinstance(experiment, SegmentationExperiment):
-            rows += _segmentation_rows(config, experiment, baseline, cells)
-        else:
-            experiment_rows = _transfer_rows(config, transfer, experiment, baseline, cells)
-            rows += experiment_rows
-            if experiment.publish is not None:
-                longest = max(experiment.pretrain_epochs)
-                first = next(
-                    r for r in experiment_rows if r.pretrain_epochs == longest and r.resizer.learned
-                )
-                publications.append((first.cells["segmentation"][0], experiment.publish))
+            rows += _segmentation_rows(config, experiment, cells)
+            continue
+        experiment_rows = _transfer_rows(config, transfer, experiment, cells)
+        rows += experiment_rows
+        if experiment.publish is not None:
+            longest = max(experiment.pretrain_epochs)
+            first = next(r for r in experiment_rows if r.pretrain_epochs == longest)
+            publications.append((first.cells["segmentation"][0], experiment.publish))
+    # Seed-major (a study stopped early has every experiment for its first seeds); within a
+    # seed, in planning order, which puts each transfer after the cell that trains its resizer.
+    planned = {key: index for index, key in enumerate(cells.by_key)}
+    run_order = sorted(
+        cells.by_key.values(), key=lambda c: (config.seeds.index(c.seed), planned[c.key])
+    )
     return StudyPlan(config, run_order, rows, publications)
 
 
@@ -201,11 +225,6 @@ def _variants(
     config: StudyConfig, experiment: SegmentationExperiment | TransferExperiment
 ) -> tuple[str, ...]:
     return experiment.variants or config.variants
-
-
-def _with_baseline(resizers: tuple[ResizerSpec, ...], baseline: ResizerSpec) -> list[ResizerSpec]:
-    """The baseline first, then the others in the order given."""
-    return [baseline, *(r for r in resizers if r != baseline)]
 
 
 def _segmentation_cell(
@@ -223,22 +242,12 @@ def _segmentation_cell(
     )  # fmt: skip
 
 
-def _segmentation_cells(
-    config: StudyConfig, experiment: SegmentationExperiment, seed: int, baseline: ResizerSpec
-) -> list[Cell]:
-    epochs = experiment.epochs or config.pretrain.epochs
-    return [
-        _segmentation_cell(config, resizer, variant, scale, epochs, seed, experiment.data)
-        for variant in _variants(config, experiment)
-        for scale in experiment.scales
-        for resizer in _with_baseline(experiment.resizers, baseline)
-    ]
-
-
 def _segmentation_rows(
-    config: StudyConfig, experiment: SegmentationExperiment, baseline: ResizerSpec, cells: _Cells
+    config: StudyConfig, experiment: SegmentationExperiment, cells: _Cells
 ) -> list[Row]:
+    """Per variant and scale: bilinear first (the reference), then the experiment's resizers."""
     epochs = experiment.epochs or config.pretrain.epochs
+    baseline = ResizerSpec(BASELINE)
 
     def over_seeds(resizer: ResizerSpec, variant: str, scale: float) -> list[Cell]:
         return [
@@ -252,7 +261,7 @@ def _segmentation_rows(
     for variant in _variants(config, experiment):
         for scale in experiment.scales:
             reference = over_seeds(baseline, variant, scale)
-            for resizer in _with_baseline(experiment.resizers, baseline):
+            for resizer in [baseline, *(r for r in experiment.resizers if r != baseline)]:
                 rows.append(
                     Row(
                         experiment.title, "segmentation", variant, scale, resizer,
@@ -263,94 +272,51 @@ def _segmentation_rows(
     return rows
 
 
-def _transfer_cell(
-    config: StudyConfig,
-    transfer: TransferSettings,
-    resizer: ResizerSpec,
-    variant: str,
-    scale: float,
-    seed: int,
-    source: Cell | None,
-) -> Cell:
-    return Cell(
-        "transfer", resizer, variant, scale, transfer.epochs, seed, transfer.data, transfer, source
-    )
-
-
-def _transfer_cells(
-    config: StudyConfig,
-    transfer: TransferSettings,
-    experiment: TransferExperiment,
-    seed: int,
-    baseline: ResizerSpec,
-) -> list[Cell]:
-    planned: list[Cell] = []
-    scale = experiment.scale
-    fixed = [ResizerSpec(b) for b in (BASELINE, *experiment.baselines)]
-    for variant in _variants(config, experiment):
-        for epochs in experiment.pretrain_epochs:
-            reference = _segmentation_cell(config, baseline, variant, scale, epochs, seed)
-            learned = _segmentation_cell(config, experiment.resizer, variant, scale, epochs, seed)
-            planned += [reference, learned]
-            planned.append(
-                _transfer_cell(config, transfer, experiment.resizer, variant, scale, seed, learned)
-            )
-        for resizer in dict.fromkeys(fixed):
-            planned.append(_transfer_cell(config, transfer, resizer, variant, scale, seed, None))
-    return planned
-
-
 def _transfer_rows(
-    config: StudyConfig,
-    transfer: TransferSettings,
-    experiment: TransferExperiment,
-    baseline: ResizerSpec,
-    cells: _Cells,
+    config: StudyConfig, transfer: TransferSettings, experiment: TransferExperiment, cells: _Cells
 ) -> list[Row]:
-    scale = experiment.scale
+    """Per variant: a row per pretraining length (the resizer pretrained beside bilinear, then
+    transferred), then a row per fixed resizer transferred as it is; bilinear's is the reference."""
+    scale, learned, seeds = experiment.scale, experiment.resizer, config.seeds
+    baseline = ResizerSpec(BASELINE)
+
+    def segmentation(resizer: ResizerSpec, variant: str, epochs: int) -> list[Cell]:
+        return [
+            cells.add(_segmentation_cell(config, resizer, variant, scale, epochs, s)) for s in seeds
+        ]
+
+    def transfers(resizer: ResizerSpec, variant: str, sources: list[Cell | None]) -> list[Cell]:
+        data, epochs = transfer.data, transfer.epochs
+        return [
+            cells.add(Cell("transfer", resizer, variant, scale, epochs, s, data, transfer, source))
+            for s, source in zip(seeds, sources, strict=True)
+        ]
+
     rows: list[Row] = []
     for variant in _variants(config, experiment):
-        reference = [
-            cells.add(_transfer_cell(config, transfer, baseline, variant, scale, s, None))
-            for s in config.seeds
-        ]
+        pretrained = []
         for epochs in experiment.pretrain_epochs:
-            segmentation = [
-                cells.add(_segmentation_cell(config, experiment.resizer, variant, scale, epochs, s))
-                for s in config.seeds
-            ]
-            segmentation_reference = [
-                cells.add(_segmentation_cell(config, baseline, variant, scale, epochs, s))
-                for s in config.seeds
-            ]
-            transfers = [
-                cells.add(
-                    _transfer_cell(config, transfer, experiment.resizer, variant, scale, s, source)
-                )
-                for s, source in zip(config.seeds, segmentation, strict=True)
-            ]
-            rows.append(
+            reference = segmentation(baseline, variant, epochs)
+            trained = segmentation(learned, variant, epochs)
+            pretrained.append(
                 Row(
-                    experiment.title, "transfer", variant, scale, experiment.resizer,
-                    cells={"segmentation": segmentation, "transfer": transfers},
-                    baseline={"segmentation": segmentation_reference, "transfer": reference},
+                    experiment.title, "transfer", variant, scale, learned,
+                    cells={"segmentation": trained,
+                           "transfer": transfers(learned, variant, list(trained))},
+                    baseline={"segmentation": reference},
                     pretrain_epochs=epochs,
                 )
             )  # fmt: skip
+        fixed = []
         for name in dict.fromkeys((BASELINE, *experiment.baselines)):
             resizer = ResizerSpec(name)
-            rows.append(
+            fixed.append(
                 Row(
                     experiment.title, "transfer", variant, scale, resizer,
-                    cells={
-                        "transfer": [
-                            cells.add(
-                                _transfer_cell(config, transfer, resizer, variant, scale, s, None)
-                            )
-                            for s in config.seeds
-                        ]
-                    },
-                    baseline={"transfer": reference},
+                    cells={"transfer": transfers(resizer, variant, [None] * len(seeds))},
                 )
             )  # fmt: skip
+        for row in pretrained + fixed:
+            row.baseline["transfer"] = fixed[0].cells["transfer"]  # bilinear, listed first
+        rows += pretrained + fixed
     return rows

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from matplotlib.axes import Axes
@@ -17,29 +18,55 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from downsizenet_hub.compare import compare_figure, save_figure
+from downsizenet_hub.data import build_dataset, dataset_info
 from downsizenet_hub.hub import from_pretrained
 from downsizenet_hub.resizer import DownsizeNet
 from downsizenet_hub.resizers import build_resizer
 from downsizenet_hub.study.aggregate import Estimate
-from downsizenet_hub.study.cell_run import RESIZER_DIR, cell_folder, data_options
+from downsizenet_hub.study.cell_run import RESIZER_DIR, cell_folder
 from downsizenet_hub.study.cells import PRIMARY_METRIC, Cell, StudyPlan
-from downsizenet_hub.study.config import BASELINE, SegmentationExperiment, TransferExperiment
+from downsizenet_hub.study.config import (
+    BASELINE,
+    DataSettings,
+    SegmentationExperiment,
+    TransferExperiment,
+)
 from downsizenet_hub.study.report import RowSummary
 
 _DPI = 110
+#: One colour per resizer in every figure, so that bilinear is always the same line.
+_COLOURS = {"bilinear": "tab:orange", "downsizenet": "tab:blue", "antialias": "tab:green",
+            "area": "tab:red", "bicubic": "tab:purple"}  # fmt: skip
+_MORE_COLOURS = ("tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan", "black")
+_ONE_SEED = "one seed: no error bars, and differences this small may be seed noise"
+
+
+def _colour(label: str) -> str:
+    if label not in _COLOURS:
+        _COLOURS[label] = _MORE_COLOURS[(len(_COLOURS) - 5) % len(_MORE_COLOURS)]
+    return _COLOURS[label]
 
 
 def _errorbar(axes: Axes, xs: list[float], estimates: list[Estimate], label: str) -> None:
     means = [e.mean for e in estimates]
     low = [e.mean - e.ci_low if e.ci_low is not None else 0.0 for e in estimates]
     high = [e.ci_high - e.mean if e.ci_high is not None else 0.0 for e in estimates]
-    axes.errorbar(xs, means, yerr=[low, high], marker="o", capsize=3, label=label)
+    axes.errorbar(
+        xs, means, yerr=[low, high], marker="o", capsize=3, label=label, color=_colour(label)
+    )
 
 
-def _band(axes: Axes, value: Estimate, label: str, style: str) -> None:
-    line = axes.axhline(value.mean, linestyle=style, linewidth=1.2, label=label)
+def _band(axes: Axes, value: Estimate, label: str, name: str, style: str) -> None:
+    colour = _colour(name)
+    axes.axhline(value.mean, linestyle=style, linewidth=1.2, label=label, color=colour)
     if value.ci_low is not None and value.ci_high is not None:
-        axes.axhspan(value.ci_low, value.ci_high, color=line.get_color(), alpha=0.12)
+        axes.axhspan(value.ci_low, value.ci_high, color=colour, alpha=0.12)
+
+
+def _note_single_seed(figure: Figure, summaries: Sequence[RowSummary]) -> None:
+    counts = [len(seeds) for s in summaries for seeds in s.seeds.values() if seeds]
+    if counts and max(counts) == 1:
+        figure.suptitle(_ONE_SEED, fontsize=9, color="dimgray")
 
 
 def score_vs_scale(plan: StudyPlan, summaries: Sequence[RowSummary]) -> Figure | None:
@@ -69,6 +96,7 @@ def score_vs_scale(plan: StudyPlan, summaries: Sequence[RowSummary]) -> Figure |
         axes.set(title=f"{title}\n({variant} data)", xlabel="output scale", ylabel="mIoU (%)")
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)
+    _note_single_seed(figure, summaries)
     return figure
 
 
@@ -98,8 +126,9 @@ def score_vs_epochs(plan: StudyPlan, summaries: Sequence[RowSummary]) -> Figure 
         for summary in rows:
             score = summary.scores.get("transfer", {}).get("map_50")
             if summary.row.pretrain_epochs is None and score is not None:
-                style = "--" if summary.row.resizer.label == BASELINE else ":"
-                _band(det_axes, score, f"{summary.row.resizer.label} (no pretraining)", style)
+                name = summary.row.resizer.label
+                style = "--" if name == BASELINE else ":"
+                _band(det_axes, score, f"{name} (no pretraining)", name, style)
         det_axes.set(
             title=f"Frozen transfer to detection, {variant} data, x{experiment.scale:g}",
             xlabel="pretraining epochs of the resizer", ylabel="mAP@0.5 (%)",
@@ -108,6 +137,7 @@ def score_vs_epochs(plan: StudyPlan, summaries: Sequence[RowSummary]) -> Figure 
             axes.grid(alpha=0.3)
             axes.legend(fontsize=8)
             axes.set_xticks(sorted({s.row.pretrain_epochs or 0 for s in learned}))
+    _note_single_seed(figure, summaries)
     return figure
 
 
@@ -169,14 +199,33 @@ def resizer_grids(plan: StudyPlan, results_dir: Path, count: int) -> list[Figure
     scale, resizers = grid_resizers(plan, results_dir)
     if not any(isinstance(m, DownsizeNet) for _, m in resizers):
         return []  # no trained DownsizeNet yet
-    config = plan.config
-    options = data_options(config.pretrain.data, config.variants[0], scale)
-    _, val_set = options.datasets("segmentation")
+    val_set = _validation_set(plan.config.pretrain.data, plan.config.variants[0])
     figures = []
     for index in range(min(count, len(val_set))):
         image = val_set[index][0].as_subclass(torch.Tensor).float()
         figures.append(compare_figure(image, resizers, scale_factor=scale))
     return figures
+
+
+def _validation_set(data: DataSettings, variant: str) -> Any:
+    """The segmentation val split as the cells saw it (already built by them). Built directly
+    rather than through DataOptions.datasets, whose torchrun barriers only rank 0 would reach."""
+    kwargs: dict[str, Any] = {}
+    if data.name == "scenes" and data.root is None:
+        kwargs["seed"] = data.scenes_seed
+        if data.train_images is not None:
+            kwargs["images"] = data.train_images
+        if data.val_images is not None:
+            kwargs["val_images"] = data.val_images
+    return build_dataset(
+        data.name,
+        "val",
+        task="segmentation",
+        root=data.root,
+        image_size=data.image_size or dataset_info(data.name).image_size,
+        variant=variant,
+        **kwargs,
+    )
 
 
 def write_figures(

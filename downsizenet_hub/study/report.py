@@ -19,6 +19,7 @@ from typing import Any
 from rich.table import Table
 
 from downsizenet_hub import __version__
+from downsizenet_hub.data import dataset_info
 from downsizenet_hub.engine.checkpoint import write_atomic
 from downsizenet_hub.study.aggregate import (
     CONFIDENCE,
@@ -35,8 +36,10 @@ from downsizenet_hub.study.cells import (
     Cell,
     Row,
     StudyPlan,
+    count_epochs,
 )
 from downsizenet_hub.study.config import DataSettings, TransferSettings
+from downsizenet_hub.study.fingerprint import code_fingerprint
 
 
 @dataclass
@@ -113,8 +116,8 @@ def _columns(kind: str) -> list[str]:
     if kind == "segmentation":
         return ["data", "scale", "resizer", "mIoU", "Δ mIoU vs bilinear", "seeds"]
     return [
-        "data", "scale", "resizer", "pretraining", "seg mIoU", "Δ seg mIoU vs bilinear",
-        "det mAP@0.5", "Δ mAP@0.5 vs bilinear", "seeds",
+        "data", "scale", "resizer", "pretraining", "seg mIoU", "bilinear seg mIoU",
+        "Δ seg mIoU", "det mAP@0.5", "Δ mAP@0.5 vs bilinear", "seeds",
     ]  # fmt: skip
 
 
@@ -134,10 +137,13 @@ def _row_cells(summary: RowSummary, expected: int) -> list[str]:
     tail = [f"{seeds}/{expected}" if seeds < expected else str(seeds)]
     if row.kind == "segmentation":
         return [*head, *_cells_text(summary, "segmentation"), *tail]
-    pretraining = "-" if row.pretrain_epochs is None else f"{row.pretrain_epochs} epochs"
-    segmentation = (
-        _cells_text(summary, "segmentation") if "segmentation" in row.cells else ("-", "-")
-    )
+    pretraining = "-" if row.pretrain_epochs is None else count_epochs(row.pretrain_epochs)
+    if "segmentation" in row.cells:
+        score, difference = _cells_text(summary, "segmentation")
+        reference = format_estimate(summary.baseline.get("segmentation"))
+        segmentation = [score, reference, difference]
+    else:
+        segmentation = ["-", "-", "-"]
     return [*head, pretraining, *segmentation, *_cells_text(summary, "transfer"), *tail]
 
 
@@ -182,7 +188,7 @@ def findings(summaries: Sequence[RowSummary]) -> list[str]:
             continue
         where = f"{row.variant}, x{row.scale:g}"
         if row.pretrain_epochs is not None:
-            where += f", pretrained {row.pretrain_epochs} epochs"
+            where += f", pretrained {count_epochs(row.pretrain_epochs)}"
         for task, difference in summary.difference.items():
             metric = METRIC_NAMES[PRIMARY_METRIC[task]]
             label = f"{row.resizer.label} vs bilinear, {task} {metric} ({where})"
@@ -219,6 +225,8 @@ class StudyTotals:
     cells: int
     finished: int
     computed: int
+    # Finished cells computed by training code other than the code that wrote the report.
+    stale: int
     cell_seconds: float
     wall_time_s: float
     published: list[str] = field(default_factory=list)
@@ -236,6 +244,7 @@ def results_document(
         "study": plan.config.name,
         "command": command,
         "package_version": __version__,
+        "code": code_fingerprint(),
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "confidence": CONFIDENCE,
         "config": plan.config.to_dict(),
@@ -243,6 +252,7 @@ def results_document(
             "cells": totals.cells,
             "finished": totals.finished,
             "computed_this_run": totals.computed,
+            "computed_by_other_code": totals.stale,
             "cell_seconds": round(totals.cell_seconds, 1),
             "wall_time_s": round(totals.wall_time_s, 1),
         },
@@ -276,6 +286,7 @@ def markdown_report(
         "",
         f"Data: {_data_line(plan)}",
         "",
+        *_stale_note(totals),
         "Scores are percent: mean ± sample standard deviation over seeds, then the 95% "
         "t-interval of the mean in brackets. Δ is the difference to bilinear under the same seed "
         "(same initialisation and data order), with the 95% t-interval of the per-seed "
@@ -299,8 +310,20 @@ def markdown_report(
     if figures:
         lines += ["## Figures", ""]
         for caption, name in figures:
-            lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]
+            lines += [f"![{Path(name).stem}]({name})", "", f"*{caption}*", ""]
     return "\n".join(lines)
+
+
+def _stale_note(totals: StudyTotals) -> list[str]:
+    if not totals.stale:
+        return []
+    return [
+        f"**Note:** {totals.stale} of the {totals.finished} finished cells were computed by "
+        f"another version of the training code than this report's ({code_fingerprint()}); "
+        "results.json lists each cell's `code`. Delete those cells' folders and run the study "
+        "again to recompute them.",
+        "",
+    ]
 
 
 def _data_line(plan: StudyPlan) -> str:
@@ -317,13 +340,13 @@ def _data_line(plan: StudyPlan) -> str:
         assert isinstance(t, TransferSettings)
         parts.append(
             f"detection on {_data_text(t.data)}, frozen VGG16 ({t.backbone_weights} weights), "
-            f"heads trained {t.epochs} epochs, batch {t.batch_size}, lr {t.lr:g}"
+            f"heads trained {count_epochs(t.epochs)}, batch {t.batch_size}, lr {t.lr:g}"
         )
     return "; ".join(parts) + "."
 
 
 def _data_text(data: DataSettings) -> str:
-    size = "x".join(map(str, data.image_size)) if data.image_size else "its default size"
+    size = "x".join(map(str, data.image_size or dataset_info(data.name).image_size))
     if data.name != "scenes":
         return f"{data.name} at {size}"
     train = data.train_images or "default"

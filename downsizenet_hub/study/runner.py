@@ -26,7 +26,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from downsizenet_hub.backbones.sources import resolve_vgg16_weights
-from downsizenet_hub.engine import is_main_process
+from downsizenet_hub.engine import init_from_env, is_main_process
 from downsizenet_hub.engine.distributed import barrier
 from downsizenet_hub.study.cell_run import (
     RESIZER_DIR,
@@ -116,6 +116,7 @@ def run_study(
         report_only: run nothing; summarise the cells that have finished.
     """
     started = time.perf_counter()
+    init_from_env()  # under torchrun: join now, so that only rank 0 prints from the start
     console = console or study_console()
     say: Callable[..., None] = console.print if is_main_process() else _silent
     plan = resolved_plan(config, strict=not report_only)
@@ -140,10 +141,15 @@ def run_study(
         if found is None and not report_only:
             say(f"{prefix}  [yellow]running[/] (about {format_duration(estimate_seconds(cell))})")
             baseline = _baseline_score(plan, results, cell)
-            found = run_cell(
-                cell, results_dir, device=device, progress=progress, command=command,
-                baseline_score=baseline,
-            )  # fmt: skip
+            try:
+                found = run_cell(
+                    cell, results_dir, device=device, progress=progress, command=command,
+                    baseline_score=baseline,
+                )  # fmt: skip
+            except BaseException:
+                folder = escape(str(cell_folder(results_dir, cell)))
+                say(f"{prefix}  [red]stopped[/]; running the study again resumes it ({folder})")
+                raise
             write_result(results_dir, found)
             if not keep_checkpoints:
                 remove_checkpoints(results_dir, cell)
@@ -151,18 +157,23 @@ def run_study(
             computed += 1
             took = format_duration(found.wall_time_s)
             say(f"{prefix}  [green]done[/] in {took}: {_score(found)}")
+        elif found is not None and found.stale:
+            say(f"{prefix}  [yellow]cached, computed by other code ({found.code})[/]: "
+                f"{_score(found)}")  # fmt: skip
         elif found is not None:
             say(f"{prefix}  [dim]cached[/]: {_score(found)}")
         else:
             say(f"{prefix}  [dim]not run[/]")
         if found is not None:
             results[cell.key] = found
-            published += _publish(plan, results_dir, cell, command, say)
+            if not report_only:
+                published += _publish(plan, results_dir, cell, command, say)
     summaries = summarise(plan, results)
     totals = StudyTotals(
         cells=total,
         finished=len(results),
         computed=computed,
+        stale=sum(1 for r in results.values() if r.stale),
         cell_seconds=sum(r.wall_time_s for r in results.values()),
         wall_time_s=0.0,
         published=published,
@@ -183,7 +194,7 @@ def run_study(
 
 def study_console() -> Console:
     """stdout; wide when redirected (rich would wrap the interval columns at 80 characters)."""
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 def _silent(*_: object, **__: object) -> None:
@@ -260,7 +271,8 @@ def plan_table(plan: StudyPlan, results_dir: Path) -> Table:
             str(cell.seed), "cached" if cached else "to run", format_duration(seconds),
         )  # fmt: skip
     table.caption = (
-        f"to run: about {format_duration(remaining)} on a 2-core CPU (rough; see "
-        "downsizenet_hub/study/timing.py); transfer epochs shown as pretraining+head epochs"
+        f"to run: about {format_duration(remaining)} on a 2-core CPU shared with other jobs, 2 to "
+        "3 times less on an idle one (rough: downsizenet_hub/study/timing.py); transfer epochs "
+        "are pretraining+head epochs"
     )
     return table

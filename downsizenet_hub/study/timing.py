@@ -1,9 +1,10 @@
 """Rough time of a cell on a 2-core CPU, for planning (``--dry-run``) and progress lines.
 
-The rates are seconds per image measured on the project's 2-core development machine (shared
-with other jobs, so on the slow side) for the built-in scenes at 300 px with the tiny
-segmentation backbone and the frozen VGG16 detector. They scale with the input's pixel count; for
-other backbones or devices there is no estimate (None).
+The rates are seconds per image measured on the project's 2-core development machine while other
+jobs shared it (load about 4; the same runs took 2 to 3 times less on the idle machine) for the
+built-in scenes at 300 px, the tiny segmentation backbone and the frozen VGG16 detector (the
+transfer rates: idle-machine measurements times 3, after the detection heads got cheaper). They
+scale with the input's pixel count; for other backbones or data there is no estimate (None).
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ from downsizenet_hub.study.config import PretrainSettings
 _REFERENCE_PIXELS = 300 * 300
 #: Seconds per image at 300 px: segmentation training step (DownsizeNet's texture branch runs at
 #: full resolution, hence the gap), evaluation, and the detection heads' step with cached features.
-SEGMENTATION_TRAIN_S = {"learned": 0.40, "fixed": 0.16}
-SEGMENTATION_EVAL_S = 0.17
-TRANSFER_TRAIN_S = 0.45
-TRANSFER_FIRST_EPOCH_EXTRA_S = 0.12  # computing resizer + VGG16 features once per image
-TRANSFER_EVAL_S = 0.30
+SEGMENTATION_TRAIN_S = {"learned": 0.20, "fixed": 0.15}
+SEGMENTATION_EVAL_S = 0.04
+TRANSFER_TRAIN_S = 0.10
+TRANSFER_FIRST_EPOCH_EXTRA_S = 0.10  # computing resizer + VGG16 features once per image
+TRANSFER_EVAL_S = 0.15
+#: Share of a segmentation step spent after the resize at x0.3 (backbone and head); it grows with
+#: the square of the scale, the rest (resizer, loss at full resolution) does not.
+BACKBONE_SHARE_AT_X03 = 0.28
 #: Per cell: building datasets, loading VGG16, writing files.
-CELL_OVERHEAD_S = {"segmentation": 4.0, "transfer": 8.0}
+CELL_OVERHEAD_S = {"segmentation": 2.0, "transfer": 5.0}
 
 
 def estimate_seconds(cell: Cell) -> float | None:
@@ -39,7 +43,10 @@ def estimate_seconds(cell: Cell) -> float | None:
     height, width = data.image_size or (300, 300)
     size = height * width / _REFERENCE_PIXELS
     if cell.task == "segmentation":
-        step = SEGMENTATION_TRAIN_S["learned" if cell.resizer.learned else "fixed"]
+        share = BACKBONE_SHARE_AT_X03
+        step = SEGMENTATION_TRAIN_S["learned" if cell.resizer.learned else "fixed"] * (
+            1 - share + share * (cell.scale / 0.3) ** 2
+        )
         seconds = cell.epochs * train * step + val * SEGMENTATION_EVAL_S
     else:
         seconds = (

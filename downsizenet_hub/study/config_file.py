@@ -1,0 +1,351 @@
+"""Reading a study file (JSON or TOML) into a :class:`~.config.StudyConfig`, field by field.
+
+A study file is one table (JSON object)::
+
+    name = "my-study"                 # results go to results/<name>/ unless --results-dir
+    seeds = [0, 1, 2]                 # every cell runs once per seed (>= 1; 3+ for intervals)
+    variants = ["noisy", "clean"]     # built-in data variants, unless an experiment names its own
+    grid_images = 2                   # val images in the resizer comparison grid (0: none)
+
+    [pretrain]                        # segmentation pipeline settings (``downsizenet pretrain``)
+    backbone = "tiny"; width = 32; epochs = 3; batch_size = 8; lr = 0.002
+    [pretrain.data]                   # name, root, image_size, train_images, val_images, ...
+    train_images = 160
+
+    [transfer]                        # frozen-VGG16 detector settings (``downsizenet transfer``)
+    backbone_weights = "auto"; epochs = 4; batch_size = 8; lr = 0.002
+    [transfer.data]
+
+    [[experiments]]                   # a table of results; kind "segmentation" or "transfer"
+    kind = "segmentation"
+    title = "Output scale"
+    scales = [0.55, 0.45, 0.35]
+    resizers = ["downsizenet", {label = "texture", conv_layers = 4, use_distance = false}]
+
+    [[experiments]]
+    kind = "transfer"
+    title = "Pretraining epochs"
+    scale = 0.3
+    pretrain_epochs = [1, 2, 4]
+    baselines = ["bilinear", "area"]
+    publish = "me/downsizenet-x0.3"   # optional: publish the first seed's longest-trained resizer
+
+Every field is checked on reading, and an error names the field (``experiments[1].scales``) and
+what was expected. Bilinear is always added as the baseline every difference is measured against.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, NoReturn
+
+from downsizenet_hub.data import DATASETS
+from downsizenet_hub.data.transforms import VARIANTS
+from downsizenet_hub.pipelines.segmentation import BACKBONES
+from downsizenet_hub.resizers import TRAINABLE
+from downsizenet_hub.study.config import (
+    BASELINE,
+    EXPERIMENT_KINDS,
+    STUDY_FIXED,
+    DataSettings,
+    Experiment,
+    PretrainSettings,
+    SegmentationExperiment,
+    StudyConfig,
+    TransferExperiment,
+    TransferSettings,
+    resizer_spec,
+)
+
+
+class _Table:
+    """One table of a study file, read field by field; every error names the field's path."""
+
+    def __init__(self, data: object, where: str, allowed: Iterable[str]) -> None:
+        if not isinstance(data, Mapping):
+            raise TypeError(f"{where} must be a table (JSON object), got {_show(data)}.")
+        allowed = tuple(allowed)
+        unknown = sorted(set(data) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"{where}: unknown key(s) {unknown}; expected some of {sorted(allowed)}."
+            )
+        self.data, self.where = data, where
+
+    def path(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def string(self, key: str, default: str | None, choices: Iterable[str] = ()) -> str | None:
+        value = self.data.get(key, default)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise TypeError(f"{self.path(key)} must be a non-empty string, got {_show(value)}.")
+        choices = tuple(choices)
+        if choices and value not in choices:
+            raise ValueError(f"{self.path(key)} must be one of {list(choices)}, got {value!r}.")
+        return value
+
+    def integer(self, key: str, default: int | None, minimum: int = 0) -> int | None:
+        value = self.data.get(key, default)
+        if value is None:
+            return None
+        return _integer(value, self.path(key), minimum)
+
+    def number(self, key: str, default: float, low: float, high: float) -> float:
+        return _number(self.data.get(key, default), self.path(key), low, high)
+
+    def items(self, key: str, default: Iterable[Any] | None) -> list[Any] | None:
+        value = self.data.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+            raise TypeError(f"{self.path(key)} must be a list, got {_show(value)}.")
+        values = list(value)
+        if not values:
+            raise ValueError(f"{self.path(key)} must not be empty.")
+        return values
+
+
+def _show(value: object) -> str:
+    return (
+        repr(value)
+        if isinstance(value, (str, int, float, bool, type(None)))
+        else type(value).__name__
+    )
+
+
+def _integer(value: object, where: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{where} must be an integer >= {minimum}, got {_show(value)}.")
+    return value
+
+
+def _number(value: object, where: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{where} must be a number, got {_show(value)}.")
+    if not (math.isfinite(value) and low < value <= high):
+        raise ValueError(f"{where} must be in ({low:g}, {high:g}], got {value!r}.")
+    return float(value)
+
+
+def _unique(values: list[Any], where: str) -> tuple[Any, ...]:
+    if len(set(values)) != len(values):
+        raise ValueError(f"{where} lists a value twice: {values}.")
+    return tuple(values)
+
+
+def _data(value: object, where: str) -> DataSettings:
+    table = _Table(value, where, [f.name for f in fields(DataSettings)])
+    name = table.string("name", "scenes", DATASETS)
+    size = table.items("image_size", None)
+    image_size = None
+    if size is not None:
+        if len(size) != 2:
+            raise ValueError(f"{table.path('image_size')} must be [height, width], got {size}.")
+        image_size = (
+            _integer(size[0], table.path("image_size"), 8),
+            _integer(size[1], table.path("image_size"), 8),
+        )
+    return DataSettings(
+        name=name or "scenes",
+        root=table.string("root", None),
+        image_size=image_size,
+        train_images=table.integer("train_images", None, 2),
+        val_images=table.integer("val_images", None, 1),
+        scenes_seed=table.integer("scenes_seed", 0) or 0,
+    )
+
+
+def _pretrain(value: object, where: str) -> PretrainSettings:
+    table = _Table(value, where, [f.name for f in fields(PretrainSettings)])
+    return PretrainSettings(
+        data=_data(table.get("data", {}), table.path("data")),
+        backbone=table.string("backbone", "tiny", BACKBONES) or "tiny",
+        width=table.integer("width", 32, 4) or 32,
+        epochs=table.integer("epochs", 3, 1) or 3,
+        batch_size=table.integer("batch_size", 8, 2) or 8,
+        lr=table.number("lr", 2e-3, 0.0, 10.0),
+    )
+
+
+def _transfer(value: object, where: str) -> TransferSettings:
+    table = _Table(value, where, [f.name for f in fields(TransferSettings)])
+    data = _data(table.get("data", {}), table.path("data"))
+    if data.name == "cityscapes":
+        raise ValueError(f"{table.path('data.name')}: cityscapes has no detection labels.")
+    return TransferSettings(
+        data=data,
+        backbone_weights=table.string("backbone_weights", "auto") or "auto",
+        epochs=table.integer("epochs", 10, 1) or 10,
+        batch_size=table.integer("batch_size", 8, 2) or 8,
+        lr=table.number("lr", 2e-3, 0.0, 10.0),
+    )
+
+
+def _variants(table: _Table, key: str, default: Iterable[str] | None) -> tuple[str, ...] | None:
+    values = table.items(key, default)
+    if values is None:
+        return None
+    for value in values:
+        if value not in VARIANTS:
+            raise ValueError(f"{table.path(key)} must list {list(VARIANTS)}, got {value!r}.")
+    return _unique(values, table.path(key))
+
+
+def _scale(value: object, where: str) -> float:
+    return _number(value, where, 0.0, 1.0)
+
+
+def _experiment(value: object, where: str) -> Experiment:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{where} must be a table (JSON object), got {_show(value)}.")
+    kind = value.get("kind")
+    if kind == "segmentation":
+        table = _Table(
+            value, where, ("kind", "title", "resizers", "scales", "variants", "epochs", "data")
+        )
+        resizers = [
+            resizer_spec(r, f"{table.path('resizers')}[{i}]")
+            for i, r in enumerate(table.items("resizers", None) or [])
+        ]
+        if not resizers:
+            raise ValueError(f"{table.path('resizers')} is required: the resizers to compare.")
+        labels = [r.label for r in resizers]
+        _unique(labels, table.path("resizers"))
+        scales = table.items("scales", [0.3]) or [0.3]
+        data = table.get("data")
+        return SegmentationExperiment(
+            title=table.string("title", None) or _missing(table, "title"),
+            resizers=tuple(resizers),
+            scales=_unique(
+                [_scale(s, f"{table.path('scales')}[{i}]") for i, s in enumerate(scales)],
+                table.path("scales"),
+            ),
+            variants=_variants(table, "variants", None),
+            epochs=table.integer("epochs", None, 1),
+            data=None if data is None else _data(data, table.path("data")),
+        )
+    if kind == "transfer":
+        table = _Table(
+            value,
+            where,
+            ("kind", "title", "resizer", "pretrain_epochs", "baselines", "scale", "variants",
+             "publish"),
+        )  # fmt: skip
+        resizer = resizer_spec(table.get("resizer", TRAINABLE), table.path("resizer"))
+        if not resizer.learned:
+            raise ValueError(f"{table.path('resizer')} must be a DownsizeNet (one to pretrain).")
+        epochs = table.items("pretrain_epochs", [3]) or [3]
+        baselines = table.items("baselines", [BASELINE]) or [BASELINE]
+        for i, name in enumerate(baselines):
+            if name not in STUDY_FIXED:
+                raise ValueError(
+                    f"{table.path('baselines')}[{i}] must be one of {list(STUDY_FIXED)}, "
+                    f"got {name!r}."
+                )
+        publish = table.string("publish", None)
+        if publish is not None:
+            from downsizenet_hub.hub import validate_name
+
+            try:
+                validate_name(publish)
+            except ValueError as error:
+                raise ValueError(f"{table.path('publish')}: {error}") from None
+        return TransferExperiment(
+            title=table.string("title", None) or _missing(table, "title"),
+            resizer=resizer,
+            pretrain_epochs=tuple(
+                sorted(
+                    _unique(
+                        [
+                            _integer(e, f"{table.path('pretrain_epochs')}[{i}]", 1)
+                            for i, e in enumerate(epochs)
+                        ],
+                        table.path("pretrain_epochs"),
+                    )
+                )
+            ),
+            baselines=_unique(baselines, table.path("baselines")),
+            scale=_scale(table.get("scale", 0.3), table.path("scale")),
+            variants=_variants(table, "variants", None),
+            publish=publish,
+        )
+    raise ValueError(f"{where}.kind must be one of {list(EXPERIMENT_KINDS)}, got {kind!r}.")
+
+
+def _missing(table: _Table, key: str) -> NoReturn:
+    raise ValueError(f"{table.path(key)} is required.")
+
+
+def study_config(data: object, where: str = "") -> StudyConfig:
+    """Build and check a :class:`StudyConfig` from parsed JSON/TOML (``where`` prefixes errors)."""
+    top = (
+        "name", "description", "seeds", "variants", "grid_images", "pretrain", "transfer",
+        "experiments",
+    )  # fmt: skip
+    table = _Table(data, where, top)
+    name = table.string("name", None) or _missing(table, "name")
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise ValueError(f"{table.path('name')} must be a plain folder name, got {name!r}.")
+    seeds = _unique(
+        [
+            _integer(s, f"{table.path('seeds')}[{i}]", 0)
+            for i, s in enumerate(table.items("seeds", [0, 1, 2]) or [])
+        ],
+        table.path("seeds"),
+    )
+    experiments = [
+        _experiment(e, f"{table.path('experiments')}[{i}]")
+        for i, e in enumerate(table.items("experiments", None) or [])
+    ]
+    if not experiments:
+        raise ValueError(f"{table.path('experiments')} is required: at least one experiment.")
+    _unique([e.title for e in experiments], f"{table.path('experiments')} titles")
+    description = table.get("description", "")
+    if not isinstance(description, str):
+        raise TypeError(f"{table.path('description')} must be a string.")
+    config = StudyConfig(
+        name=name,
+        seeds=seeds,
+        variants=_variants(table, "variants", ["noisy"]) or ("noisy",),
+        pretrain=_pretrain(table.get("pretrain", {}), table.path("pretrain")),
+        transfer=_transfer(table.get("transfer", {}), table.path("transfer")),
+        experiments=tuple(experiments),
+        grid_images=table.integer("grid_images", 2, 0) or 0,
+        description=description,
+    )
+    if config.pretrain.data.name == "coco":
+        raise ValueError(f"{table.path('pretrain.data.name')}: coco has no segmentation masks.")
+    return config
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    """Read a study file (``.json``, or ``.toml`` on Python 3.11+); errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"study config {path} does not exist.")
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".toml"):
+        raise ValueError(f"study config {path} must end in .json or .toml.")
+    text = path.read_text(encoding="utf-8")
+    if suffix == ".toml":
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            raise ValueError(f"{path}: TOML study files need Python 3.11+; use JSON.") from None
+    try:
+        data = json.loads(text) if suffix == ".json" else tomllib.loads(text)
+    except ValueError as error:  # json.JSONDecodeError and tomllib.TOMLDecodeError
+        raise ValueError(f"cannot parse {path}: {error}") from None
+    try:
+        return study_config(data)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: {error}") from None

@@ -1,0 +1,344 @@
+"""The study's maths and planning, without training: estimates against hand computations,
+config checks, presets, and how cells are keyed and shared."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from downsizenet_hub.study import (
+    PRESETS,
+    estimate,
+    load_config,
+    paired_difference,
+    plan_study,
+    preset,
+    study_config,
+)
+from downsizenet_hub.study.aggregate import format_estimate, t_quantile
+from downsizenet_hub.study.timing import estimate_seconds
+
+# Student's t, 0.975 quantile, from printed tables (e.g. NIST/SEMATECH e-Handbook, table 1.3.6.7.2).
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 9: 2.262}
+
+
+@pytest.mark.parametrize("dof", sorted(T975))
+def test_t_quantile_matches_the_printed_table(dof: int) -> None:
+    assert t_quantile(0.975, dof) == pytest.approx(T975[dof], abs=5e-4)
+
+
+def test_estimate_matches_a_hand_computation() -> None:
+    result = estimate([1.0, 2.0, 3.0, 4.0])
+    # mean 10/4; squared deviations 2.25 + 0.25 + 0.25 + 2.25 = 5 over n - 1 = 3.
+    std = math.sqrt(5.0 / 3.0)
+    half = t_quantile(0.975, 3) * std / math.sqrt(4.0)
+    assert result.n == 4 and result.values == (1.0, 2.0, 3.0, 4.0)
+    assert result.mean == 2.5
+    assert result.std == pytest.approx(std, rel=1e-12)
+    assert result.ci_low == pytest.approx(2.5 - half, rel=1e-12)
+    assert result.ci_high == pytest.approx(2.5 + half, rel=1e-12)
+    assert half == pytest.approx(3.182 * 1.29099 / 2, abs=2e-3)  # the same, from the table
+
+
+def test_one_seed_gives_no_spread_and_no_interval() -> None:
+    result = estimate([42.0])
+    assert (result.mean, result.std, result.ci_low, result.ci_high) == (42.0, None, None, None)
+    assert format_estimate(result) == "42.00 (n=1)"
+    assert not result.excludes_zero()
+
+
+def test_paired_difference_uses_the_seeds_both_have() -> None:
+    values = {0: 10.0, 1: 12.0, 2: 14.0}
+    baseline = {0: 9.0, 1: 11.5, 2: 13.0, 3: 99.0}  # seed 3 has no partner: ignored
+    result = paired_difference(values, baseline)
+    assert result is not None and result.values == (1.0, 0.5, 1.0)
+    # differences 1, 0.5, 1: mean 5/6, squared deviations 1/36 + 4/36 + 1/36 over 2 = 1/12.
+    assert result.mean == pytest.approx(5 / 6, rel=1e-12)
+    assert result.std == pytest.approx(math.sqrt(1 / 12), rel=1e-12)
+    half = 4.302652729911275 * math.sqrt(1 / 12) / math.sqrt(3)
+    assert result.ci_low == pytest.approx(5 / 6 - half, rel=1e-9)
+    assert (round(result.ci_low, 3), round(result.ci_high, 3)) == (0.116, 1.550)
+    assert result.excludes_zero()
+    assert paired_difference({0: 1.0}, {1: 1.0}) is None
+
+
+def test_paired_interval_is_narrower_than_comparing_means_when_seeds_move_together() -> None:
+    ours = {0: 50.0, 1: 60.0, 2: 70.0}
+    bilinear = {0: 49.0, 1: 59.2, 2: 69.1}
+    paired = paired_difference(ours, bilinear)
+    assert paired is not None and paired.excludes_zero()
+    assert estimate(list(ours.values())).ci_low < estimate(list(bilinear.values())).ci_high
+
+
+def test_estimate_rejects_nothing_and_non_finite() -> None:
+    with pytest.raises(ValueError, match="no values"):
+        estimate([])
+    with pytest.raises(ValueError, match="finite"):
+        estimate([1.0, math.nan])
+
+
+def test_format_estimate() -> None:
+    text = format_estimate(estimate([1.0, 2.0, 3.0]), signed=True)
+    assert text == "+2.00 ± 1.00 [-0.48, +4.48]"
+    assert format_estimate(None) == "-"
+
+
+# -- configs ------------------------------------------------------------------------------------
+
+
+def _config(**changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": "t",
+        "seeds": [0, 1, 2],
+        "experiments": [
+            {"kind": "segmentation", "title": "S", "resizers": ["downsizenet", "area"]},
+            {"kind": "transfer", "title": "T", "pretrain_epochs": [2, 1]},
+        ],
+    }
+    data.update(changes)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"colour": "red"}, "unknown key(s) ['colour']"),
+        ({"seeds": [0, -1]}, "seeds[1] must be an integer >= 0"),
+        ({"seeds": [0, 0]}, "seeds lists a value twice"),
+        ({"seeds": []}, "seeds must not be empty"),
+        ({"variants": ["foggy"]}, "variants must list ['clean', 'noisy']"),
+        ({"pretrain": {"epochs": 0}}, "pretrain.epochs must be an integer >= 1"),
+        ({"pretrain": {"lr": "fast"}}, "pretrain.lr must be a number"),
+        ({"pretrain": {"backbone": "vit"}}, "pretrain.backbone must be one of"),
+        ({"pretrain": {"data": {"image_size": [64]}}}, "pretrain.data.image_size must be"),
+        ({"transfer": {"data": {"name": "cityscapes"}}}, "no detection labels"),
+        ({"experiments": []}, "experiments must not be empty"),
+        ({"experiments": [{"kind": "table"}]}, "experiments[0].kind must be one of"),
+        (
+            {"experiments": [{"kind": "segmentation", "resizers": ["bilinear"]}]},
+            "experiments[0].title is required",
+        ),
+        (
+            {"experiments": [{"kind": "segmentation", "title": "S", "resizers": ["lanczos"]}]},
+            "experiments[0].resizers[0]: unknown resizer 'lanczos'",
+        ),
+        (
+            {
+                "experiments": [
+                    {
+                        "kind": "segmentation",
+                        "title": "S",
+                        "resizers": [{"label": "deep", "conv_layers": 9}],
+                    }
+                ]
+            },
+            "experiments[0].resizers[0] (deep): conv_layers",
+        ),
+        (
+            {
+                "experiments": [
+                    {
+                        "kind": "segmentation",
+                        "title": "S",
+                        "resizers": [{"label": "x", "colour": 1}],
+                    }
+                ]
+            },
+            "unknown DownsizeNet config key(s) ['colour']",
+        ),
+        (
+            {
+                "experiments": [
+                    {"kind": "segmentation", "title": "S", "resizers": ["area"], "scales": [1.5]}
+                ]
+            },
+            "experiments[0].scales[0] must be in (0, 1]",
+        ),
+        (
+            {"experiments": [{"kind": "transfer", "title": "T", "resizer": "bilinear"}]},
+            "must be a DownsizeNet",
+        ),
+        (
+            {"experiments": [{"kind": "transfer", "title": "T", "baselines": ["nearest"]}]},
+            "experiments[0].baselines[0] must be one of",
+        ),
+        (
+            {"experiments": [{"kind": "transfer", "title": "T", "publish": "../up"}]},
+            "experiments[0].publish",
+        ),
+        ({"name": "../elsewhere"}, "name must be a plain folder name"),
+    ],
+)
+def test_bad_configs_name_the_field(changes: dict[str, Any], words: str) -> None:
+    with pytest.raises((TypeError, ValueError)) as error:
+        study_config(_config(**changes))
+    assert words in str(error.value)
+
+
+def test_a_config_round_trips_through_json(tmp_path: Path) -> None:
+    config = study_config(_config())
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps(config.to_dict()))
+    again = load_config(path)
+    assert again == config
+    assert [c.key for c in plan_study(again).cells] == [c.key for c in plan_study(config).cells]
+
+
+def test_toml_config_and_errors_name_the_file(tmp_path: Path) -> None:
+    good = tmp_path / "study.toml"
+    good.write_text(
+        'name = "t"\nseeds = [0]\n[[experiments]]\nkind = "segmentation"\ntitle = "S"\n'
+        'resizers = ["downsizenet-texture", {label = "wide", channels = 32}]\n'
+    )
+    config = load_config(good)
+    labels = [r.label for r in config.experiments[0].resizers]  # type: ignore[union-attr]
+    assert labels == ["downsizenet-texture", "wide"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "t"\nseeds = [0, "one"]\n')
+    with pytest.raises(ValueError, match=r"bad\.toml: seeds\[1\]"):
+        load_config(bad)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    with pytest.raises(ValueError, match=r"cannot parse .*broken\.json"):
+        load_config(broken)
+    with pytest.raises(FileNotFoundError, match=r"missing\.json"):
+        load_config(tmp_path / "missing.json")
+    with pytest.raises(ValueError, match=r"\.json or \.toml"):
+        load_config(good.rename(tmp_path / "study.yaml"))
+
+
+# -- plans --------------------------------------------------------------------------------------
+
+
+def test_plan_shares_cells_and_orders_transfers_after_their_resizer() -> None:
+    plan = plan_study(study_config(_config()))
+    keys = [c.key for c in plan.cells]
+    assert len(keys) == len(set(keys))
+    # Per seed: S (bilinear, downsizenet, area at x0.3, 3 epochs) and T at 1 and 2 epochs
+    # (bilinear + downsizenet segmentation, the transfer) + the bilinear transfer.
+    assert plan.cell_count("segmentation") == 3 * (3 + 4)
+    assert plan.cell_count("transfer") == 3 * 3
+    position = {c.key: i for i, c in enumerate(plan.cells)}
+    for cell in plan.cells:
+        if cell.source is not None:
+            assert position[cell.source.key] < position[cell.key]
+    assert [c.seed for c in plan.cells] == sorted(c.seed for c in plan.cells)  # seed-major
+    for row in plan.rows:
+        for cells in (*row.cells.values(), *row.baseline.values()):
+            assert [c.seed for c in cells] == [0, 1, 2]
+            assert all(c.key in position for c in cells)
+
+
+def test_cell_keys_are_stable_and_follow_every_setting() -> None:
+    first = plan_study(study_config(_config()))
+    again = plan_study(study_config(_config()))
+    assert [c.key for c in first.cells] == [c.key for c in again.cells]
+    changed = plan_study(study_config(_config(pretrain={"lr": 1e-3})))
+    assert not {c.key for c in first.cells} & {c.key for c in changed.cells if c.task != "transfer"}
+    # A transfer from a retrained resizer is a new cell; a fixed-resizer transfer is not.
+    fixed = {c.key for c in first.cells if c.task == "transfer" and c.source is None}
+    assert fixed <= {c.key for c in changed.cells}
+    resolved = plan_study(study_config(_config()), backbone_weights="hed")
+    assert all(
+        c.key not in {d.key for d in first.cells} for c in resolved.cells if c.task == "transfer"
+    )
+
+
+def test_presets_are_valid_and_say_what_they_run() -> None:
+    quick = plan_study(preset("quick"))
+    assert [(c.task, c.resizer.label) for c in quick.cells] == [
+        ("segmentation", "bilinear"),
+        ("segmentation", "downsizenet"),
+        ("transfer", "downsizenet"),
+        ("transfer", "bilinear"),
+    ]
+    assert [(c.key, name) for c, name in quick.publications] == [
+        (quick.cells[1].key, "quickstart/downsizenet-x0.3")
+    ]
+    assert all(c.variant == "noisy" and c.scale == 0.3 for c in quick.cells)
+    cpu = plan_study(preset("cpu"))
+    assert all(len(cells) == 3 for row in cpu.rows for cells in row.cells.values())
+    assert {c.variant for c in cpu.cells} == {"clean", "noisy"}
+    budget = sum(estimate_seconds(c) or 0.0 for c in cpu.cells)
+    assert 30 * 60 < budget < 80 * 60
+    paper = plan_study(preset("paper"))
+    assert {c.data.name for c in paper.cells} == {"voc", "cityscapes"}
+    assert {c.epochs for c in paper.cells if c.task == "transfer"} == {10}
+    assert all(estimate_seconds(c) is None for c in paper.cells if c.task == "segmentation")
+    with pytest.raises(ValueError, match="unknown preset 'fast'"):
+        preset("fast")
+    assert set(PRESETS) == {"quick", "cpu", "paper"}
+
+
+# -- summaries and tables -----------------------------------------------------------------------
+
+
+def _fabricated(plan: Any, values: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
+    """A CellResult per cell of ``plan`` with ``values[task][resizer][seed]`` as its score."""
+    from downsizenet_hub.study import CellResult
+
+    results = {}
+    for cell in plan.cells:
+        metric = "miou" if cell.task == "segmentation" else "map_50"
+        results[cell.key] = CellResult(
+            key=cell.key, task=cell.task, resizer=cell.resizer.label, variant=cell.variant,
+            scale=cell.scale, epochs=cell.epochs, seed=cell.seed,
+            metrics={metric: values[cell.task][cell.resizer.label][cell.seed]},
+            wall_time_s=1.0, images_per_s=1.0, spec=cell.spec(),
+        )  # fmt: skip
+    return results
+
+
+def test_rows_tables_and_findings_from_known_scores() -> None:
+    from downsizenet_hub.study.report import findings, markdown_tables, summarise
+
+    config = study_config(
+        {"name": "t", "seeds": [0, 1, 2], "experiments": [
+            {"kind": "segmentation", "title": "S", "resizers": ["downsizenet"]},
+            {"kind": "transfer", "title": "T", "pretrain_epochs": [3]},
+        ]}
+    )  # fmt: skip
+    plan = plan_study(config)
+    # S at x0.3 for 3 epochs and T's pretraining are the same cells: planned once.
+    assert plan.cell_count("segmentation") == 2 * 3 and plan.cell_count("transfer") == 2 * 3
+    values = {
+        "segmentation": {"bilinear": [10.0, 11.0, 12.0], "downsizenet": [11.0, 11.5, 13.5]},
+        "transfer": {"bilinear": [1.0, 2.0, 3.0], "downsizenet": [1.5, 2.0, 3.5]},
+    }
+    summaries = summarise(plan, _fabricated(plan, values))
+    by_row = {(s.row.experiment, s.row.resizer.label): s for s in summaries}
+    ours = by_row[("S", "downsizenet")]
+    # mIoU 11, 11.5, 13.5: mean 12, squared deviations 1 + 0.25 + 2.25 = 3.5 over 2.
+    assert ours.scores["segmentation"]["miou"].mean == 12.0
+    assert ours.scores["segmentation"]["miou"].std == pytest.approx(math.sqrt(1.75))
+    # Paired differences 1, 0.5, 1.5: mean 1, std 0.5, half-width t(2) * 0.5 / sqrt(3).
+    difference = ours.difference["segmentation"]
+    assert difference is not None and difference.values == (1.0, 0.5, 1.5)
+    assert difference.std == pytest.approx(0.5)
+    assert difference.ci_high == pytest.approx(1.0 + 4.302652729911275 * 0.5 / math.sqrt(3))
+    transfer = by_row[("T", "downsizenet")]
+    assert transfer.row.pretrain_epochs == 3
+    assert transfer.baseline["segmentation"].mean == 11.0
+    assert transfer.difference["transfer"].mean == pytest.approx(1 / 3)  # type: ignore[union-attr]
+    assert by_row[("T", "bilinear")].difference == {"transfer": None}
+    table = markdown_tables(summaries, 3)
+    expected = "| downsizenet | 12.00 ± 1.32 [8.71, 15.29] | +1.00 ± 0.50 [-0.24, +2.24] | 3 |"
+    assert f"| noisy | x0.3 {expected}" in table
+    assert "| noisy | x0.3 | bilinear | 11.00 ± 1.00 [8.52, 13.48] | reference | 3 |" in table
+    sentences = findings(summaries)
+    assert any("+1.00, 95% CI [-0.24, +2.24] includes 0" in s for s in sentences)
+    # A missing cell: the row says 2 of 3 seeds and pairs only what both arms have.
+    partial = _fabricated(plan, values)
+    dropped = next(c for c in plan.cells if c.task == "segmentation" and c.seed == 2
+                   and c.resizer.label == "downsizenet")  # fmt: skip
+    del partial[dropped.key]
+    row = next(
+        s for s in summarise(plan, partial) if s.row.experiment == "S" and s.row.resizer.learned
+    )
+    assert row.seeds["segmentation"] == [0, 1]
+    assert row.difference["segmentation"].values == (1.0, 0.5)  # type: ignore[union-attr]
+    assert "| 2/3 |" in markdown_tables(summarise(plan, partial), 3)
