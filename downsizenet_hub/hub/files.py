@@ -183,6 +183,7 @@ def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     tmp = Path(name)
     try:
         write(tmp)
+        tmp.chmod(0o644)  # mkstemp makes files private; published files are ordinary ones
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

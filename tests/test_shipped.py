@@ -1,0 +1,33 @@
+"""The resizers shipped inside the package load offline, strictly, and say how they were made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from downsizenet_hub import DownsizeNet, hub
+
+SHIPPED = "downsizenet/scenes-noisy-x0.3"
+
+
+def test_shipped_resizer_loads_offline_and_is_convex() -> None:
+    net = DownsizeNet.from_pretrained(SHIPPED)
+    images = torch.rand(2, 3, 300, 300)
+    with torch.no_grad():
+        out = net(images, scale_factor=0.3)
+        coefficients = net.coefficient_maps(images, scale_factor=0.3)
+    assert out.shape == (2, 3, 90, 90)
+    assert (coefficients >= 0).all()
+    # Trained: it no longer equals its bilinear starting point.
+    assert not torch.allclose(out, DownsizeNet.as_bilinear()(images, scale_factor=0.3), atol=1e-4)
+
+
+def test_shipped_resizer_record_and_torch_hub() -> None:
+    _, record = hub.load(SHIPPED)
+    assert record is not None and record.generated_data and record.command.startswith("downsizenet")
+    listed = {entry.name: entry for entry in hub.list_published()}
+    assert SHIPPED in listed
+    repo = Path(__file__).resolve().parents[1]
+    net = torch.hub.load(str(repo), "downsizenet", source="local", pretrained=SHIPPED)
+    assert isinstance(net, DownsizeNet)
