@@ -82,7 +82,7 @@ def transfer(
     with user_errors(TrainingError):
         options = TransferOptions(
             data=data_options_from(
-                data, data_root, variant, scale, size, train_images, val_images, default_scale=0.5
+                data, data_root, variant, scale, size, train_images, val_images, default_scale=0.3
             ),
             resizer=resizer,
             compare=None if compare in (None, "none", "") else compare,

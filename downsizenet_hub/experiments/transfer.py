@@ -34,7 +34,7 @@ from downsizenet_hub.resizers import build_resizer
 class TransferOptions:
     """Everything ``downsizenet transfer`` takes; see ``downsizenet transfer --help``."""
 
-    data: DataOptions = field(default_factory=lambda: DataOptions(scale=0.5))
+    data: DataOptions = field(default_factory=lambda: DataOptions(scale=0.3))
     # A published resizer (local hub name, folder, HF repo id) or a fixed one.
     resizer: str = "bilinear"
     compare: str | None = "bilinear"
