@@ -190,8 +190,8 @@ class DetectionPipeline(nn.Module):
         out_h, out_w = _resized_size(in_h, in_w, self.front.resize_kwargs)
         sy, sx = out_h / in_h, out_w / in_w
         # Only shapes are read from ImageList.tensors (anchor strides): a zero-stride view will do.
-        placeholder = features.new_zeros(()).expand(batch, 3, out_h, out_w)
-        image_list = ImageList(placeholder, [(out_h, out_w)] * batch)
+        shape_only = features.new_zeros(()).expand(batch, 3, out_h, out_w)
+        image_list = ImageList(shape_only, [(out_h, out_w)] * batch)
         feature_map = {"0": self.neck(features)}
         scaled = None
         if self.training:
