@@ -15,6 +15,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from downsizenet_hub.engine.checkpoint import write_atomic
+
 
 def machine_info() -> dict[str, Any]:
     """What the numbers were measured on, including the allocator settings (they matter here)."""
@@ -60,10 +62,8 @@ def median(values: list[float]) -> float:
 
 
 def write_results(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(payload, indent=2) + "\n"
+    write_atomic(path, lambda handle: handle.write(text.encode()))
 
 
 def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:

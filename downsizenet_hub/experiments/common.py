@@ -9,7 +9,6 @@ rather than retrained.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from torch import nn
 
 from downsizenet_hub.data import build_dataset, collate, dataset_info
 from downsizenet_hub.engine import FitResult, TrainConfig, fit, init_from_env, is_main_process
+from downsizenet_hub.engine.checkpoint import write_atomic
 from downsizenet_hub.engine.distributed import barrier
 
 SizePair = tuple[int, int]
@@ -201,10 +201,8 @@ def write_summary(path: Path, payload: dict[str, Any]) -> None:
     """Atomically write a JSON summary (rank 0 only)."""
     if not is_main_process():
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(_jsonable(payload), indent=2) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(_jsonable(payload), indent=2) + "\n"
+    write_atomic(path, lambda handle: handle.write(text.encode()))
 
 
 def print_table(table: Table) -> None:
