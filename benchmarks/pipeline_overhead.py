@@ -12,7 +12,9 @@ Four measurements, each against bilinear in the same process, interleaved, media
 
     python benchmarks/pipeline_overhead.py --out benchmarks/results/pipeline_overhead.json
 
-The allocator matters on this machine (see issue 9): the JSON records GLIBC_TUNABLES.
+The allocator matters on this machine (see issue 9 and :mod:`downsizenet_hub.allocator`): by
+default the benchmark keeps freed memory in the process, as the ``downsizenet`` command does;
+``--allocator default`` measures glibc's defaults. The JSON records which one ran.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from _common import machine_info, median, print_table, time_interleaved, write_r
 from torchvision import tv_tensors
 from torchvision.models import vgg16
 
-from downsizenet_hub import DownsizeNet
+from downsizenet_hub import DownsizeNet, allocator
 from downsizenet_hub.backbones import FrozenVGG16
 from downsizenet_hub.pipelines.detection import DetectionPipeline, stride8_trunk
 from downsizenet_hub.pipelines.segmentation import SegmentationPipeline
@@ -110,7 +112,7 @@ def training(repeats: int, batch: int) -> dict[str, Any]:
 
 _MEMORY_CHILD = """
 import sys, torch
-from downsizenet_hub import DownsizeNet
+from downsizenet_hub import DownsizeNet, allocator
 from downsizenet_hub.resizers import FixedResizer
 
 def status(key):
@@ -133,13 +135,12 @@ print(peak - before, io_bytes)
 """
 
 
-def memory() -> list[dict[str, Any]]:
+def memory(allocator_choice: str) -> list[dict[str, Any]]:
     """Peak RSS growth during one call, in a fresh process (Linux: VmHWM after clear_refs)."""
     rows = []
     for name in ("bilinear", "downsizenet-3"):
-        out = subprocess.run(
-            [sys.executable, "-c", _MEMORY_CHILD, name], capture_output=True, text=True, check=True
-        )
+        command = [sys.executable, "-c", _MEMORY_CHILD, name, allocator_choice]
+        out = subprocess.run(command, capture_output=True, text=True, check=True)
         extra, io_bytes = (int(v) for v in out.stdout.split())
         rows.append({
             "resizer": name, "peak_extra_mb": extra / 2**20, "io_mb": io_bytes / 2**20,
@@ -185,6 +186,12 @@ def feature_cache(images: int, batch: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--allocator",
+        choices=["kept", "default"],
+        default="kept",
+        help="kept: freed memory stays in the process (what the CLI does); default: glibc's.",
+    )
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--train-batch", type=int, default=8)
@@ -196,8 +203,12 @@ def main() -> None:
         "--out", type=Path, default=Path("benchmarks/results/pipeline_overhead.json")
     )
     args = parser.parse_args()
+    state = allocator.keep_freed_memory() if args.allocator == "kept" else "default"
     torch.set_num_threads(args.threads)
-    payload: dict[str, Any] = {"machine": machine_info(), "repeats": args.repeats}
+    payload: dict[str, Any] = {
+        "machine": {**machine_info(), "allocator": allocator.describe(state)},
+        "repeats": args.repeats,
+    }
     if "inference" in args.only:
         payload["inference"] = rows = inference(args.repeats, args.batches)
         print_table(
@@ -214,7 +225,7 @@ def main() -> None:
             [[t["batch"], t["bilinear_ms"], t["downsizenet_ms"], t["ratio"]]],
         )
     if "memory" in args.only:
-        payload["memory"] = m = memory()
+        payload["memory"] = m = memory(args.allocator)
         print_table(
             "Peak extra memory, 1x3x1024x2048 -> x0.3 (inference)",
             ["resizer", "peak extra MB", "input+output MB", "ratio"],

@@ -54,6 +54,14 @@ def test_segmentation_predicts_at_input_resolution_and_ignores_255() -> None:
     assert set(scores) == {"miou", "pixel_accuracy"} and 0 <= scores["miou"] <= 100
 
 
+def test_segmentation_preds_only_in_eval_and_equal_the_plain_argmax() -> None:
+    pipeline = SegmentationPipeline(FixedResizer("bilinear"), 5, size=(20, 24), width=8)
+    images, targets = _seg_batch(2, 48)
+    assert "preds" not in pipeline.train()(images, targets)  # training never reads them
+    out = pipeline.eval()(images)
+    assert torch.equal(out["preds"], out["logits"].argmax(dim=1))
+
+
 def test_segmentation_metric_known_answer() -> None:
     metric = SegmentationPipeline(FixedResizer("bilinear"), 2, scale_factor=0.5).build_metric()
     mask = torch.tensor([[0, 0], [1, 255]])

@@ -155,6 +155,8 @@ class SegmentationMetrics:
 class SegmentationPipeline(nn.Module):
     """Resizer -> backbone -> DeepLabv3+ head, returning ``{"loss", "preds", "logits"}``.
 
+    ``preds`` (per-pixel class indices) is only computed in eval mode; ``loss`` only with targets.
+
     Args:
         resizer: any module with the resizer call signature (DownsizeNet or a fixed resizer).
         num_classes: classes including background.
@@ -207,7 +209,11 @@ class SegmentationPipeline(nn.Module):
         logits = self.head(self.backbone(small))
         # Labels meet predictions at the input resolution (see the module docstring).
         logits = F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
-        out: dict[str, Any] = {"preds": logits.argmax(dim=1), "logits": logits}
+        out: dict[str, Any] = {"logits": logits}
+        if not self.training:
+            # Training never reads predictions, and an arg-max over channels is ~4x faster on a
+            # channels-last copy than across the planes of NCHW logits (CPU, 11 classes).
+            out["preds"] = logits.contiguous(memory_format=torch.channels_last).argmax(dim=1)
         if targets is not None:
             masks = torch.stack([t["mask"].as_subclass(torch.Tensor) for t in targets])
             out["loss"] = F.cross_entropy(
