@@ -28,10 +28,10 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.rpn import AnchorGenerator, RegionProposalNetwork, RPNHead
-from torchvision.ops import MultiScaleRoIAlign
 
 from downsizenet_hub.backbones import FrozenVGG16
 from downsizenet_hub.pipelines.feature_cache import CachedFrozenFront
+from downsizenet_hub.pipelines.roi_pool import BinCentreRoIAlign
 
 #: VGG16 ``features`` index just after conv4_3's ReLU: the stride-8 trunk.
 CONV4_3_END = 23
@@ -158,13 +158,14 @@ class DetectionPipeline(nn.Module):
             nms_thresh=0.7,
         )
         self.roi_heads = RoIHeads(
-            MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=1),
+            # = MultiScaleRoIAlign(["0"], 7, sampling_ratio=1), with a ~3.5x faster CPU backward.
+            BinCentreRoIAlign("0", output_size=7),
             TwoMLPHead(channels * 7 * 7, representation_size),
             FastRCNNPredictor(representation_size, num_classes),
             fg_iou_thresh=0.5,
             bg_iou_thresh=0.5,
             # The maps are small (about 11x11 cells at 90 px): one sample per bin and 64 sampled
-            # RoIs per image keep RoIAlign's CPU backward, the heads' main cost, affordable.
+            # RoIs per image keep RoI pooling's backward, the heads' main cost, affordable.
             batch_size_per_image=64,
             positive_fraction=0.25,
             bbox_reg_weights=None,
