@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -15,7 +16,27 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from downsizenet_hub import allocator
 from downsizenet_hub.engine.checkpoint import write_atomic
+
+_allocator_state: str = "not set by the benchmark"
+
+
+def add_allocator_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allocator",
+        choices=["kept", "default"],
+        default="kept",
+        help="kept: freed memory stays in the process, as in the downsizenet command "
+        "(downsizenet_hub.allocator); default: glibc's defaults.",
+    )
+
+
+def apply_allocator(choice: str) -> None:
+    """Apply ``--allocator`` before any tensor is made; :func:`machine_info` records it."""
+    global _allocator_state
+    state = allocator.keep_freed_memory() if choice == "kept" else "default"
+    _allocator_state = allocator.describe(state)
 
 
 def machine_info() -> dict[str, Any]:
@@ -27,6 +48,7 @@ def machine_info() -> dict[str, Any]:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "allocator": _allocator_state,
         "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES", ""),
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", ""),
     }
@@ -61,6 +83,15 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def paired_ratio_quartiles(times: list[float], base: list[float]) -> tuple[float, float]:
+    """25th and 75th percentiles of the per-round ratios ``times[i] / base[i]`` (same round)."""
+    ratios = [t / b for t, b in zip(times, base, strict=True)]
+    if len(ratios) < 2:
+        return ratios[0], ratios[0]
+    quartiles = statistics.quantiles(ratios, n=4, method="inclusive")
+    return quartiles[0], quartiles[2]
+
+
 def write_results(path: Path, payload: dict[str, Any]) -> None:
     text = json.dumps(payload, indent=2) + "\n"
     write_atomic(path, lambda handle: handle.write(text.encode()))
@@ -72,4 +103,4 @@ def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
         table.add_column(column, justify="right" if column != columns[0] else "left")
     for row in rows:
         table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row])
-    Console().print(table)
+    Console(width=160).print(table)

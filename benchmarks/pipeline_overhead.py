@@ -4,8 +4,11 @@ Four measurements, each against bilinear in the same process, interleaved, media
 
 1. ``inference``: resizer + frozen VGG16 conv trunk (the transfer detector's backbone, cut after
    conv4_3) vs ``F.interpolate`` bilinear + the same trunk, batch 1 and 8, 300->160 and 513->179.
-2. ``training``: one ``pretrain`` step (forward, backward, AdamW) of the default CPU segmentation
-   pipeline with DownsizeNet vs with bilinear.
+   Beside the measured ratio: the quartiles of the per-round ratios, and the *arithmetic floor*
+   ``1 + resizer MACs / trunk MACs`` (``torch.utils.flop_counter``), the ratio the resizer would
+   cost if its convolutions ran exactly as efficiently as the trunk's.
+2. ``training``: one ``pretrain`` step (forward, backward, AdamW) of the segmentation pipeline with
+   DownsizeNet vs with bilinear: the default CPU network (``tiny``) and a ResNet-50 backbone.
 3. ``memory``: peak extra resident memory of one DownsizeNet inference at 1024x2048 -> x0.3,
    relative to the bytes of input plus output (measured in a fresh subprocess per resizer).
 4. ``feature_cache``: one transfer epoch with the frozen-front cache warm vs without the cache.
@@ -29,11 +32,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import machine_info, median, print_table, time_interleaved, write_results
+from _common import (
+    add_allocator_option,
+    apply_allocator,
+    machine_info,
+    median,
+    paired_ratio_quartiles,
+    print_table,
+    time_interleaved,
+    write_results,
+)
+from torch.utils.flop_counter import FlopCounterMode
 from torchvision import tv_tensors
 from torchvision.models import vgg16
 
-from downsizenet_hub import DownsizeNet, allocator
+from downsizenet_hub import DownsizeNet
 from downsizenet_hub.backbones import FrozenVGG16
 from downsizenet_hub.pipelines.detection import DetectionPipeline, stride8_trunk
 from downsizenet_hub.pipelines.segmentation import SegmentationPipeline
@@ -52,6 +65,8 @@ def inference(repeats: int, batches: list[int]) -> list[dict[str, Any]]:
     resizers = {"bilinear": FixedResizer("bilinear"), "downsizenet-3": DownsizeNet().eval()}
     rows = []
     for case, (in_size, out_size) in CASES.items():
+        resizer_macs = _macs(resizers["downsizenet-3"], torch.rand(1, 3, *in_size), out_size)
+        trunk_macs = _macs(trunk, torch.rand(1, 3, *out_size))
         for batch in batches:
             images = torch.rand(batch, 3, *in_size)
 
@@ -59,14 +74,27 @@ def inference(repeats: int, batches: list[int]) -> list[dict[str, Any]]:
             runs["resizer-only"] = _forward(None, resizers["downsizenet-3"], images, out_size)
             times = time_interleaved(runs, repeats)
             base = median(times["bilinear"])
+            low, high = paired_ratio_quartiles(times["downsizenet-3"], times["bilinear"])
             rows.append({
                 "case": case, "batch": batch,
                 "bilinear_ms": 1000 * base,
                 "downsizenet_ms": 1000 * median(times["downsizenet-3"]),
                 "resizer_only_ms": 1000 * median(times["resizer-only"]),
                 "ratio": median(times["downsizenet-3"]) / base,
+                "ratio_quartiles": [low, high],
+                "resizer_gmac_per_image": resizer_macs / 1e9,
+                "trunk_gmac_per_image": trunk_macs / 1e9,
+                "arithmetic_floor": 1 + resizer_macs / trunk_macs,
+                "times_s": times,
             })  # fmt: skip
     return rows
+
+
+def _macs(module: torch.nn.Module, *args: Any) -> float:
+    """Multiply-adds of one call (convolutions and matrix products), counted by PyTorch."""
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        module(*args)
+    return counter.get_total_flops() / 2
 
 
 def _forward(
@@ -84,30 +112,40 @@ def _forward(
     return run
 
 
-def training(repeats: int, batch: int) -> dict[str, Any]:
+def training(repeats: int, batch: int, backbones: list[str]) -> list[dict[str, Any]]:
     images = torch.rand(batch, 3, 300, 300)
     targets = [{"mask": tv_tensors.Mask(torch.randint(0, 11, (300, 300)))} for _ in range(batch)]
-    steps = {}
-    for name, resizer in (("bilinear", FixedResizer("bilinear")), ("downsizenet-3", DownsizeNet())):
-        torch.manual_seed(0)
-        pipeline = SegmentationPipeline(resizer, 11, scale_factor=0.3).train()
-        optimiser = torch.optim.AdamW(pipeline.parameters(), lr=1e-3)
+    rows = []
+    for backbone in backbones:
+        steps = {}
+        for name, resizer in (
+            ("bilinear", FixedResizer("bilinear")),
+            ("downsizenet-3", DownsizeNet()),
+        ):
+            torch.manual_seed(0)
+            pipeline = SegmentationPipeline(
+                resizer, 11, scale_factor=0.3, backbone=backbone
+            ).train()
+            optimiser = torch.optim.AdamW(pipeline.parameters(), lr=1e-3)
 
-        def step(p: torch.nn.Module = pipeline, o: torch.optim.Optimizer = optimiser) -> None:
-            loss = p(images, targets)["loss"]
-            o.zero_grad(set_to_none=True)
-            loss.backward()
-            o.step()
+            def step(p: torch.nn.Module = pipeline, o: torch.optim.Optimizer = optimiser) -> None:
+                loss = p(images, targets)["loss"]
+                o.zero_grad(set_to_none=True)
+                loss.backward()
+                o.step()
 
-        steps[name] = step
-    times = time_interleaved(steps, repeats)
-    base = median(times["bilinear"])
-    return {
-        "batch": batch,
-        "bilinear_ms": 1000 * base,
-        "downsizenet_ms": 1000 * median(times["downsizenet-3"]),
-        "ratio": median(times["downsizenet-3"]) / base,
-    }
+            steps[name] = step
+        times = time_interleaved(steps, repeats)
+        base = median(times["bilinear"])
+        low, high = paired_ratio_quartiles(times["downsizenet-3"], times["bilinear"])
+        rows.append({
+            "backbone": backbone, "batch": batch,
+            "bilinear_ms": 1000 * base,
+            "downsizenet_ms": 1000 * median(times["downsizenet-3"]),
+            "ratio": median(times["downsizenet-3"]) / base,
+            "ratio_quartiles": [low, high],
+        })  # fmt: skip
+    return rows
 
 
 _MEMORY_CHILD = """
@@ -186,12 +224,8 @@ def feature_cache(images: int, batch: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--allocator",
-        choices=["kept", "default"],
-        default="kept",
-        help="kept: freed memory stays in the process (what the CLI does); default: glibc's.",
-    )
+    parser.add_argument("--train-backbones", nargs="+", default=["tiny", "resnet50"])
+    add_allocator_option(parser)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--train-batch", type=int, default=8)
@@ -203,26 +237,35 @@ def main() -> None:
         "--out", type=Path, default=Path("benchmarks/results/pipeline_overhead.json")
     )
     args = parser.parse_args()
-    state = allocator.keep_freed_memory() if args.allocator == "kept" else "default"
+    apply_allocator(args.allocator)
     torch.set_num_threads(args.threads)
-    payload: dict[str, Any] = {
-        "machine": {**machine_info(), "allocator": allocator.describe(state)},
-        "repeats": args.repeats,
-    }
+    payload: dict[str, Any] = {"machine": machine_info(), "repeats": args.repeats}
     if "inference" in args.only:
         payload["inference"] = rows = inference(args.repeats, args.batches)
         print_table(
             "Resizer + frozen VGG16 (conv4_3) vs bilinear + the same trunk (median ms)",
-            ["case", "batch", "bilinear", "downsizenet-3", "resizer alone", "ratio"],
+            ["case", "batch", "bilinear", "downsizenet-3", "resizer alone", "ratio",
+             "ratio IQR", "floor"],
             [[r["case"], r["batch"], r["bilinear_ms"], r["downsizenet_ms"], r["resizer_only_ms"],
-              r["ratio"]] for r in rows],
+              r["ratio"], "{:.3f}-{:.3f}".format(*r["ratio_quartiles"]), r["arithmetic_floor"]]
+             for r in rows],
         )  # fmt: skip
     if "training" in args.only:
-        payload["training"] = t = training(args.repeats, args.train_batch)
+        payload["training"] = t = training(args.repeats, args.train_batch, args.train_backbones)
         print_table(
-            "pretrain step (fwd + bwd + AdamW), default CPU segmentation pipeline (median ms)",
-            ["batch", "bilinear", "downsizenet-3", "ratio"],
-            [[t["batch"], t["bilinear_ms"], t["downsizenet_ms"], t["ratio"]]],
+            "pretrain step (fwd + bwd + AdamW), 300 px -> x0.3 segmentation (median ms)",
+            ["backbone", "batch", "bilinear", "downsizenet-3", "ratio", "ratio IQR"],
+            [
+                [
+                    r["backbone"],
+                    r["batch"],
+                    r["bilinear_ms"],
+                    r["downsizenet_ms"],
+                    r["ratio"],
+                    "{:.3f}-{:.3f}".format(*r["ratio_quartiles"]),
+                ]
+                for r in t
+            ],
         )
     if "memory" in args.only:
         payload["memory"] = m = memory(args.allocator)

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import machine_info, median, print_table, time_interleaved, write_results
+from _common import (
+    add_allocator_option,
+    apply_allocator,
+    machine_info,
+    median,
+    print_table,
+    time_interleaved,
+    write_results,
+)
 
 from downsizenet_hub import DownsizeNet
 from downsizenet_hub.resizers import FixedResizer
@@ -49,7 +57,9 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/resizer_speed.json"))
+    add_allocator_option(parser)
     args = parser.parse_args()
+    apply_allocator(args.allocator)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)

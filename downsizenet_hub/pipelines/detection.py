@@ -56,7 +56,10 @@ class FrozenFront(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.trunk(self.resize(images))
+        # oneDNN runs VGG16 7-12% faster on channels-last input (2-core CPU, 90-179 px); the
+        # features go back to NCHW so that cached and computed features are the same tensors.
+        small = self.resize(images).contiguous(memory_format=torch.channels_last)
+        return self.trunk(small).contiguous()
 
 
 def stride8_trunk(trunk: FrozenVGG16) -> FrozenVGG16:

@@ -206,6 +206,8 @@ class SegmentationPipeline(nn.Module):
 
     def forward(self, images: torch.Tensor, targets: list[dict[str, Any]] | None = None) -> dict:
         small = self.resizer(images, **self.resize_kwargs)
+        # Channels-last: DownsizeNet's output already is; oneDNN's convolutions prefer it.
+        small = small.contiguous(memory_format=torch.channels_last)
         logits = self.head(self.backbone(small))
         # Labels meet predictions at the input resolution (see the module docstring).
         logits = F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
