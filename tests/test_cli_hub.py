@@ -48,10 +48,10 @@ def snapshot(root: Path) -> dict[str, bytes | None]:
 
 
 def assert_one_line_error(result, pattern: str) -> None:
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert pattern in lines[0]
 
 

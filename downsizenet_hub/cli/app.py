@@ -23,6 +23,7 @@ app = typer.Typer(
         "segmentation pipeline, publish it, and reuse it frozen in front of a frozen detector."
     ),
     no_args_is_help=True,
+    rich_markup_mode="markdown",
     add_completion=False,
     pretty_exceptions_enable=False,
 )

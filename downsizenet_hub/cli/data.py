@@ -8,26 +8,14 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from downsizenet_hub.cli.common import USER_ERRORS, fail
 from downsizenet_hub.data import render, scenes
 
 app = typer.Typer(
-    help="Datasets: build the built-in scenes benchmark, draw samples.", no_args_is_help=True
+    help="Datasets: build the built-in scenes benchmark, draw samples.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
-
-# Errors a user can cause with these commands; anything else is a bug and keeps its traceback.
-_USER_ERRORS = (
-    ValueError,
-    TypeError,
-    FileNotFoundError,
-    FileExistsError,
-    NotADirectoryError,
-    PermissionError,
-)
-
-
-def _fail(error: Exception) -> typer.Exit:
-    typer.echo(f"Error: {error}", err=True)
-    return typer.Exit(code=2)
 
 
 @app.command("scenes")
@@ -62,8 +50,8 @@ def scenes_command(
             root = scenes.ensure_scenes(
                 images, seed, size, val_images=val_images, out=out, progress=progress
             )
-    except _USER_ERRORS as error:
-        raise _fail(error) from None
+    except USER_ERRORS as error:
+        raise fail(error) from None
     manifest = scenes.read_manifest(root)
     counts = manifest["images"]
     typer.echo(
@@ -84,6 +72,6 @@ def show_command(
     """Draw the first N samples of ROOT with their masks and boxes into one PNG grid."""
     try:
         written = render.save_sample_grid(root, out, count=n, split=split, variant=variant)
-    except _USER_ERRORS as error:
-        raise _fail(error) from None
+    except USER_ERRORS as error:
+        raise fail(error) from None
     typer.echo(f"Wrote {written}.")

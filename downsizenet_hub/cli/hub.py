@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from downsizenet_hub import hub, paths
+from downsizenet_hub.cli.common import USER_ERRORS, fail
 from downsizenet_hub.hub import PublishedResizer
 
 app = typer.Typer(
@@ -18,11 +19,9 @@ app = typer.Typer(
         "package, and the Hugging Face Hub."
     ),
     no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
 
-# Errors a user can cause (bad names, missing resizers, offline, no token...); anything else is a
-# bug and keeps its traceback.
-_USER_ERRORS = (ValueError, TypeError, OSError)
 
 NameArg = Annotated[
     str,
@@ -36,18 +35,13 @@ ForceOpt = Annotated[
 ]
 
 
-def _fail(error: BaseException) -> typer.Exit:
-    typer.echo(f"Error: {error}", err=True)
-    return typer.Exit(code=1)
-
-
 @app.command("list")
 def list_command() -> None:
     """Show every published resizer as a table: local hub first, then the shipped ones."""
     try:
         entries = hub.list_published()
-    except _USER_ERRORS as error:
-        raise _fail(error) from None
+    except USER_ERRORS as error:
+        raise fail(error) from None
     if not entries:
         typer.echo(f"No published resizers (local hub: {paths.hub_dir()}).")
         return
@@ -71,8 +65,8 @@ def show_command(name: NameArg) -> None:
     """Print the model card (README.md) of a published resizer."""
     try:
         card = hub.show(name)
-    except _USER_ERRORS as error:
-        raise _fail(error) from None
+    except USER_ERRORS as error:
+        raise fail(error) from None
     typer.echo(card, nl=False)
 
 
@@ -82,8 +76,8 @@ def publish_command(source: NameArg, name: LocalNameArg, force: ForceOpt = False
     try:
         model, record = hub.load(source)
         folder = hub.publish(model, name, record=record, force=force)
-    except _USER_ERRORS as error:
-        raise _fail(error) from None
+    except USER_ERRORS as error:
+        raise fail(error) from None
     typer.echo(f"Published {name} to {folder}.")
 
 
@@ -122,8 +116,8 @@ def push_command(
             force=force,
             endpoint=endpoint,
         )
-    except _USER_ERRORS as error:
-        raise _fail(error) from None
+    except USER_ERRORS as error:
+        raise fail(error) from None
     typer.echo(f"Pushed {name} to {url}")
 
 
@@ -138,8 +132,8 @@ def remove_command(
         if not yes:
             typer.confirm(f"Remove {name} from the local hub?", abort=True)
         folder = hub.remove(name)
-    except _USER_ERRORS as error:
-        raise _fail(error) from None
+    except USER_ERRORS as error:
+        raise fail(error) from None
     typer.echo(f"Removed {name} ({folder}).")
 
 
