@@ -16,9 +16,11 @@ Four measurements, each against bilinear in the same process, interleaved, media
 
     python benchmarks/pipeline_overhead.py --out benchmarks/results/pipeline_overhead.json
 
-The allocator matters on this machine (see issue 9 and :mod:`downsizenet_hub.allocator`): by
-default the benchmark keeps freed memory in the process, as the ``downsizenet`` command does;
-``--allocator default`` measures glibc's defaults. The JSON records which one ran.
+``--device cuda`` runs the same measurements on a GPU, timed with CUDA events (memory: the CUDA
+allocator's peak). The allocator matters on this machine (see issue 9 and
+:mod:`downsizenet_hub.allocator`): by default the benchmark keeps freed memory in the process, as
+the ``downsizenet`` command does; ``--allocator default`` measures glibc's defaults. The JSON
+records which one ran.
 """
 
 from __future__ import annotations
@@ -61,19 +63,24 @@ def _trunk() -> torch.nn.Module:
     return stride8_trunk(FrozenVGG16(vgg16().features.state_dict(), source="random")).eval()
 
 
-def inference(repeats: int, batches: list[int]) -> list[dict[str, Any]]:
-    trunk = _trunk()
+def _rand(batch: int, height: int, width: int, device: torch.device) -> torch.Tensor:
+    return torch.rand(batch, 3, height, width, device=device)
+
+
+def inference(repeats: int, batches: list[int], device: torch.device) -> list[dict[str, Any]]:
+    trunk = _trunk().to(device)
     resizers = {"bilinear": FixedResizer("bilinear"), "downsizenet-3": DownsizeNet().eval()}
+    resizers["downsizenet-3"].to(device)
     rows = []
     for case, (in_size, out_size) in CASES.items():
-        resizer_macs = _macs(resizers["downsizenet-3"], torch.rand(1, 3, *in_size), out_size)
-        trunk_macs = _macs(trunk, torch.rand(1, 3, *out_size))
+        resizer_macs = _macs(resizers["downsizenet-3"], _rand(1, *in_size, device=device), out_size)
+        trunk_macs = _macs(trunk, _rand(1, *out_size, device=device))
         for batch in batches:
-            images = torch.rand(batch, 3, *in_size)
+            images = _rand(batch, *in_size, device=device)
 
             runs = {name: _forward(trunk, r, images, out_size) for name, r in resizers.items()}
             runs["resizer-only"] = _forward(None, resizers["downsizenet-3"], images, out_size)
-            times = time_interleaved(runs, repeats)
+            times = time_interleaved(runs, repeats, device=device)
             base = median(times["bilinear"])
             low, high = paired_ratio_quartiles(times["downsizenet-3"], times["bilinear"])
             rows.append({
@@ -117,9 +124,12 @@ def _forward(
     return run
 
 
-def training(repeats: int, batch: int, backbones: list[str]) -> list[dict[str, Any]]:
-    images = torch.rand(batch, 3, 300, 300)
-    targets = [{"mask": tv_tensors.Mask(torch.randint(0, 11, (300, 300)))} for _ in range(batch)]
+def training(
+    repeats: int, batch: int, backbones: list[str], device: torch.device
+) -> list[dict[str, Any]]:
+    images = _rand(batch, 300, 300, device=device)
+    masks = torch.randint(0, 11, (batch, 300, 300), device=device)
+    targets = [{"mask": tv_tensors.Mask(mask)} for mask in masks]
     rows = []
     for backbone in backbones:
         steps = {}
@@ -128,9 +138,8 @@ def training(repeats: int, batch: int, backbones: list[str]) -> list[dict[str, A
             ("downsizenet-3", DownsizeNet()),
         ):
             torch.manual_seed(0)
-            pipeline = SegmentationPipeline(
-                resizer, 11, scale_factor=0.3, backbone=backbone
-            ).train()
+            pipeline = SegmentationPipeline(resizer, 11, scale_factor=0.3, backbone=backbone)
+            pipeline.to(device).train()
             optimiser = torch.optim.AdamW(pipeline.parameters(), lr=1e-3)
 
             def step(p: torch.nn.Module = pipeline, o: torch.optim.Optimizer = optimiser) -> None:
@@ -141,7 +150,7 @@ def training(repeats: int, batch: int, backbones: list[str]) -> list[dict[str, A
 
             steps[name] = step
         macs = {name: _step_macs(step) for name, step in steps.items()}
-        times = time_interleaved(steps, repeats)
+        times = time_interleaved(steps, repeats, device=device)
         base = median(times["bilinear"])
         low, high = paired_ratio_quartiles(times["downsizenet-3"], times["bilinear"])
         rows.append({
@@ -187,13 +196,17 @@ print(peak - before, io_bytes)
 """
 
 
-def memory(allocator_choice: str) -> list[dict[str, Any]]:
-    """Peak RSS growth during one call, in a fresh process (Linux: VmHWM after clear_refs)."""
+def memory(allocator_choice: str, device: torch.device) -> list[dict[str, Any]]:
+    """Peak memory growth during one call: on the CPU the RSS peak in a fresh process (Linux: VmHWM
+    after clear_refs); on CUDA the allocator's peak above what was allocated before the call."""
     rows = []
     for name in ("bilinear", "downsizenet-3"):
-        command = [sys.executable, "-c", _MEMORY_CHILD, name, allocator_choice]
-        out = subprocess.run(command, capture_output=True, text=True, check=True)
-        extra, io_bytes = (int(v) for v in out.stdout.split())
+        if device.type == "cuda":
+            extra, io_bytes = _cuda_peak_extra(name, device)
+        else:
+            command = [sys.executable, "-c", _MEMORY_CHILD, name, allocator_choice]
+            out = subprocess.run(command, capture_output=True, text=True, check=True)
+            extra, io_bytes = (int(v) for v in out.stdout.split())
         rows.append({
             "resizer": name, "peak_extra_mb": extra / 2**20, "io_mb": io_bytes / 2**20,
             "ratio_to_io": extra / io_bytes,
@@ -201,10 +214,26 @@ def memory(allocator_choice: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _cuda_peak_extra(name: str, device: torch.device) -> tuple[int, int]:
+    resizer = DownsizeNet().eval() if name == "downsizenet-3" else FixedResizer(name)
+    resizer.to(device)
+    images = _rand(1, 1024, 2048, device=device)
+    with torch.inference_mode():
+        resizer(images[:, :, :64, :64], scale_factor=0.3)
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        out = resizer(images, scale_factor=0.3)
+        peak = torch.cuda.max_memory_allocated(device)
+    return peak - before, (images.numel() + out.numel()) * 4
+
+
 CACHE_CASES = {"300-x0.3": (300, 0.3), "513-179": (513, 0.35)}  # transfer's default; the paper's
 
 
-def feature_cache(images: int, batch: int, epochs: int) -> list[dict[str, Any]]:
+def feature_cache(
+    images: int, batch: int, epochs: int, device: torch.device
+) -> list[dict[str, Any]]:
     """Seconds per transfer epoch (heads forward, backward, step) with and without the cache.
 
     The first epoch fills the cache; the median of the next ``epochs`` epochs is compared.
@@ -212,17 +241,19 @@ def feature_cache(images: int, batch: int, epochs: int) -> list[dict[str, Any]]:
     rows = []
     for case, (side, scale) in CACHE_CASES.items():
         torch.manual_seed(0)
-        data = torch.rand(images, 3, side, side)
-        boxes = torch.tensor([[0.07, 0.1, 0.27, 0.3], [0.5, 0.47, 0.67, 0.7]]) * side
+        data = _rand(images, side, side, device=device)
+        corners = [[0.07, 0.1, 0.27, 0.3], [0.5, 0.47, 0.67, 0.7]]
+        boxes = torch.tensor(corners, device=device) * side
         target = {
             "boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(side, side)),
-            "labels": torch.tensor([1, 2]),
+            "labels": torch.tensor([1, 2], device=device),
         }
         row: dict[str, Any] = {"case": case, "images": images, "batch": batch}
         for cached in (False, True):
             pipeline = DetectionPipeline(
                 DownsizeNet().eval(), _trunk(), 11, scale_factor=scale, cache_features=cached
-            ).train()
+            )
+            pipeline.to(device).train()
             trainable = [p for p in pipeline.parameters() if p.requires_grad]
             optimiser = torch.optim.SGD(trainable, lr=1e-3)
 
@@ -250,12 +281,17 @@ def _epoch(
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
+    if data.is_cuda:
+        torch.cuda.synchronize(data.device)
     return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--device", default="cpu", help="cpu, or cuda[:N]: then CUDA events time each call."
+    )
     parser.add_argument("--train-backbones", nargs="+", default=["tiny", "resnet50"])
     add_allocator_option(parser)
     parser.add_argument("--repeats", type=int, default=7)
@@ -272,9 +308,14 @@ def main() -> None:
     args = parser.parse_args()
     apply_allocator(args.allocator)
     torch.set_num_threads(args.threads)
-    payload: dict[str, Any] = {"machine": machine_info(), "repeats": args.repeats}
+    device = torch.device(args.device)
+    payload: dict[str, Any] = {
+        "machine": machine_info(),
+        "device": str(device),
+        "repeats": args.repeats,
+    }
     if "inference" in args.only:
-        payload["inference"] = rows = inference(args.repeats, args.batches)
+        payload["inference"] = rows = inference(args.repeats, args.batches, device)
         print_table(
             "Resizer + frozen VGG16 (conv4_3) vs bilinear + the same trunk (median ms)",
             ["case", "batch", "bilinear", "downsizenet-3", "resizer alone", "ratio",
@@ -284,7 +325,9 @@ def main() -> None:
              for r in rows],
         )  # fmt: skip
     if "training" in args.only:
-        payload["training"] = t = training(args.repeats, args.train_batch, args.train_backbones)
+        payload["training"] = t = training(
+            args.repeats, args.train_batch, args.train_backbones, device
+        )
         print_table(
             "pretrain step (fwd + bwd + AdamW), 300 px -> x0.3 segmentation (median ms)",
             ["backbone", "batch", "bilinear", "downsizenet-3", "ratio", "ratio IQR", "floor"],
@@ -292,14 +335,16 @@ def main() -> None:
               "{:.3f}-{:.3f}".format(*r["ratio_quartiles"]), r["arithmetic_floor"]] for r in t],
         )  # fmt: skip
     if "memory" in args.only:
-        payload["memory"] = m = memory(args.allocator)
+        payload["memory"] = m = memory(args.allocator, device)
         print_table(
             "Peak extra memory, 1x3x1024x2048 -> x0.3 (inference)",
             ["resizer", "peak extra MB", "input+output MB", "ratio"],
             [[r["resizer"], r["peak_extra_mb"], r["io_mb"], r["ratio_to_io"]] for r in m],
         )
     if "feature_cache" in args.only:
-        payload["feature_cache"] = c = feature_cache(args.cache_images, 8, args.cache_epochs)
+        payload["feature_cache"] = c = feature_cache(
+            args.cache_images, 8, args.cache_epochs, device
+        )
         print_table(
             "Transfer epoch with and without the frozen-front cache (s; later: median)",
             ["case", "uncached 1st", "uncached later", "cached 1st", "cached later", "ratio"],

@@ -82,7 +82,7 @@ def main() -> None:
             for backward in (False, True):
                 mode = "fwd+bwd" if backward else "fwd"
                 runs = {name: _runner(r, images, kwargs, backward) for name, r in resizers.items()}
-                times = time_interleaved(runs, args.repeats)
+                times = time_interleaved(runs, args.repeats, device=device)
                 base = median(times["bilinear"])
                 for name, values in times.items():
                     ms = 1000 * median(values)
