@@ -26,7 +26,6 @@ at quality 95.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+
+from downsizenet_hub.atomic import write_atomic_path
 
 #: File suffixes the ``resize`` command picks up in a folder (case-insensitive).
 IMAGE_SUFFIXES: tuple[str, ...] = (
@@ -148,19 +149,19 @@ def write_image(path: str | os.PathLike[str], pixels: torch.Tensor, like: Loaded
     options = dict(like.save_options)
     if header.format in _QUALITY_FORMATS:
         options.setdefault("quality", 95)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
+    saving = False  # set once the temporary exists: failures before that are not this image's
+
+    def save(temporary: Path) -> None:
+        nonlocal saving
+        saving = True
         image.save(temporary, format=header.format, **options)
-        os.chmod(temporary, 0o644)  # mkstemp files are private; the result is an ordinary file
-        os.replace(temporary, path)
+
+    try:
+        write_atomic_path(path, save)
     except (OSError, ValueError, KeyError, TypeError) as error:
-        Path(temporary).unlink(missing_ok=True)
+        if not saving:  # the folder cannot be created or written to: raised as it is
+            raise
         raise ImageFileError(f"{path}: cannot write the image ({_one_line(error)}).") from error
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _existing(path: str | os.PathLike[str]) -> Path:

@@ -1,25 +1,25 @@
 """Checkpoints and run files: atomic writes, the checkpoint's contents, and the resume checks.
 
-Every file a run relies on is written to a temporary file in the same folder, flushed to disk and
-renamed over the old one (``os.replace`` is atomic on POSIX and Windows), so a crash or Ctrl-C
-while writing leaves the previous version intact. Checkpoints hold tensors and primitives only and
-are read back with ``torch.load(weights_only=True)``.
+Every file a run relies on is written with :func:`downsizenet_hub.atomic.write_atomic` (a
+temporary file in the same folder, flushed to disk and renamed over the old one), so a crash or
+Ctrl-C while writing leaves the previous version intact. Checkpoints hold tensors and primitives
+only and are read back with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 
+# Re-exported: engine code, experiments and benchmarks import it from here, and this module's
+# own calls look the name up in its globals at call time (tests patch it to record writes).
+from downsizenet_hub.atomic import write_atomic as write_atomic
 from downsizenet_hub.engine.config import (
     RESULT_NEUTRAL_FIELDS,
     EpochRecord,
@@ -33,23 +33,6 @@ METRICS_NAME = "metrics.json"
 LOG_NAME = "train.log"
 #: Bumped whenever the checkpoint layout changes; older files are refused with a clear message.
 CHECKPOINT_FORMAT = "downsizenet-engine/1"
-
-
-def write_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Call ``write`` on a temporary file next to ``path``, fsync it, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
 
 
 def _json_safe(value: Any) -> Any:

@@ -9,9 +9,7 @@ is strict: every tensor present, none extra, every shape the one the config impl
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from downsizenet_hub.atomic import write_atomic_path
 from downsizenet_hub.hub.cards import render_card
 from downsizenet_hub.hub.record import TrainingRecord
 from downsizenet_hub.resizer import DownsizeNet, DownsizeNetConfig
@@ -43,13 +42,13 @@ def config_document(config: DownsizeNetConfig, record: TrainingRecord | None) ->
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary sibling and ``os.replace``."""
-    _write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_atomic_path(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_weights(path: Path, model: DownsizeNet) -> None:
     """Save the model's state dict to ``path`` as safetensors (atomically)."""
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-    _write_atomic(path, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
+    write_atomic_path(path, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
 
 
 def write_model_files(folder: Path, model: DownsizeNet, record: TrainingRecord | None) -> None:
@@ -175,19 +174,6 @@ def load_folder(folder: Path) -> tuple[DownsizeNet, TrainingRecord | None]:
 def folder_size(folder: Path) -> int:
     """Bytes of the regular files directly in ``folder``."""
     return sum(entry.stat().st_size for entry in folder.iterdir() if entry.is_file())
-
-
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(descriptor)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        tmp.chmod(0o644)  # mkstemp makes files private; published files are ordinary ones
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _one_line(error: BaseException) -> str:

@@ -10,12 +10,13 @@ reused. The cache lives in memory and, optionally, in a folder of safetensors fi
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from downsizenet_hub.atomic import write_atomic_path
 
 
 def module_sha256(module: nn.Module) -> str:
@@ -75,11 +76,12 @@ class CachedFrozenFront(nn.Module):
     def _store(self, key: str, features: torch.Tensor) -> None:
         self._memory[key] = features
         if self.directory is not None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            path = self.directory / f"{key}.safetensors"
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            save_file({"features": features.contiguous()}, str(tmp))
-            os.replace(tmp, path)
+            # Several processes (DDP ranks) may store the same key at once: each writes its own
+            # uniquely named temporary, and the last rename wins with identical content.
+            tensors = {"features": features.contiguous()}
+            write_atomic_path(
+                self.directory / f"{key}.safetensors", lambda tmp: save_file(tensors, str(tmp))
+            )
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
