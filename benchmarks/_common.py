@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from downsizenet_hub import allocator
-from downsizenet_hub.engine.checkpoint import write_atomic
+from downsizenet_hub.atomic import write_atomic
 
 _allocator_state: str = "not set by the benchmark"
 

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import nn
 
+from downsizenet_hub.atomic import write_atomic_path
 from downsizenet_hub.channels import guide_image, resize_any_channels
 from downsizenet_hub.resizer import DownsizeNet, ScaleArg, SizeArg, resolve_output_size
 
@@ -170,15 +170,12 @@ def save_figure(figure: Figure, path: str | os.PathLike[str]) -> None:
             f"cannot write a figure as {path.name!r}; use one of "
             f"{sorted(figure.canvas.get_supported_filetypes())} as the suffix."
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        figure.savefig(temporary, format=suffix, dpi=figure.dpi, facecolor="white")
-        os.chmod(temporary, 0o644)  # mkstemp files are private; the figure is an ordinary file
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    write_atomic_path(
+        path,
+        lambda temporary: figure.savefig(
+            temporary, format=suffix, dpi=figure.dpi, facecolor="white"
+        ),
+    )
 
 
 class _Layout:

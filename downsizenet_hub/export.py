@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from downsizenet_hub.atomic import write_atomic_path
 from downsizenet_hub.export_geometry import (
     BoundResizer,
     cache_free,
@@ -273,18 +273,17 @@ def _write_checked(
     atol: float,
     kind: str,
 ) -> float:
-    """Write to a temporary file, compare with ``reference``, then move it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    temporary = Path(name)
-    try:
+    """Write to a temporary file, compare with ``reference``, then move it to ``path``: a file
+    that fails the check never replaces what ``path`` held."""
+    worst = 0.0
+
+    def write_and_check(temporary: Path) -> None:
+        nonlocal worst
         try:
             write(temporary)
         except Exception as error:  # exporters raise many types; report them in one line
             raise ExportError(f"the {kind} exporter failed: {_one_line(error)}") from error
         exported = run(temporary)
-        worst = 0.0
         for number, shape in enumerate(shapes):
             images = _images(shape, seed=1 + number)
             with torch.no_grad():
@@ -307,11 +306,9 @@ def _write_checked(
                     f"the exported {kind} model differs from PyTorch by {worst:.2e} (> {atol:g}) "
                     f"on input {shape}; this resizer/size combination does not export faithfully."
                 )
-        os.chmod(temporary, 0o644)  # mkstemp files are private; the export is an ordinary file
-        os.replace(temporary, path)
-        return worst
-    finally:
-        temporary.unlink(missing_ok=True)
+
+    write_atomic_path(path, write_and_check)
+    return worst
 
 
 def _add_metadata(

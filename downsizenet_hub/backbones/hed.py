@@ -31,9 +31,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import importlib.util
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +41,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from downsizenet_hub import paths
+from downsizenet_hub.atomic import write_atomic_path
 from downsizenet_hub.backbones.vgg16 import (
     IMAGENET_NORMALIZATION,
     VGG16_LAYOUT,
@@ -176,14 +175,6 @@ def hed_vgg16_features(h5_path: Path) -> dict[str, Tensor]:
         except (SafetensorError, ValueError, OSError):
             pass  # a damaged cache is derived data: convert again and overwrite it
     state = convert_hed_h5(h5_path)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=cache.parent, prefix=cache.name, suffix=".tmp")
-    os.close(handle)
-    try:
-        metadata = {"source": "hed", "h5_sha256": h5_sha256, "input": "ImageNet-normalised RGB"}
-        save_file(state, temporary, metadata=metadata)
-        os.chmod(temporary, 0o644)  # mkstemp makes it owner-only; the cache is ordinary data
-        os.replace(temporary, cache)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    metadata = {"source": "hed", "h5_sha256": h5_sha256, "input": "ImageNet-normalised RGB"}
+    write_atomic_path(cache, lambda temporary: save_file(state, temporary, metadata=metadata))
     return state

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +10,7 @@ import torch
 from PIL import Image
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks, make_grid
 
+from downsizenet_hub.atomic import write_atomic_path
 from downsizenet_hub.data.registry import build_dataset
 from downsizenet_hub.data.voc import IGNORE_INDEX, voc_palette
 
@@ -70,13 +69,6 @@ def save_sample_grid(
         image, target = dataset[index]
         tiles.append(draw_sample(image, target, class_names))
     grid = make_grid(tiles, nrow=min(columns, len(tiles)), padding=4, pad_value=255)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".png", dir=out.parent)
-    os.close(handle)
-    try:
-        Image.fromarray(grid.permute(1, 2, 0).numpy()).save(temporary, format="PNG")
-        os.replace(temporary, out)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    picture = Image.fromarray(grid.permute(1, 2, 0).numpy())
+    write_atomic_path(out, lambda temporary: picture.save(temporary, format="PNG"))
     return out

@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
+from downsizenet_hub.atomic import write_atomic
 from downsizenet_hub.data import build_dataset, collate, dataset_info
 from downsizenet_hub.engine import FitResult, TrainConfig, fit, init_from_env, is_main_process
-from downsizenet_hub.engine.checkpoint import write_atomic
 from downsizenet_hub.engine.distributed import barrier
 
 SizePair = tuple[int, int]

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from downsizenet_hub import hub
+from downsizenet_hub.atomic import write_atomic
 from downsizenet_hub.data import dataset_info
 from downsizenet_hub.engine import is_main_process
-from downsizenet_hub.engine.checkpoint import CHECKPOINT_NAME, load_checkpoint, write_atomic
+from downsizenet_hub.engine.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from downsizenet_hub.engine.distributed import barrier
 from downsizenet_hub.experiments.common import DataOptions
 from downsizenet_hub.experiments.pretrain import PretrainOptions, run_pretrain

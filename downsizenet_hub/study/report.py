@@ -19,8 +19,8 @@ from typing import Any
 from rich.table import Table
 
 from downsizenet_hub import __version__
+from downsizenet_hub.atomic import write_atomic
 from downsizenet_hub.data import dataset_info
-from downsizenet_hub.engine.checkpoint import write_atomic
 from downsizenet_hub.study.aggregate import (
     CONFIDENCE,
     Estimate,
