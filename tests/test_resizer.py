@@ -332,6 +332,7 @@ def test_banded_inference_is_exact(
     images = torch.rand(2, 3, 120, 50)
     with torch.no_grad():
         whole = net(images, **kwargs)
+        monkeypatch.setattr(resizer_module, "INFERENCE_BANDING_MIN_PIXELS", 7 * 50)
         monkeypatch.setattr(resizer_module, "INFERENCE_BAND_PIXELS", 7 * 50)  # bands of 7 rows
         banded = net(images, **kwargs)
     torch.testing.assert_close(banded, whole, atol=1e-6, rtol=0)
