@@ -136,6 +136,9 @@ class TargetMAE(MeanAbsoluteError):
         super().update(preds, torch.stack([target["y"] for target in targets]))
 
 
+FROZEN_PARAMETERS = {"frozen.0.weight", "frozen.0.bias", "frozen.1.weight", "frozen.1.bias"}
+
+
 def make_pipeline(**kwargs: Any) -> ToyPipeline:
     """A ToyPipeline initialised the same way every time."""
     torch.manual_seed(0)
@@ -234,7 +237,8 @@ def test_fit_writes_metrics_log_and_checkpoint(tmp_path: Path) -> None:
     assert payload["rng"] is None and payload["partial"] is None
     assert set(payload) >= {"model", "optimizer", "scheduler", "scaler", "history", "config"}
     assert payload["optimizer"]["state"]  # AdamW moments of the trainable parameters
-    assert_same_tensors(payload["model"], weights(pipeline))  # frozen parts included
+    trained = {k: v for k, v in weights(pipeline).items() if k not in FROZEN_PARAMETERS}
+    assert_same_tensors(payload["model"], trained)  # frozen parameters: only their fingerprint
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -449,6 +453,38 @@ def test_resume_refuses_a_checkpoint_of_another_pipeline(tmp_path: Path) -> None
     other.head[2] = nn.Linear(4 * 4 * 4, 1, bias=False)
     with pytest.raises(ValueError, match="does not fit this pipeline"):
         fit(other, train_set(), None, config(epochs=1), tmp_path, resume=True, progress=False)
+
+
+def test_checkpoints_leave_out_frozen_parameters_but_fingerprint_them(tmp_path: Path) -> None:
+    interrupted = make_pipeline(events={STEPS + 3: raise_keyboard_interrupt})
+    with pytest.raises(TrainingInterrupted):
+        fit(interrupted, train_set(), None, config(epochs=2), tmp_path, progress=False)
+    saved = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert not FROZEN_PARAMETERS & set(saved.model)
+    assert {"frozen.1.running_mean", "head.2.weight"} <= set(saved.model)  # buffers stay
+    assert saved.frozen_sha256 is not None and len(saved.frozen_sha256) == 64
+
+    changed = make_pipeline()
+    with torch.no_grad():
+        changed.frozen[0].weight.add_(1e-3)
+    with pytest.raises(ValueError, match="other frozen weights"):
+        fit(changed, train_set(), None, config(epochs=2), tmp_path, resume=True, progress=False)
+
+
+def test_a_checkpoint_holding_the_whole_model_still_resumes(tmp_path: Path) -> None:
+    """Checkpoints written before frozen parameters were left out carry them and no fingerprint."""
+    straight_weights, _ = _uninterrupted(tmp_path)
+    run_dir = tmp_path / "old"
+    first = make_pipeline(events={STEPS + 3: raise_keyboard_interrupt})
+    with pytest.raises(TrainingInterrupted):
+        fit(first, train_set(), val_set(), config(), run_dir, progress=False)
+    saved = load_checkpoint(run_dir / "checkpoint.pt")
+    frozen = {k: v for k, v in make_pipeline().state_dict().items() if k in FROZEN_PARAMETERS}
+    saved.model, saved.frozen_sha256 = {**saved.model, **frozen}, None
+    save_checkpoint(run_dir / "checkpoint.pt", saved)
+    resumed = make_pipeline()
+    fit(resumed, train_set(), val_set(), config(), run_dir, resume=True, progress=False)
+    assert_same_tensors(weights(resumed), straight_weights)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,9 +13,10 @@ from torchvision.models import vgg16
 from downsizenet_hub import DownsizeNet
 from downsizenet_hub.backbones import FrozenVGG16
 from downsizenet_hub.pipelines.detection import DetectionMetrics, DetectionPipeline, stride8_trunk
-from downsizenet_hub.pipelines.feature_cache import CachedFrozenFront, module_sha256
+from downsizenet_hub.pipelines.feature_cache import CachedFrozenFront
 from downsizenet_hub.pipelines.segmentation import SegmentationPipeline
 from downsizenet_hub.resizers import FixedResizer
+from downsizenet_hub.tensor_hash import module_sha256
 
 
 def _seg_batch(batch: int = 4, size: int = 48) -> tuple[torch.Tensor, list[dict]]:

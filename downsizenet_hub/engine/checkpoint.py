@@ -100,7 +100,9 @@ class TrainingState:
     world_size: int
     config: dict[str, Any]
     recipe: dict[str, Any] | None
-    # The pipeline's whole state_dict (frozen parts included), so a resume is self-contained.
+    # The pipeline's state_dict without its frozen parameters (those with requires_grad=False:
+    # a frozen resizer and VGG16 trunk would be most of a transfer checkpoint); ``frozen_sha256``
+    # fingerprints them so that a resume refuses different frozen weights.
     model: dict[str, torch.Tensor]
     optimizer: dict[str, Any]
     scheduler: dict[str, Any]
@@ -108,6 +110,9 @@ class TrainingState:
     history: list[dict[str, Any]]
     partial: dict[str, float] | None = None
     rng: list[dict[str, Any]] | None = None
+    # None: ``model`` is the whole state_dict (checkpoints written before frozen parts were left
+    # out, and pipelines with nothing frozen).
+    frozen_sha256: str | None = None
 
 
 def save_checkpoint(path: Path, state: TrainingState) -> None:

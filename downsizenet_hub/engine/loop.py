@@ -61,6 +61,7 @@ from downsizenet_hub.engine.randomness import (
 )
 from downsizenet_hub.engine.step import StepRunner
 from downsizenet_hub.engine.stopping import StopRequest
+from downsizenet_hub.tensor_hash import tensors_sha256
 
 EpochCallback = Callable[[EpochRecord], None]
 
@@ -116,6 +117,11 @@ class _Trainer:
         self.device = resolve_device(config.device, dist_info)
         self.amp = resolve_amp(config.amp, self.device)
         self.trainable = [p for p in pipeline.parameters() if p.requires_grad]
+        self.frozen = {name for name, p in pipeline.named_parameters() if not p.requires_grad}
+        weights = pipeline.state_dict()
+        self.frozen_sha256 = (
+            tensors_sha256({name: weights[name] for name in self.frozen}) if self.frozen else None
+        )
         if not self.trainable:
             raise ValueError(f"{type(pipeline).__name__} has no trainable parameters to fit.")
         size = dataset_size(train_set)
@@ -154,18 +160,29 @@ class _Trainer:
             world_size=self.dist.world_size,
             config=self.config.to_dict(),
             recipe=self.recipe,
-            model=self.pipeline.state_dict(),
+            model={k: v for k, v in self.pipeline.state_dict().items() if k not in self.frozen},
             optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict(),
             scaler=self.scaler.state_dict(),
             history=[record.to_dict() for record in self.history],
             partial=partial,
             rng=rng,
+            frozen_sha256=self.frozen_sha256,
         )
 
     def restore(self, state: TrainingState) -> None:
+        if state.frozen_sha256 != self.frozen_sha256 and state.frozen_sha256 is not None:
+            raise ValueError(
+                f"{self.checkpoint_path} was trained behind other frozen weights than this "
+                "pipeline's (their SHA-256 differs); resume with the same frozen resizer and "
+                "trunk, or use another run directory."
+            )
+        leaves_out = self.frozen if state.frozen_sha256 is not None else set()
         try:
-            self.pipeline.load_state_dict(state.model, strict=True)
+            missing, unexpected = self.pipeline.load_state_dict(state.model, strict=False)
+            if unexpected or set(missing) != leaves_out:
+                wrong = sorted(set(missing) ^ leaves_out) + sorted(unexpected)
+                raise RuntimeError(f"missing or unexpected entries: {', '.join(wrong[:5])}")
         except RuntimeError as error:
             first = str(error).splitlines()[0]
             raise ValueError(

@@ -26,8 +26,8 @@ from downsizenet_hub.experiments.common import (
     write_summary,
 )
 from downsizenet_hub.pipelines.detection import DetectionPipeline, stride8_trunk
-from downsizenet_hub.pipelines.feature_cache import module_sha256
 from downsizenet_hub.resizers import build_resizer
+from downsizenet_hub.tensor_hash import module_sha256
 
 
 @dataclass

@@ -17,16 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from downsizenet_hub.atomic import write_atomic_path
-
-
-def module_sha256(module: nn.Module) -> str:
-    """SHA-256 over a module's state dict (names, dtypes, shapes and bytes), in a stable order."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
+from downsizenet_hub.tensor_hash import module_sha256
 
 
 class CachedFrozenFront(nn.Module):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from downsizenet_hub import hub
 from downsizenet_hub.hub.local import local_path
-from downsizenet_hub.pipelines.feature_cache import module_sha256
+from downsizenet_hub.tensor_hash import module_sha256
 
 
 def publish_study_resizer(folder: Path, name: str, command: str) -> bool:
