@@ -471,6 +471,15 @@ def test_checkpoints_leave_out_frozen_parameters_but_fingerprint_them(tmp_path: 
         fit(changed, train_set(), None, config(epochs=2), tmp_path, resume=True, progress=False)
 
 
+def test_a_frozen_module_shared_under_two_names_is_left_out_under_both(tmp_path: Path) -> None:
+    pipeline = make_pipeline()
+    pipeline.alias = pipeline.frozen  # as a feature cache wraps the frozen front it caches
+    fit(pipeline, train_set(), None, config(epochs=1), tmp_path, progress=False)
+    saved = set(load_checkpoint(tmp_path / "checkpoint.pt").model)
+    assert not {name.replace("frozen.", "alias.") for name in FROZEN_PARAMETERS} & saved
+    assert not FROZEN_PARAMETERS & saved and "alias.1.running_mean" in saved
+
+
 def test_a_checkpoint_holding_the_whole_model_still_resumes(tmp_path: Path) -> None:
     """Checkpoints written before frozen parameters were left out carry them and no fingerprint."""
     straight_weights, _ = _uninterrupted(tmp_path)

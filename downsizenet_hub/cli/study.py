@@ -21,7 +21,7 @@ KeepCheckpointsOpt = Annotated[
     bool,
     typer.Option(
         "--keep-checkpoints",
-        help="Keep finished cells' checkpoints (up to ~130 MB per transfer cell); by default "
+        help="Keep finished cells' checkpoints (about 45 MB per transfer cell); by default "
         "they are deleted once a cell's result is written.",
     ),
 ]

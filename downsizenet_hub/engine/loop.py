@@ -117,7 +117,13 @@ class _Trainer:
         self.device = resolve_device(config.device, dist_info)
         self.amp = resolve_amp(config.amp, self.device)
         self.trainable = [p for p in pipeline.parameters() if p.requires_grad]
-        self.frozen = {name for name, p in pipeline.named_parameters() if not p.requires_grad}
+        # Every name a frozen parameter has in the state_dict (a module shared under two names,
+        # like a cached front that wraps the front, appears under both).
+        self.frozen = {
+            name
+            for name, p in pipeline.named_parameters(remove_duplicate=False)
+            if not p.requires_grad
+        }
         weights = pipeline.state_dict()
         self.frozen_sha256 = (
             tensors_sha256({name: weights[name] for name in self.frozen}) if self.frozen else None

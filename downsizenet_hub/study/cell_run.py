@@ -282,7 +282,7 @@ def _run_transfer(
 
 
 def remove_checkpoints(results_dir: Path, cell: Cell) -> None:
-    """Delete a finished cell's checkpoints (up to ~130 MB each); metrics and logs stay."""
+    """Delete a finished cell's checkpoints (~45 MB per transfer cell); metrics and logs stay."""
     if is_main_process():
         for path in (cell_folder(results_dir, cell) / RUN_DIR).glob(f"*/{CHECKPOINT_NAME}"):
             path.unlink(missing_ok=True)
