@@ -183,6 +183,38 @@ def test_failure_at_the_final_rename_restores_the_old_resizer(
     assert torch.equal(outputs(from_pretrained("me/a")), outputs(old))
 
 
+def test_a_publish_killed_between_its_renames_is_undone_by_the_next_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGKILL runs no cleanup: the old version sits renamed aside, the name is gone, staging
+    remains. The next publish, removal or listing in that namespace puts the hub back."""
+    old = tiny()
+    publish(old, "me/a")
+    namespace = paths.hub_dir() / "me"
+    (namespace / "a").rename(namespace / ".a.replaced-0123abcd")
+    (namespace / ".a.publishing-x_1").mkdir()
+    (namespace / ".b.removing-89ab").mkdir()
+    assert [entry.name for entry in list_published()] == []  # still fresh: could be in progress
+    monkeypatch.setattr(local, "STALE_AFTER_S", -1.0)
+    assert [entry.name for entry in list_published()] == ["me/a"]
+    assert sorted(p.name for p in namespace.iterdir()) == ["a"]
+    assert torch.equal(outputs(from_pretrained("me/a")), outputs(old))
+
+
+def test_an_old_version_left_aside_after_a_finished_replace_is_deleted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    publish(tiny(), "me/a")
+    new = tiny(6)
+    publish(new, "me/a", force=True)
+    namespace = paths.hub_dir() / "me"
+    save_pretrained(tiny(), namespace / ".a.replaced-0123abcd")  # killed before deleting it
+    monkeypatch.setattr(local, "STALE_AFTER_S", -1.0)
+    publish(tiny(), "me/other")
+    assert sorted(p.name for p in namespace.iterdir()) == ["a", "other"]
+    assert torch.equal(outputs(from_pretrained("me/a")), outputs(new))
+
+
 def test_publish_refuses_non_resizers() -> None:
     with pytest.raises(TypeError, match="expects a DownsizeNet"):
         publish(torch.nn.Linear(2, 2), "me/a")  # type: ignore[arg-type]

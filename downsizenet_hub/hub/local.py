@@ -3,7 +3,9 @@
 Every change is atomic. ``publish`` writes into a hidden temporary folder beside the target and
 renames it into place (with ``force``, the old folder is renamed aside first and put back if the
 second rename fails); ``remove`` renames the folder aside before deleting it. A failure at any
-point leaves the visible hub as it was. Resizers shipped inside the package
+point leaves the visible hub as it was; a process killed outright (SIGKILL, power loss) can leave
+hidden folders behind, which the next publish, remove or listing in that namespace finishes (see
+:func:`_recover`). Resizers shipped inside the package
 (``downsizenet_hub/pretrained/namespace/name``) are listed beside the local ones but are read-only.
 """
 
@@ -11,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -29,6 +33,12 @@ from downsizenet_hub.resizer import DownsizeNet, DownsizeNetConfig
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 
 Source = Literal["local", "shipped"]
+
+#: Hidden folders this module makes beside ``name`` while changing it.
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>publishing|replaced|removing)-[A-Za-z0-9_]+$")
+#: Such a folder untouched for this long belongs to a process that died mid-change (a publish or
+#: removal in progress takes seconds), so it is safe to finish its work.
+STALE_AFTER_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,7 @@ def publish(
     if record is not None and not isinstance(record, TrainingRecord):
         raise TypeError(f"record must be a TrainingRecord or None, got {type(record).__name__}.")
     target = local_path(name)
+    _recover(target.parent)
     if _occupied(target) and not force:
         raise FileExistsError(
             f"{name} is already in the local hub ({target}); use force=True (--force) to "
@@ -101,6 +112,10 @@ def list_published() -> list[PublishedResizer]:
     entries: list[PublishedResizer] = []
     roots: tuple[tuple[Source, Path], ...] = (("local", paths.hub_dir()), ("shipped", SHIPPED_DIR))
     for source, root in roots:
+        if source == "local" and root.is_dir():
+            for namespace in root.iterdir():
+                if namespace.is_dir():
+                    _recover(namespace)
         for name, folder in _folders(root):
             entries.append(_describe(name, source, folder))
     return entries
@@ -109,6 +124,7 @@ def list_published() -> list[PublishedResizer]:
 def remove(name: str) -> Path:
     """Delete ``name`` from the local hub; return the folder it occupied."""
     target = local_path(name)
+    _recover(target.parent)
     if not target.is_dir():
         if shipped_path(name).is_dir():
             raise ValueError(
@@ -176,6 +192,33 @@ def _move_into_place(staging: Path, target: Path, *, force: bool) -> None:
         shutil.rmtree(aside, ignore_errors=True)
     else:
         aside.unlink(missing_ok=True)
+
+
+def _recover(namespace: Path) -> None:
+    """Finish the changes that a killed process left half done in ``namespace``.
+
+    A ``.name.replaced-*`` folder is an old version that a forced publish renamed aside: if
+    ``name`` is missing, the process died between its two renames, so the old version goes back
+    (the hub is as it was before that publish); otherwise it is deleted. ``.name.publishing-*``
+    (unfinished staging) and ``.name.removing-*`` (a removal's trash) are deleted. Only folders
+    older than :data:`STALE_AFTER_S` are touched: a younger one may be another process's work.
+    """
+    if not namespace.is_dir():
+        return
+    now = time.time()
+    for leftover in sorted(namespace.iterdir()):
+        match = _LEFTOVER.match(leftover.name)
+        if match is None or not leftover.is_dir() or leftover.is_symlink():
+            continue
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to change: leave it
+            status = leftover.stat()
+            if now - max(status.st_mtime, status.st_ctime) < STALE_AFTER_S:
+                continue
+            target = namespace / match["name"]
+            if match["kind"] == "replaced" and not _occupied(target):
+                os.rename(leftover, target)
+            else:
+                shutil.rmtree(leftover)
 
 
 def _folders(root: Path) -> list[tuple[str, Path]]:
