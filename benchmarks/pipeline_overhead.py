@@ -81,21 +81,26 @@ def inference(repeats: int, batches: list[int], device: torch.device) -> list[di
             runs = {name: _forward(trunk, r, images, out_size) for name, r in resizers.items()}
             runs["resizer-only"] = _forward(None, resizers["downsizenet-3"], images, out_size)
             times = time_interleaved(runs, repeats, device=device)
-            base = median(times["bilinear"])
-            low, high = paired_ratio_quartiles(times["downsizenet-3"], times["bilinear"])
             rows.append({
-                "case": case, "batch": batch,
-                "bilinear_ms": 1000 * base,
-                "downsizenet_ms": 1000 * median(times["downsizenet-3"]),
+                "case": case, "batch": batch, **_against_bilinear(times),
                 "resizer_only_ms": 1000 * median(times["resizer-only"]),
-                "ratio": median(times["downsizenet-3"]) / base,
-                "ratio_quartiles": [low, high],
                 "resizer_gmac_per_image": resizer_macs / 1e9,
                 "trunk_gmac_per_image": trunk_macs / 1e9,
                 "arithmetic_floor": 1 + resizer_macs / trunk_macs,
                 "times_s": times,
             })  # fmt: skip
     return rows
+
+
+def _against_bilinear(times: dict[str, list[float]]) -> dict[str, Any]:
+    """Medians of both arms, their ratio and the quartiles of the per-round ratios."""
+    base = median(times["bilinear"])
+    return {
+        "bilinear_ms": 1000 * base,
+        "downsizenet_ms": 1000 * median(times["downsizenet-3"]),
+        "ratio": median(times["downsizenet-3"]) / base,
+        "ratio_quartiles": list(paired_ratio_quartiles(times["downsizenet-3"], times["bilinear"])),
+    }
 
 
 def _macs(module: torch.nn.Module, *args: Any) -> float:
@@ -151,14 +156,8 @@ def training(
             steps[name] = step
         macs = {name: _step_macs(step) for name, step in steps.items()}
         times = time_interleaved(steps, repeats, device=device)
-        base = median(times["bilinear"])
-        low, high = paired_ratio_quartiles(times["downsizenet-3"], times["bilinear"])
         rows.append({
-            "backbone": backbone, "batch": batch,
-            "bilinear_ms": 1000 * base,
-            "downsizenet_ms": 1000 * median(times["downsizenet-3"]),
-            "ratio": median(times["downsizenet-3"]) / base,
-            "ratio_quartiles": [low, high],
+            "backbone": backbone, "batch": batch, **_against_bilinear(times),
             "arithmetic_floor": macs["downsizenet-3"] / macs["bilinear"],
         })  # fmt: skip
     return rows
