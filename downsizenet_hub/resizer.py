@@ -22,6 +22,7 @@ The module imports nothing else of this package; storage lives in :mod:`downsize
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, fields
@@ -338,7 +339,7 @@ class DownsizeNet(nn.Module):
         images = images.contiguous(memory_format=_CHANNELS_LAST)
         height, width = images.shape[-2:]
         if torch.is_grad_enabled() or height * width < INFERENCE_BANDING_MIN_PIXELS:
-            features = _pixel_major(self.texture(images))
+            features = _pixel_major(self._texture_maps(images))
             return features.index_select(1, geometry.anchor_index)
         halo = self.config.conv_layers
         rows_per_band = max(1, INFERENCE_BAND_PIXELS // width)
@@ -352,12 +353,33 @@ class DownsizeNet(nn.Module):
             stop = max(stop, start + 1)
             last = int(out_rows[stop - 1])
             top, bottom = max(0, first - halo), min(height, last + 1 + halo)
-            band = self.texture(images[:, :, top:bottom])
+            band = self._texture_maps(images[:, :, top:bottom])
             band = band.index_select(2, out_rows[start:stop] - top)
             band = band.index_select(3, geometry.anchor_cols)
             pooled.append(band.permute(0, 2, 3, 1).reshape(band.shape[0], -1, band.shape[1]))
             start = stop
         return torch.cat(pooled, dim=1)
+
+    def _texture_maps(self, images: torch.Tensor) -> torch.Tensor:
+        """The texture branch. Without autograd on the CPU, each 3x3 conv and its ReLU run as one
+        oneDNN call (equal to float rounding, 7-9% faster on the 2-core machine); otherwise, and
+        whenever the fused kernel is missing or the module is being traced or compiled, the plain
+        layers run."""
+        if (
+            torch.is_grad_enabled()
+            or images.device.type != "cpu"
+            or images.dtype != torch.float32
+            or torch.jit.is_scripting()
+            or torch.jit.is_tracing()
+            or torch.compiler.is_compiling()
+            or not _fused_conv_relu_available()
+        ):
+            return self.texture(images)
+        features = images
+        for layer in self.texture:
+            if isinstance(layer, nn.Conv2d):  # each conv is followed by its ReLU (see __init__)
+                features = _conv3x3_relu(features, layer.weight, layer.bias)
+        return features
 
     def _normalise(self, logits: torch.Tensor, geometry: _Geometry) -> torch.Tensor:
         """Logits ``(B, h, w, L)`` to convex coefficients ``(B, h, w, Ky, Kx)``."""
@@ -544,6 +566,36 @@ def _build_geometry(
         anchor_rows=rows.anchor.to(device),
         anchor_cols=cols.anchor.to(device),
     )
+
+
+def _conv3x3_relu(
+    images: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """``relu(conv2d(images, weight, bias, padding=1))`` in one oneDNN call (the kernel that
+    torch.compile uses on the CPU; a private op, so its presence is checked once beforehand)."""
+    one = [1, 1]
+    return cast(
+        torch.Tensor,
+        torch.ops.mkldnn._convolution_pointwise(
+            images, weight, bias, one, one, one, 1, "relu", [], ""
+        ),
+    )
+
+
+@functools.cache
+def _fused_conv_relu_available() -> bool:
+    """Whether this PyTorch build has the fused kernel and it agrees with conv2d + relu."""
+    try:
+        generator = torch.Generator().manual_seed(0)
+        images = torch.randn(1, 2, 5, 6, generator=generator)
+        images = images.contiguous(memory_format=_CHANNELS_LAST)
+        weight, bias = torch.randn(3, 2, 3, 3, generator=generator), torch.randn(3)
+        with torch.no_grad():
+            fused = _conv3x3_relu(images, weight, bias)
+            plain = F.relu(F.conv2d(images, weight, bias, padding=1))
+        return bool(torch.allclose(fused, plain, atol=1e-5, rtol=1e-5))
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
 
 
 def _pixel_major(images: torch.Tensor) -> torch.Tensor:

@@ -336,3 +336,31 @@ def test_banded_inference_is_exact(
         monkeypatch.setattr(resizer_module, "INFERENCE_BAND_PIXELS", 7 * 50)  # bands of 7 rows
         banded = net(images, **kwargs)
     torch.testing.assert_close(banded, whole, atol=1e-6, rtol=0)
+
+
+def test_inference_fuses_conv_and_relu_on_the_cpu_and_matches_the_plain_layers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import downsizenet_hub.resizer as resizer_module
+
+    if not resizer_module._fused_conv_relu_available():
+        pytest.skip("this PyTorch build has no fused oneDNN conv + relu")
+    calls = []
+    fused = resizer_module._conv3x3_relu
+
+    def counting(*args: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return fused(*args)
+
+    monkeypatch.setattr(resizer_module, "_conv3x3_relu", counting)
+    net = DownsizeNet(init="random", conv_layers=3)
+    images = torch.rand(2, 3, 61, 47)
+    plain = net(images, scale_factor=0.4).detach()  # autograd on: the plain layers
+    assert calls == []
+    with torch.no_grad():
+        torch.testing.assert_close(net(images, scale_factor=0.4), plain, atol=1e-5, rtol=0)
+    assert len(calls) == 3
+    monkeypatch.setattr(resizer_module, "_fused_conv_relu_available", lambda: False)
+    with torch.no_grad():
+        torch.testing.assert_close(net(images, scale_factor=0.4), plain, atol=1e-6, rtol=0)
+    assert len(calls) == 3  # the fallback ran the plain layers
