@@ -104,8 +104,11 @@ def _against_bilinear(times: dict[str, list[float]]) -> dict[str, Any]:
 
 
 def _macs(module: torch.nn.Module, *args: Any) -> float:
-    """Multiply-adds of one call (convolutions and matrix products), counted by PyTorch."""
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+    """Multiply-adds of one call (convolutions and matrix products), counted by PyTorch.
+
+    Counted with autograd on, so that DownsizeNet runs its plain layers: the flop counter does not
+    know the fused oneDNN conv + ReLU kernel it uses for inference on the CPU (same arithmetic)."""
+    with torch.enable_grad(), FlopCounterMode(display=False) as counter:
         module(*args)
     return counter.get_total_flops() / 2
 
