@@ -22,7 +22,8 @@ The engine never imports pipelines, data or the CLI.
 
 What a run gives
 ----------------
-``run_dir/checkpoint.pt`` (every epoch, atomic; ``torch.load(weights_only=True)``),
+``run_dir/checkpoint.pt`` (every epoch, atomic; ``torch.load(weights_only=True)``; frozen
+parameters are left out and fingerprinted, so a resume needs the same frozen weights),
 ``run_dir/metrics.json`` (status, final metrics, per-epoch history; atomic) and
 ``run_dir/train.log`` (plain lines), written by rank 0 only. ``resume=True`` continues exactly:
 the data order and all randomness depend only on ``(seed, epoch, rank)``, so the resumed run
