@@ -62,8 +62,16 @@ class DataOptions:
     def datasets(self, task: str) -> tuple[Any, Any]:
         """Train and val datasets in the shared sample format."""
         init_from_env()  # no-op outside torchrun
-        info = dataset_info(self.name)
-        image_size = self.image_size or info.image_size
+        # Under torchrun, rank 0 builds (or checks) the data first; the others then reuse it.
+        if not is_main_process():
+            barrier()
+        datasets = (self.build("train", task), self.build("val", task))
+        if is_main_process():
+            barrier()
+        return datasets
+
+    def build(self, split: str, task: str) -> Any:
+        """One split, built or reused here and now (no torchrun barriers: see :meth:`datasets`)."""
         kwargs: dict[str, Any] = {}
         if self.name == "scenes" and self.root is None:
             kwargs["seed"] = self.scenes_seed
@@ -71,19 +79,15 @@ class DataOptions:
                 kwargs["images"] = self.train_images
             if self.val_images is not None:
                 kwargs["val_images"] = self.val_images
-        common: dict[str, Any] = dict(
-            task=task, root=self.root, image_size=image_size, variant=self.variant, **kwargs
+        return build_dataset(
+            self.name,
+            split,
+            task=task,
+            root=self.root,
+            image_size=self.image_size or dataset_info(self.name).image_size,
+            variant=self.variant,
+            **kwargs,
         )
-        # Under torchrun, rank 0 builds (or checks) the data first; the others then reuse it.
-        if not is_main_process():
-            barrier()
-        datasets = (
-            build_dataset(self.name, "train", **common),
-            build_dataset(self.name, "val", **common),
-        )
-        if is_main_process():
-            barrier()
-        return datasets
 
 
 @dataclass

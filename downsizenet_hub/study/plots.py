@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from matplotlib.axes import Axes
@@ -18,16 +17,14 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from downsizenet_hub.compare import compare_figure, save_figure
-from downsizenet_hub.data import build_dataset, dataset_info
 from downsizenet_hub.hub import from_pretrained
 from downsizenet_hub.resizer import DownsizeNet
 from downsizenet_hub.resizers import build_resizer
 from downsizenet_hub.study.aggregate import Estimate
-from downsizenet_hub.study.cell_run import RESIZER_DIR, cell_folder
+from downsizenet_hub.study.cell_run import RESIZER_DIR, cell_folder, data_options
 from downsizenet_hub.study.cells import PRIMARY_METRIC, Cell, StudyPlan
 from downsizenet_hub.study.config import (
     BASELINE,
-    DataSettings,
     SegmentationExperiment,
     TransferExperiment,
 )
@@ -199,33 +196,15 @@ def resizer_grids(plan: StudyPlan, results_dir: Path, count: int) -> list[Figure
     scale, resizers = grid_resizers(plan, results_dir)
     if not any(isinstance(m, DownsizeNet) for _, m in resizers):
         return []  # no trained DownsizeNet yet
-    val_set = _validation_set(plan.config.pretrain.data, plan.config.variants[0])
+    # The segmentation val split as the cells saw it (already built by them); built directly,
+    # not through DataOptions.datasets, whose torchrun barriers only rank 0 would reach here.
+    options = data_options(plan.config.pretrain.data, plan.config.variants[0], scale)
+    val_set = options.build("val", "segmentation")
     figures = []
     for index in range(min(count, len(val_set))):
         image = val_set[index][0].as_subclass(torch.Tensor).float()
         figures.append(compare_figure(image, resizers, scale_factor=scale))
     return figures
-
-
-def _validation_set(data: DataSettings, variant: str) -> Any:
-    """The segmentation val split as the cells saw it (already built by them). Built directly
-    rather than through DataOptions.datasets, whose torchrun barriers only rank 0 would reach."""
-    kwargs: dict[str, Any] = {}
-    if data.name == "scenes" and data.root is None:
-        kwargs["seed"] = data.scenes_seed
-        if data.train_images is not None:
-            kwargs["images"] = data.train_images
-        if data.val_images is not None:
-            kwargs["val_images"] = data.val_images
-    return build_dataset(
-        data.name,
-        "val",
-        task="segmentation",
-        root=data.root,
-        image_size=data.image_size or dataset_info(data.name).image_size,
-        variant=variant,
-        **kwargs,
-    )
 
 
 def write_figures(
