@@ -1,26 +1,104 @@
 """Atomic file writes: a crash or Ctrl-C never leaves a half-written file behind.
 
 Checkpoints, published weights, resized images and cached features are all written the same way:
-into a temporary file in the target's folder (``.{name}.*.tmp``), flushed to disk, made an
-ordinary ``0o644`` file and renamed over the target with ``os.replace`` (atomic on POSIX and
-Windows). Readers see the old file or the new one, never a mix; on any exception, Ctrl-C included,
-the temporary file is removed and the exception propagates.
+into a temporary file in the target's folder (``.{name}.{pid}-*.tmp``), flushed to disk, made an
+ordinary ``0o644`` file and renamed over the target with ``os.replace`` (atomic on POSIX). Readers
+see the old file or the new one, never a mix; on any exception, Ctrl-C included, the temporary file
+is removed and the exception propagates.
+
+Faults of the machine (a full disk, a folder without write permission, a read-only file system)
+raise :class:`WriteError`, an OSError whose message is one line naming the file and the cause,
+whatever library did the writing (``torch.save`` reports a full disk as ``RuntimeError: unexpected
+pos``; the original error is recorded on the way and reported instead). A process killed outright
+leaves its temporary file behind; the pid in its name lets :func:`remove_stale_temporaries` delete
+it once that process is gone, and never while it lives.
 
 This module imports nothing from the rest of the package, so every part of it can use it.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["write_atomic", "write_atomic_path"]
+__all__ = [
+    "WriteError",
+    "process_alive",
+    "remove_stale_temporaries",
+    "write_atomic",
+    "write_atomic_path",
+]
 
 #: Mode of every file written here: mkstemp makes files owner-only, ours are ordinary files.
 FILE_MODE = 0o644
+#: ``.{name}.{pid}-{random}.tmp``: the temporary sibling of ``name`` made by process ``pid``.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>[0-9]+)-[A-Za-z0-9_]+\.tmp$")
+# The message of an I/O failure inside a Rust writer (safetensors): "... Os { code: 28, ...".
+_RUST_OS_CODE = re.compile(r"Os \{ code: (?P<code>[0-9]+)")
+
+
+class WriteError(OSError):
+    """A file could not be written: one line naming the file and the cause (``errno`` is set).
+
+    Made by :meth:`from_error`, it is also the matching built-in subclass (PermissionError for
+    EACCES, ...), so ``except PermissionError`` still catches it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], code: int | None, cause: str) -> None:
+        super().__init__(code, cause, os.fspath(path))
+        self.cause = cause
+        self.message = f"cannot write {os.fspath(path)}: {cause}"
+
+    def __str__(self) -> str:
+        return self.message
+
+    @classmethod
+    def from_error(cls, path: str | os.PathLike[str], error: BaseException) -> WriteError:
+        """The WriteError for ``error`` met while writing ``path`` (see :func:`describe`)."""
+        if isinstance(error, WriteError):
+            return error
+        code, cause = describe(error)
+        return _with_builtin(code)(path, code, cause)
+
+
+_BUILTIN: dict[int, type[OSError]] = {
+    errno.EACCES: PermissionError,
+    errno.EPERM: PermissionError,
+    errno.ENOENT: FileNotFoundError,
+    errno.EEXIST: FileExistsError,
+    errno.EISDIR: IsADirectoryError,
+    errno.ENOTDIR: NotADirectoryError,
+}
+_SUBCLASSES: dict[type[OSError], type[WriteError]] = {}
+
+
+def _with_builtin(code: int | None) -> type[WriteError]:
+    builtin = _BUILTIN.get(code) if code is not None else None
+    if builtin is None:
+        return WriteError
+    if builtin not in _SUBCLASSES:
+        _SUBCLASSES[builtin] = type(f"Write{builtin.__name__}", (WriteError, builtin), {})
+    return _SUBCLASSES[builtin]
+
+
+def describe(error: BaseException) -> tuple[int | None, str]:
+    """``(errno, cause)`` of an I/O failure, the cause as a short lower-case phrase."""
+    if isinstance(error, WriteError):
+        return error.errno, error.cause
+    code = getattr(error, "errno", None) if isinstance(error, OSError) else None
+    if code is None:
+        match = _RUST_OS_CODE.search(str(error))
+        code = int(match["code"]) if match else None
+    if code is not None:
+        text = os.strerror(code)
+        return code, text[:1].lower() + text[1:]
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return None, text
 
 
 def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> None:
@@ -29,7 +107,13 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
 
     def fill(descriptor: int, _: Path) -> None:
         with os.fdopen(descriptor, "wb") as handle:
-            write(handle)
+            recording = _RecordingHandle(handle)
+            try:
+                write(recording)  # type: ignore[arg-type]
+            except (RuntimeError, ValueError):
+                if recording.failure is not None:  # the writer hid an I/O error: report that
+                    raise recording.failure from None
+                raise
             handle.flush()
             os.fsync(handle.fileno())
 
@@ -38,8 +122,8 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
 
 def write_atomic_path(path: str | os.PathLike[str], write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` with the path of a temporary sibling of ``path``, fsync it, then rename
-    it to ``path``. For writers that take a file name (safetensors, PIL, ``Path.write_text``).
-    Parent folders are created."""
+    it to ``path``. For writers that take a file name (PIL, ``Path.write_text``). Parent folders
+    are created."""
 
     def fill(descriptor: int, temporary: Path) -> None:
         os.close(descriptor)
@@ -50,16 +134,99 @@ def write_atomic_path(path: str | os.PathLike[str], write: Callable[[Path], obje
     _replace(Path(path), fill)
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (ours always does)."""
+    if pid == os.getpid():
+        return True
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary siblings of ``path`` left by processes that no longer run; return
+    them. Temporaries of live processes (this one included) are left alone."""
+    target = Path(path)
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:  # no folder, or not ours to read: nothing to clean
+        return removed
+    for entry in entries:
+        match = _TEMPORARY.match(entry.name)
+        if match is None or match["name"] != target.name or process_alive(int(match["pid"])):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue  # gone meanwhile, or not ours to delete
+    return removed
+
+
 def _replace(path: Path, fill: Callable[[int, Path], None]) -> None:
     """Make a temporary sibling, let ``fill`` write it (``fill`` owns the open descriptor), then
-    chmod and rename it over ``path``; on any exception remove it and re-raise."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    chmod and rename it over ``path``; on any exception remove it and re-raise (I/O failures as
+    :class:`WriteError`)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, name = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp"
+        )
+    except OSError as error:
+        raise WriteError.from_error(path, error) from None
     temporary = Path(name)
     try:
         fill(descriptor, temporary)
         os.chmod(temporary, FILE_MODE)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        if _is_write_failure(error):
+            raise WriteError.from_error(path, error) from None
         raise
+
+
+def _is_write_failure(error: BaseException) -> bool:
+    """An I/O failure of the machine, as opposed to a bug or bad data in the writer."""
+    if isinstance(error, OSError):
+        return True
+    # safetensors reports I/O errors of its Rust writer as SafetensorError("... IoError(Os {...").
+    return (
+        type(error).__name__ == "SafetensorError" and _RUST_OS_CODE.search(str(error)) is not None
+    )
+
+
+class _RecordingHandle:
+    """A binary handle that remembers the first OSError of its writes, for writers (torch.save)
+    that swallow it and raise a vaguer error of their own."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._handle = handle
+        self.failure: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._handle.write(data)
+        except OSError as error:
+            if self.failure is None:
+                self.failure = error
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._handle.flush()
+        except OSError as error:
+            if self.failure is None:
+                self.failure = error
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)

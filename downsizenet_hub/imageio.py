@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from downsizenet_hub.atomic import write_atomic_path
+from downsizenet_hub.atomic import describe, write_atomic_path
 
 #: File suffixes the ``resize`` command picks up in a folder (case-insensitive).
 IMAGE_SUFFIXES: tuple[str, ...] = (
@@ -161,7 +161,7 @@ def write_image(path: str | os.PathLike[str], pixels: torch.Tensor, like: Loaded
     except (OSError, ValueError, KeyError, TypeError) as error:
         if not saving:  # the folder cannot be created or written to: raised as it is
             raise
-        raise ImageFileError(f"{path}: cannot write the image ({_one_line(error)}).") from error
+        raise ImageFileError(f"{path}: cannot write the image ({describe(error)[1]}).") from error
 
 
 def _existing(path: str | os.PathLike[str]) -> Path:

@@ -22,6 +22,7 @@ from downsizenet_hub.hub import (
     resolve,
     save_pretrained,
     show,
+    store,
 )
 
 
@@ -103,13 +104,29 @@ def test_publish_list_show_remove() -> None:
 def test_publish_leaves_no_temporaries() -> None:
     publish(tiny(), "me/a")
     publish(tiny(), "me/a", force=True)
+    namespace = paths.hub_dir() / "me"
+    (version,) = (namespace / ".versions").iterdir()  # the replaced version is deleted
+    assert os.readlink(namespace / "a") == f".versions/{version.name}"
     assert sorted(snapshot(paths.hub_dir())) == [
         "me",
+        "me/.versions",
+        f"me/.versions/{version.name}",
+        f"me/.versions/{version.name}/README.md",
+        f"me/.versions/{version.name}/config.json",
+        f"me/.versions/{version.name}/model.safetensors",
         "me/a",
-        "me/a/README.md",
-        "me/a/config.json",
-        "me/a/model.safetensors",
     ]
+
+
+def test_published_folders_and_files_have_ordinary_permissions() -> None:
+    os.umask(old_umask := os.umask(0o077))  # a private umask must not leak into the hub
+    try:
+        folder = publish(tiny(), "me/a")
+    finally:
+        os.umask(old_umask)
+    real = folder.resolve()
+    assert real.stat().st_mode & 0o777 == 0o755
+    assert sorted(p.stat().st_mode & 0o777 for p in real.iterdir()) == [0o644] * 3
 
 
 def test_force_replaces_the_resizer() -> None:
@@ -162,57 +179,66 @@ def test_failure_mid_publish_leaves_the_hub_unchanged(
     assert snapshot(paths.home()) == before
 
 
-def test_failure_at_the_final_rename_restores_the_old_resizer(
+def test_failure_at_the_commit_restores_the_old_resizer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     old = tiny()
     publish(old, "me/a")
     before = snapshot(paths.home())
-    real_rename = os.rename
+    real_replace = os.replace
 
-    def rename(source: str | Path, target: str | Path) -> None:
-        if ".publishing-" in str(source):
+    def replace(source: str | Path, target: str | Path) -> None:
+        if ".link-" in str(source):
             raise OSError("injected rename failure")
-        real_rename(source, target)
+        real_replace(source, target)
 
-    monkeypatch.setattr(local.os, "rename", rename)
+    monkeypatch.setattr(store.os, "replace", replace)
     with pytest.raises(OSError, match="injected rename failure"):
         publish(tiny(6), "me/a", force=True)
-    monkeypatch.setattr(local.os, "rename", real_rename)
+    monkeypatch.setattr(store.os, "replace", real_replace)
     assert snapshot(paths.home()) == before
     assert torch.equal(outputs(from_pretrained("me/a")), outputs(old))
 
 
-def test_a_publish_killed_between_its_renames_is_undone_by_the_next_change(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """SIGKILL runs no cleanup: the old version sits renamed aside, the name is gone, staging
-    remains. The next publish, removal or listing in that namespace puts the hub back."""
+def test_leftovers_of_the_original_layout_are_put_right_at_once() -> None:
+    """Left by a downsizenet-hub before the pointers: no timer, the next listing decides. A
+    whole old version set aside, with its name absent, goes back; the rest is deleted."""
     old = tiny()
-    publish(old, "me/a")
     namespace = paths.hub_dir() / "me"
-    (namespace / "a").rename(namespace / ".a.replaced-0123abcd")
+    save_pretrained(old, namespace / ".a.replaced-0123abcd")  # killed between its renames
     (namespace / ".a.publishing-x_1").mkdir()
     (namespace / ".b.removing-89ab").mkdir()
-    assert [entry.name for entry in list_published()] == []  # still fresh: could be in progress
-    monkeypatch.setattr(local, "STALE_AFTER_S", -1.0)
+    (namespace / ".b.removing-89ab" / "config.json").write_text("{}")
+    save_pretrained(tiny(), namespace / ".c.replaced-0123abcd")  # c is absent but this is not
+    (namespace / ".c.replaced-0123abcd" / "README.md").unlink()  # whole: a half-deleted version
     assert [entry.name for entry in list_published()] == ["me/a"]
     assert sorted(p.name for p in namespace.iterdir()) == ["a"]
     assert torch.equal(outputs(from_pretrained("me/a")), outputs(old))
 
 
-def test_an_old_version_left_aside_after_a_finished_replace_is_deleted(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_an_old_version_left_aside_after_a_finished_replace_is_deleted() -> None:
     publish(tiny(), "me/a")
     new = tiny(6)
     publish(new, "me/a", force=True)
     namespace = paths.hub_dir() / "me"
     save_pretrained(tiny(), namespace / ".a.replaced-0123abcd")  # killed before deleting it
-    monkeypatch.setattr(local, "STALE_AFTER_S", -1.0)
     publish(tiny(), "me/other")
-    assert sorted(p.name for p in namespace.iterdir()) == ["a", "other"]
+    assert sorted(p.name for p in namespace.iterdir()) == [".versions", "a", "other"]
     assert torch.equal(outputs(from_pretrained("me/a")), outputs(new))
+
+
+def test_names_in_the_original_layout_load_and_are_replaced_and_removed() -> None:
+    old, new = tiny(), tiny(6)
+    save_pretrained(old, paths.hub_dir() / "me" / "a")  # a plain folder
+    assert torch.equal(outputs(from_pretrained("me/a")), outputs(old))
+    assert [(e.name, e.problem) for e in list_published()] == [("me/a", None)]
+    publish(new, "me/a", force=True)
+    assert (paths.hub_dir() / "me" / "a").is_symlink()
+    assert torch.equal(outputs(from_pretrained("me/a")), outputs(new))
+    assert sorted(p.name for p in (paths.hub_dir() / "me").iterdir()) == [".versions", "a"]
+    save_pretrained(old, paths.hub_dir() / "me" / "b")
+    remove("me/b")
+    assert sorted(p.name for p in (paths.hub_dir() / "me").iterdir()) == [".versions", "a"]
 
 
 def test_publish_refuses_non_resizers() -> None:

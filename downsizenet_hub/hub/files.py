@@ -9,17 +9,19 @@ is strict: every tensor present, none extra, every shape the one the config impl
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
-from downsizenet_hub.atomic import write_atomic_path
+from downsizenet_hub.atomic import write_atomic, write_atomic_path
 from downsizenet_hub.hub.cards import render_card
 from downsizenet_hub.hub.record import TrainingRecord
+from downsizenet_hub.jsonfile import read_json
 from downsizenet_hub.resizer import DownsizeNet, DownsizeNetConfig
 
 CONFIG_FILE = "config.json"
@@ -30,6 +32,8 @@ FORMAT_VERSION = 1
 #: Weight files that would need unpickling: recognised only to refuse them with a message.
 PICKLED_WEIGHTS = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth")
 _CONFIG_KEYS = ("format_version", "downsizenet", "training")
+#: A config.json is a few KB; anything much larger is not one.
+CONFIG_MAX_BYTES = 1024 * 1024
 
 
 def config_document(config: DownsizeNetConfig, record: TrainingRecord | None) -> dict[str, Any]:
@@ -46,9 +50,14 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_weights(path: Path, model: DownsizeNet) -> None:
-    """Save the model's state dict to ``path`` as safetensors (atomically)."""
+    """Save the model's state dict to ``path`` as safetensors (atomically).
+
+    Serialised in memory (a resizer is a few KB) and written by Python, so that a full disk is an
+    OSError naming ``path`` rather than an error of safetensors' own writer.
+    """
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-    write_atomic_path(path, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
+    data = save(state, metadata={"format": "pt"})
+    write_atomic(path, lambda handle: handle.write(data))
 
 
 def write_model_files(folder: Path, model: DownsizeNet, record: TrainingRecord | None) -> None:
@@ -82,13 +91,11 @@ def write_folder(folder: Path, model: DownsizeNet, record: TrainingRecord | None
 def read_config(path: Path) -> tuple[DownsizeNetConfig, TrainingRecord | None]:
     """Parse and validate config.json; every problem is one sentence naming ``path``."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = read_json(path, what="resizer config", max_bytes=CONFIG_MAX_BYTES)
     except FileNotFoundError:
         raise FileNotFoundError(
             f"{path} not found: a published resizer needs a config.json."
         ) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON ({_one_line(error)}).") from None
     if not isinstance(document, dict):
         raise ValueError(f"{path} must hold a JSON object, got {type(document).__name__}.")
     unknown = sorted(set(document) - set(_CONFIG_KEYS))
@@ -161,7 +168,13 @@ def check_state(
 
 
 def load_folder(folder: Path) -> tuple[DownsizeNet, TrainingRecord | None]:
-    """The DownsizeNet stored in ``folder`` (config.json + model.safetensors), in eval mode."""
+    """The DownsizeNet stored in ``folder`` (config.json + model.safetensors), in eval mode.
+
+    A link (a local-hub name) is followed once, so both files come from the same version even if
+    the name is re-published meanwhile.
+    """
+    if folder.is_symlink():
+        folder = Path(os.path.realpath(folder))
     config, record = read_config(folder / CONFIG_FILE)
     weights_path = folder / WEIGHTS_FILE
     state = read_weights(weights_path)

@@ -1,30 +1,28 @@
-"""The local hub: published resizers as ``<hub_dir>/namespace/name`` folders (HF repo layout).
+"""The local hub: published resizers under ``<hub_dir>/namespace/name`` (HF repo layout).
 
-Every change is atomic. ``publish`` writes into a hidden temporary folder beside the target and
-renames it into place (with ``force``, the old folder is renamed aside first and put back if the
-second rename fails); ``remove`` renames the folder aside before deleting it. A failure at any
-point leaves the visible hub as it was; a process killed outright (SIGKILL, power loss) can leave
-hidden folders behind, which the next publish, remove or listing in that namespace finishes (see
-:func:`_recover`). Resizers shipped inside the package
-(``downsizenet_hub/pretrained/namespace/name``) are listed beside the local ones but are read-only.
+Each name is a link to an immutable version folder, and every change is committed by one atomic
+rename or unlink of that link (see :mod:`.store`): after a failure, Ctrl-C or a kill at any point,
+the next command sees the resizer as it was before the change or after it, whole, and a removed
+name stays removed. What a killed process leaves behind is deleted by the next publish, removal or
+listing in that namespace; nothing depends on the clock. Names that are plain folders (the original
+layout) are read as they are. Nothing outside the hub is written or deleted: a namespace or name
+that links outside it is refused, and removing a linked name removes the link only. Resizers
+shipped inside the package (``downsizenet_hub/pretrained/namespace/name``) are listed beside the
+local ones but are read-only.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
-import shutil
-import tempfile
-import time
-import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Literal
 
 from downsizenet_hub import paths
-from downsizenet_hub.hub import files
+from downsizenet_hub.atomic import WriteError
+from downsizenet_hub.hub import files, store
 from downsizenet_hub.hub.names import name_problem, validate_name
 from downsizenet_hub.hub.record import TrainingRecord
 from downsizenet_hub.resizer import DownsizeNet, DownsizeNetConfig
@@ -33,12 +31,6 @@ from downsizenet_hub.resizer import DownsizeNet, DownsizeNetConfig
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 
 Source = Literal["local", "shipped"]
-
-#: Hidden folders this module makes beside ``name`` while changing it.
-_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>publishing|replaced|removing)-[A-Za-z0-9_]+$")
-#: Such a folder untouched for this long belongs to a process that died mid-change (a publish or
-#: removal in progress takes seconds), so it is safe to finish its work.
-STALE_AFTER_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -58,8 +50,20 @@ class PublishedResizer:
 
 
 def local_path(name: str) -> Path:
-    """Where ``namespace/name`` lives in the local hub (the name is validated first)."""
-    return _inside(paths.hub_dir(), validate_name(name))
+    """Where ``namespace/name`` lives in the local hub (the name is validated first).
+
+    Usually ``<hub_dir>/namespace/name``; after a forced publish over a plain folder was killed
+    between its two renames, the pending link that decides the name (see :mod:`.store`).
+
+    Raises:
+        ValueError: the name is invalid, or its namespace or entry is a link leading outside the
+            local hub.
+    """
+    entry = _entry(name)
+    found = store.pending_link(entry) or entry
+    if store.occupied(found) and not store.inside(found, paths.hub_dir()):
+        raise ValueError(_outside(found, name))
+    return found
 
 
 def shipped_path(name: str) -> Path:
@@ -74,69 +78,139 @@ def publish(
     record: TrainingRecord | None = None,
     force: bool = False,
 ) -> Path:
-    """Publish ``model`` to the local hub as ``name`` (``namespace/name``); return its folder.
+    """Publish ``model`` to the local hub as ``name`` (``namespace/name``); return its path.
 
-    Writes config.json, model.safetensors and the model card into a temporary folder, checks
-    that it loads back, then renames it into place. An existing name is refused unless ``force``.
+    Writes config.json, model.safetensors and the model card into a new version folder, checks
+    that it loads back, then points the name at it. An existing name is refused unless ``force``.
+
+    Raises:
+        FileExistsError: ``name`` is taken and ``force`` is False.
+        ValueError: the name is invalid or leads outside the hub through a link.
+        OSError: the disk is full or not writable (one line naming the path and the cause); the
+            hub is then as it was.
     """
     if not isinstance(model, DownsizeNet):
         raise TypeError(f"publish expects a DownsizeNet, got {type(model).__name__}.")
     if record is not None and not isinstance(record, TrainingRecord):
         raise TypeError(f"record must be a TrainingRecord or None, got {type(record).__name__}.")
-    target = local_path(name)
-    _recover(target.parent)
-    if _occupied(target) and not force:
-        raise FileExistsError(
-            f"{name} is already in the local hub ({target}); use force=True (--force) to "
-            "replace it."
-        )
-    created = _make_parents(target.parent)
-    try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.publishing-", dir=target.parent))
-        try:
-            files.write_folder(staging, model, record, name)
-            files.load_folder(staging)  # what was written must read back, before it is visible
-            _move_into_place(staging, target, force=force)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-    except BaseException:
-        for folder in reversed(created):
-            _rmdir_if_empty(folder)
-        raise
-    return target
+    target = _entry(name)
+    namespace = target.parent
+    created: list[Path] = []
+    while True:
+        created += _make_parents(namespace)
+        with store.locked(namespace) as held:
+            if not held:  # removed by another process while we waited: make it again
+                continue
+            try:
+                _publish_locked(model, name, target, record, force)
+            except BaseException:
+                for folder in reversed(created):
+                    _rmdir_if_empty(folder)
+                raise
+            return target
 
 
 def list_published() -> list[PublishedResizer]:
-    """The local hub's resizers, then the shipped ones, each sorted by name."""
+    """The local hub's resizers, then the shipped ones, each sorted by name.
+
+    Each local namespace is first put right (see :func:`store.recover`) unless another process
+    is changing it now.
+    """
     entries: list[PublishedResizer] = []
-    roots: tuple[tuple[Source, Path], ...] = (("local", paths.hub_dir()), ("shipped", SHIPPED_DIR))
-    for source, root in roots:
-        if source == "local" and root.is_dir():
-            for namespace in root.iterdir():
-                if namespace.is_dir():
-                    _recover(namespace)
-        for name, folder in _folders(root):
-            entries.append(_describe(name, source, folder))
+    root = paths.hub_dir()
+    if root.is_dir():
+        for namespace in sorted(root.iterdir()):
+            if namespace.is_dir() and store.inside(namespace, root):
+                with store.locked(namespace, wait=False) as held:
+                    if held:
+                        with contextlib.suppress(OSError):  # a read-only hub: list it as it is
+                            store.recover(namespace)
+    for name, folder in _folders(root):
+        entries.append(_describe(name, "local", folder))
+    for name, folder in _folders(SHIPPED_DIR):
+        entries.append(_describe(name, "shipped", folder))
     return entries
 
 
 def remove(name: str) -> Path:
-    """Delete ``name`` from the local hub; return the folder it occupied."""
-    target = local_path(name)
-    _recover(target.parent)
-    if not target.is_dir():
-        if shipped_path(name).is_dir():
-            raise ValueError(
-                f"{name} is shipped with downsizenet-hub, not in the local hub; it cannot be "
-                "removed."
+    """Delete ``name`` from the local hub; return the path it occupied.
+
+    A name that is a link (to anywhere) loses the link only; nothing outside the hub is touched.
+    """
+    target = _entry(name)
+    namespace = target.parent
+    with store.locked(namespace) as held:
+        if held:
+            store.recover(namespace)
+            if target.is_symlink() or target.is_dir():
+                store.uncommit(target)
+                _rmdir_if_empty(namespace)
+                return target
+    if shipped_path(name).is_dir():
+        raise ValueError(
+            f"{name} is shipped with downsizenet-hub, not in the local hub; it cannot be removed."
+        )
+    raise FileNotFoundError(f"no resizer named {name} in the local hub ({paths.hub_dir()}).")
+
+
+def _publish_locked(
+    model: DownsizeNet, name: str, target: Path, record: TrainingRecord | None, force: bool
+) -> None:
+    namespace = target.parent
+    _check_namespace(namespace, name)  # again, now that it is locked
+    store.recover(namespace)
+    if store.occupied(target):
+        if not force:
+            raise FileExistsError(
+                f"{name} is already in the local hub ({target}); use force=True (--force) to "
+                "replace it."
             )
-        raise FileNotFoundError(f"no resizer named {name} in the local hub ({paths.hub_dir()}).")
-    trash = target.parent / f".{target.name}.removing-{uuid.uuid4().hex[:8]}"
-    os.rename(target, trash)  # from here on the name is gone, whatever happens to the deletion
-    shutil.rmtree(trash)
-    _rmdir_if_empty(target.parent)
-    return target
+        if not store.inside(target, paths.hub_dir()):
+            raise ValueError(_outside(target, name))
+    version: Path | None = None
+    try:
+        version = store.make_version(namespace, target.name)
+        files.write_model_files(version, model, record)
+        store.step("wrote the weights")
+        files.write_card(version, model, record, name)
+        store.step("wrote the card")
+        files.load_folder(version)  # what was written must read back, before it is visible
+        store.commit(version, target)
+    except BaseException as error:
+        if version is not None and not _points_to(target, version):
+            with contextlib.suppress(OSError):
+                store.remove_tree(version)
+                store.collect(namespace)
+        if isinstance(error, OSError) and not isinstance(
+            error, (WriteError, FileExistsError, FileNotFoundError)
+        ):
+            raise WriteError.from_error(version or namespace, error) from None
+        raise
+    with contextlib.suppress(OSError):  # committed: a failed cleanup is finished next time
+        store.collect(namespace)
+
+
+def _entry(name: str) -> Path:
+    """``<hub_dir>/namespace/name`` for a valid name whose namespace stays in the hub."""
+    entry = _inside(paths.hub_dir(), validate_name(name))
+    _check_namespace(entry.parent, name)
+    return entry
+
+
+def _check_namespace(namespace: Path, name: str) -> None:
+    if store.occupied(namespace) and not store.inside(namespace, paths.hub_dir()):
+        raise ValueError(_outside(namespace, name))
+
+
+def _outside(path: Path, name: str) -> str:
+    return (
+        f"{path} is a link to {os.path.realpath(path)}, outside the local hub "
+        f"{paths.hub_dir()}; refusing to use it for {name}."
+    )
+
+
+def _points_to(entry: Path, version: Path) -> bool:
+    return entry.is_symlink() and os.path.realpath(entry) == os.path.realpath(version)
 
 
 def _inside(root: Path, name: str) -> Path:
@@ -147,15 +221,11 @@ def _inside(root: Path, name: str) -> Path:
     return path
 
 
-def _occupied(path: Path) -> bool:
-    return path.exists() or path.is_symlink()
-
-
 def _make_parents(folder: Path) -> list[Path]:
     """mkdir -p ``folder``; return the folders that this call created, outermost first."""
     missing: list[Path] = []
     current = folder
-    while not current.exists():
+    while not store.occupied(current):
         missing.append(current)
         current = current.parent
     created: list[Path] = []
@@ -164,7 +234,12 @@ def _make_parents(folder: Path) -> list[Path]:
             path.mkdir()
         except FileExistsError:
             continue  # made concurrently by someone else: not ours to remove
+        except OSError as error:
+            for made in reversed(created):
+                _rmdir_if_empty(made)
+            raise WriteError.from_error(path, error) from None
         created.append(path)
+        store.step("made a folder")
     return created
 
 
@@ -173,71 +248,35 @@ def _rmdir_if_empty(folder: Path) -> None:
         folder.rmdir()
 
 
-def _move_into_place(staging: Path, target: Path, *, force: bool) -> None:
-    if not _occupied(target):
-        # rename() refuses a non-empty target, so a concurrent publish of the same name fails
-        # here instead of being overwritten.
-        os.rename(staging, target)
-        return
-    if not force:
-        raise FileExistsError(f"{target} appeared while publishing; nothing was replaced.")
-    aside = target.parent / f".{target.name}.replaced-{uuid.uuid4().hex[:8]}"
-    os.rename(target, aside)
-    try:
-        os.rename(staging, target)
-    except BaseException:
-        os.rename(aside, target)
-        raise
-    if aside.is_dir() and not aside.is_symlink():
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
-        aside.unlink(missing_ok=True)
-
-
-def _recover(namespace: Path) -> None:
-    """Finish the changes that a killed process left half done in ``namespace``.
-
-    A ``.name.replaced-*`` folder is an old version that a forced publish renamed aside: if
-    ``name`` is missing, the process died between its two renames, so the old version goes back
-    (the hub is as it was before that publish); otherwise it is deleted. ``.name.publishing-*``
-    (unfinished staging) and ``.name.removing-*`` (a removal's trash) are deleted. Only folders
-    older than :data:`STALE_AFTER_S` are touched: a younger one may be another process's work.
-    """
-    if not namespace.is_dir():
-        return
-    now = time.time()
-    for leftover in sorted(namespace.iterdir()):
-        match = _LEFTOVER.match(leftover.name)
-        if match is None or not leftover.is_dir() or leftover.is_symlink():
-            continue
-        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to change: leave it
-            status = leftover.stat()
-            if now - max(status.st_mtime, status.st_ctime) < STALE_AFTER_S:
-                continue
-            target = namespace / match["name"]
-            if match["kind"] == "replaced" and not _occupied(target):
-                os.rename(leftover, target)
-            else:
-                shutil.rmtree(leftover)
-
-
 def _folders(root: Path) -> list[tuple[str, Path]]:
-    """``(namespace/name, folder)`` for every valid name under ``root``; hidden temporaries and
-    stray files are skipped."""
+    """``(namespace/name, path)`` for every valid name under ``root``: folders, links (broken
+    ones too, to be reported) and pending links whose name is absent; hidden entries and stray
+    files are skipped."""
     if not root.is_dir():
         return []
     found = []
     for namespace in sorted(root.iterdir()):
         if not namespace.is_dir():
             continue
-        for folder in sorted(namespace.iterdir()):
-            name = f"{namespace.name}/{folder.name}"
-            if folder.is_dir() and name_problem(name) is None:
-                found.append((name, folder))
-    return found
+        entries = {
+            entry.name: entry
+            for entry in namespace.iterdir()
+            if not entry.name.startswith(".") and (entry.is_dir() or entry.is_symlink())
+        }
+        entries.update(store.pending_links(namespace))
+        for entry_name, path in entries.items():
+            name = f"{namespace.name}/{entry_name}"
+            if name_problem(name) is None:
+                found.append((name, path))
+    return sorted(found, key=lambda item: item[0])
 
 
 def _describe(name: str, source: Source, folder: Path) -> PublishedResizer:
+    if source == "local" and not store.inside(folder, paths.hub_dir()):
+        return PublishedResizer(name, source, folder, None, None, 0, "", _outside(folder, name))
+    if not folder.is_dir():
+        problem = f"{folder} is a broken link (to {os.readlink(folder)})"
+        return PublishedResizer(name, source, folder, None, None, 0, "", problem=problem)
     size = files.folder_size(folder)
     weights = folder / files.WEIGHTS_FILE
     written = date.fromtimestamp(weights.stat().st_mtime).isoformat() if weights.is_file() else ""
