@@ -167,9 +167,9 @@ def _publish_locked(
             )
         if not store.inside(target, paths.hub_dir()):
             raise ValueError(_outside(target, name))
-    version: Path | None = None
+    version = store.new_version(namespace, target.name)
     try:
-        version = store.make_version(namespace, target.name)
+        store.make_version(version)
         files.write_model_files(version, model, record)
         store.step("wrote the weights")
         files.write_card(version, model, record, name)
@@ -177,14 +177,14 @@ def _publish_locked(
         files.load_folder(version)  # what was written must read back, before it is visible
         store.commit(version, target)
     except BaseException as error:
-        if version is not None and not _points_to(target, version):
+        if store.occupied(version) and not _points_to(target, version):
             with contextlib.suppress(OSError):
                 store.remove_tree(version)
                 store.collect(namespace)
         if isinstance(error, OSError) and not isinstance(
             error, (WriteError, FileExistsError, FileNotFoundError)
         ):
-            raise WriteError.from_error(version or namespace, error) from None
+            raise WriteError.from_error(version, error) from None
         raise
     with contextlib.suppress(OSError):  # committed: a failed cleanup is finished next time
         store.collect(namespace)

@@ -142,18 +142,21 @@ def versions_folder(namespace: Path) -> Path:
     return folder
 
 
-def make_version(namespace: Path, name: str) -> Path:
-    """A new, empty version folder for ``name`` (0755), its store made if needed."""
-    versions = versions_folder(namespace)
+def new_version(namespace: Path, name: str) -> Path:
+    """The path of a new version folder for ``name`` (not made yet: see :func:`make_version`)."""
+    return versions_folder(namespace) / f"{name}.{new_id()}"
+
+
+def make_version(version: Path) -> None:
+    """Make the empty version folder ``version`` (0755), and its store if needed."""
+    versions = version.parent
     if not versions.is_dir():
         versions.mkdir()
         versions.chmod(FOLDER_MODE)
         step("made the version store")
-    version = versions / f"{name}.{new_id()}"
     version.mkdir()
     version.chmod(FOLDER_MODE)
     step("made the version folder")
-    return version
 
 
 def commit(version: Path, entry: Path) -> None:
@@ -163,10 +166,10 @@ def commit(version: Path, entry: Path) -> None:
     namespace = entry.parent
     fsync_folder(version)
     link = namespace / f".{entry.name}.link-{new_id()}"
-    os.symlink(f"{VERSIONS}/{version.name}", link)
-    step("made the pending link")
     aside: Path | None = None
     try:
+        os.symlink(f"{VERSIONS}/{version.name}", link)
+        step("made the pending link")
         if entry.is_dir() and not entry.is_symlink():  # the original layout: a plain folder
             aside = namespace / f".{entry.name}.removing-{new_id()}"
             os.rename(entry, aside)
