@@ -70,11 +70,19 @@ def pending_links(namespace: Path) -> dict[str, Path]:
     with contextlib.suppress(OSError):
         for candidate in sorted(namespace.iterdir()):
             match = _PENDING.match(candidate.name)
-            if match is None or match["name"] in found or not candidate.is_symlink():
+            if match is None or match["name"] in found or not _is_pending(candidate):
                 continue
             if not occupied(namespace / match["name"]):
                 found[match["name"]] = candidate
     return found
+
+
+def _is_pending(link: Path) -> bool:
+    """A link as :func:`commit` makes them: to an existing version of its own namespace."""
+    if not link.is_symlink() or not link.is_dir() or (link.parent / VERSIONS).is_symlink():
+        return False
+    real_versions = os.path.realpath(link.parent / VERSIONS)
+    return os.path.dirname(os.path.realpath(link)) == real_versions
 
 
 def inside(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> bool:
@@ -220,7 +228,7 @@ def recover(namespace: Path) -> None:
         pending = _PENDING.match(leftover.name)
         if pending and leftover.is_symlink():
             entry = namespace / pending["name"]
-            if not occupied(entry) and leftover.exists():
+            if not occupied(entry) and _is_pending(leftover):
                 os.replace(leftover, entry)
                 fsync_folder(namespace)
                 step("recovered a pending link")
