@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import re
 import time
 from pathlib import Path
 
@@ -68,26 +70,51 @@ def test_list_empty(runner: CliRunner) -> None:
     assert f"No published resizers (local hub: {paths.hub_dir()})." in result.output
 
 
-def test_list_shows_a_row_per_resizer(runner: CliRunner) -> None:
+def test_list_piped_is_tab_separated(runner: CliRunner) -> None:
     publish(tiny(), "me/with-record", record=RECORD)
     publish(DownsizeNet(neighbourhood="bicubic", conv_layers=0), "me/bare")
     (paths.hub_dir() / "me" / "broken").mkdir()
-    result = runner.invoke(app, ["hub", "list"])
+    result = runner.invoke(app, ["hub", "list"])  # CliRunner's stdout is not a terminal
     assert result.exit_code == 0, result.output
-    row = next(line for line in result.output.splitlines() if "me/with-record" in line)
-    for cell in (
+    rows = [line.split("\t") for line in result.output.splitlines()]
+    assert rows[0] == ["NAME", "FROM", "RESIZER", "TRAINED FOR", "SCORE"]
+    assert all(len(row) == 5 for row in rows), rows
+    by_name = {row[0]: row for row in rows[1:]}
+    assert by_name["me/with-record"] == [
+        "me/with-record",
         "local",
-        "bilinear 2x4",
-        "segmentation on scenes (generated)",
-        "x0.5",
-        "mIoU 0.500",
-        "bilinear 0.375",
-        RECORD.date,
-    ):
-        assert cell in row
-    bare = next(line for line in result.output.splitlines() if "me/bare" in line)
-    assert "bicubic no convs" in bare
-    assert "unreadable:" in next(line for line in result.output.splitlines() if "me/broken" in line)
+        "DownsizeNet, 2x2 taps, 2x4 convs",
+        "segmentation x0.5",
+        "mIoU 0.5, bilinear 0.375",
+    ]
+    assert by_name["me/bare"][2:] == ["DownsizeNet, 4x4 taps, no convs", "-", "-"]
+    assert by_name["me/broken"][2].startswith("unreadable:")
+    assert "┃" not in result.output and "│" not in result.output  # no box drawing when piped
+
+
+def test_list_table_fits_80_columns_without_splitting_words(runner: CliRunner) -> None:
+    """On a terminal: every line within 80 columns, every word of every cell whole."""
+    from rich.console import Console
+
+    from downsizenet_hub.cli.hub import LIST_COLUMNS, list_row, print_table
+
+    publish(tiny(), "me/with-record", record=RECORD)
+    # As long as the shipped resizer's name (29 characters); a longer name folds.
+    publish(DownsizeNet(use_distance=False), "downsizenet/texture-only-x0.35")
+    (paths.hub_dir() / "me" / "broken").mkdir()
+    rows = [list_row(entry) for entry in local.list_published()]
+    console = Console(width=80, record=True, force_terminal=True, file=io.StringIO())
+    hub_dir = "/home/someone/.cache/downsizenet/hub"
+    print_table(rows, console, local_hub=hub_dir)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    words = set(re.findall(r"[^\s─]+", text))
+    titles = f"Local hub ({hub_dir}) Shipped with downsizenet-hub"
+    whole = set(
+        re.findall(r"\S+", " ".join([titles, *LIST_COLUMNS, *(c for r in rows for c in r)]))
+    )
+    assert words <= whole, sorted(words - whole)
+    assert "…" not in text
 
 
 def test_show_prints_the_card(runner: CliRunner) -> None:
@@ -98,9 +125,20 @@ def test_show_prints_the_card(runner: CliRunner) -> None:
     assert "Trained on the built-in generated data" in result.output
 
 
-def test_show_missing_is_one_line(runner: CliRunner) -> None:
-    result = runner.invoke(app, ["hub", "show", "me/missing"])
-    assert_one_line_error(result, "no resizer found for 'me/missing'; tried:")
+def test_show_missing_is_one_line_and_never_online(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # online allowed, and still not contacted:
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:1")  # would fail, slowly, if contacted
+    start = time.monotonic()
+    result = runner.invoke(app, ["hub", "show", "nope/missing"])
+    assert time.monotonic() - start < 2
+    assert_one_line_error(result, "no resizer found for 'nope/missing'; tried:")
+    assert "Hugging Face Hub" not in result.stderr.split("; for the")[0]
+    assert result.stderr.rstrip().endswith("write hf-hub:nope/missing.")
 
 
 def test_publish_then_overwrite_only_with_force(runner: CliRunner, tmp_path: Path) -> None:

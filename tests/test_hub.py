@@ -316,6 +316,7 @@ def test_parse_ref_revisions() -> None:
     assert parse_ref("me/x").revision is None
     assert parse_ref("me/x@v1").revision == "v1"
     assert parse_ref("me/x", "main") == ("me", "x", "main")
+    assert parse_ref("hf-hub:me/x@v1") == ("me", "x", "v1")  # the prefix is not part of the name
     with pytest.raises(ValueError, match="also given"):
         parse_ref("me/x@v1", "v2")
     with pytest.raises(ValueError, match="empty revision"):

@@ -76,7 +76,9 @@ def test_offline_flag_is_read_when_called(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 # ---------------------------------------------------------------------------- loading
-@pytest.mark.parametrize("ref", ["owner/model", "owner/model@main", f"owner/model@{COMMIT}"])
+@pytest.mark.parametrize(
+    "ref", ["hf-hub:owner/model", "hf-hub:owner/model@main", f"hf-hub:owner/model@{COMMIT}"]
+)
 def test_cached_repo_loads_offline(tmp_path: Path, ref: str) -> None:
     model = tiny()
     cache_repo(tmp_path / "hf", "owner/model", model)
@@ -87,7 +89,7 @@ def test_cached_repo_loads_offline(tmp_path: Path, ref: str) -> None:
 def test_uncached_repo_fails_at_once_offline(tmp_path: Path) -> None:
     start = time.monotonic()
     with pytest.raises(FileNotFoundError, match="offline mode is on") as info:
-        from_pretrained("owner/missing", cache_dir=tmp_path / "hf")
+        from_pretrained("hf-hub:owner/missing", cache_dir=tmp_path / "hf")
     assert time.monotonic() - start < 2
     assert "\n" not in str(info.value)
 
@@ -96,7 +98,7 @@ def test_partly_cached_repo_is_reported(tmp_path: Path) -> None:
     snapshot = cache_repo(tmp_path / "hf", "owner/model", tiny())
     (snapshot / "model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="not \\(fully\\) in the local Hugging Face cache"):
-        from_pretrained("owner/model", cache_dir=tmp_path / "hf")
+        from_pretrained("hf-hub:owner/model", cache_dir=tmp_path / "hf")
 
 
 def test_without_network_a_cached_repo_loads_and_an_uncached_one_fails_fast(
@@ -105,10 +107,10 @@ def test_without_network_a_cached_repo_loads_and_an_uncached_one_fails_fast(
     model = tiny()
     cache_repo(tmp_path / "hf", "owner/model", model)
     start = time.monotonic()
-    loaded = from_pretrained("owner/model", cache_dir=tmp_path / "hf", endpoint=online)
+    loaded = from_pretrained("hf-hub:owner/model", cache_dir=tmp_path / "hf", endpoint=online)
     assert torch.equal(outputs(loaded), outputs(model))
     with pytest.raises(FileNotFoundError, match="cannot reach the Hugging Face Hub"):
-        from_pretrained("owner/missing", cache_dir=tmp_path / "hf", endpoint=online)
+        from_pretrained("hf-hub:owner/missing", cache_dir=tmp_path / "hf", endpoint=online)
     assert time.monotonic() - start < 5  # huggingface_hub's retries would take ~20 s
 
 
@@ -117,7 +119,7 @@ def test_show_reads_the_card_of_a_cached_repo(
 ) -> None:
     cache_repo(tmp_path / "hf", "owner/model", tiny())
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    assert 'from_pretrained("owner/model")' in show("owner/model")
+    assert "DownsizeNet resizer" in show("hf-hub:owner/model")
 
 
 # ---------------------------------------------------------------------------- pushing
@@ -257,7 +259,8 @@ def test_push_uploads_the_three_files_through_huggingface_hub(
         (received / name).write_bytes(content)
     assert torch.equal(outputs(from_pretrained(received)), outputs(model))
     card = (received / "README.md").read_text()
-    assert 'from_pretrained("someone/b")' in card  # the card is rendered for the new repo id
+    # The card is rendered for the new repo id, with the prefix that sends a load online.
+    assert 'from_pretrained("hf-hub:someone/b")' in card
 
 
 def test_push_refused_by_the_hub_is_one_line(fake_hub: FakeHub) -> None:
@@ -286,8 +289,33 @@ def test_push_validates_the_repo_id() -> None:
 
 def test_unknown_repo_on_a_reachable_hub_is_reported(fake_hub: FakeHub, tmp_path: Path) -> None:
     with pytest.raises(
-        FileNotFoundError, match="Hugging Face Hub someone/missing \\(no such"
+        FileNotFoundError,
+        match="'hf-hub:someone/missing' on the Hugging Face Hub: no such repository",
     ) as info:
-        from_pretrained("someone/missing", cache_dir=tmp_path / "hf", endpoint=fake_hub.url)
+        from_pretrained("hf-hub:someone/missing", cache_dir=tmp_path / "hf", endpoint=fake_hub.url)
     assert "\n" not in str(info.value)
     assert fake_hub.seen == ["HEAD /someone/missing/resolve/main/config.json"]  # one request
+
+
+# ---------------------------------------------------------------------------- never online
+@pytest.mark.parametrize("ref", ["nope/missing", "owner/model"])
+def test_a_plain_name_never_goes_online(
+    ref: str, tmp_path: Path, fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """timm's convention: only hf-hub: refs reach the Hub, even when one is reachable and holds
+    a cached copy."""
+    cache_repo(tmp_path / "hf", "owner/model", tiny())
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_ENDPOINT", fake_hub.url)
+    with pytest.raises(FileNotFoundError, match=f"for the Hugging Face Hub, write hf-hub:{ref}"):
+        show(ref)
+    with pytest.raises(FileNotFoundError, match="tried: directory"):
+        from_pretrained(ref, cache_dir=tmp_path / "hf", endpoint=fake_hub.url)
+    assert fake_hub.seen == []
+
+
+def test_a_revision_needs_the_hf_hub_prefix(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="write hf-hub:owner/model@v1"):
+        from_pretrained("owner/model@v1", cache_dir=tmp_path / "hf")
+    with pytest.raises(ValueError, match="applies to Hugging Face Hub references only"):
+        from_pretrained("owner/model", revision="v1", cache_dir=tmp_path / "hf")

@@ -1,10 +1,21 @@
-"""The root typer app. Command groups register themselves here; each lives in its own module."""
+"""The root typer app. Command groups register themselves here; each lives in its own module.
+
+Start-up is kept cheap: the command modules import only typer and :mod:`.common` at the top, and
+each command imports the library (torch, torchvision, matplotlib, huggingface_hub) in its body,
+so ``downsizenet --help`` and every ``<command> --help`` answer without loading them.
+Help screens are click's plain layout (``rich_markup_mode=None``), which wraps between words at
+any width (typer's rich panels truncate option names at 80 columns), and never inside a
+hyphenated word such as ``--results-dir``.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer._click import _textwrap
+from typer._click.core import Context
+from typer.core import TyperGroup
 
 from downsizenet_hub import __version__, allocator
 from downsizenet_hub.cli import compare as compare_command
@@ -15,15 +26,52 @@ from downsizenet_hub.cli import pretrain as pretrain_command
 from downsizenet_hub.cli import resize as resize_command
 from downsizenet_hub.cli import study as study_command
 from downsizenet_hub.cli import transfer as transfer_command
+from downsizenet_hub.cli.common import debug_requested, report_bug
+
+_DEBUG_KEY = "downsizenet_debug"
+
+
+class _WholeWordWrapper(_textwrap.TextWrapper):
+    """Click's help wrapper, but an option name like --results-dir stays on one line."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("break_on_hyphens", False)
+        super().__init__(*args, **kwargs)
+
+
+# click's wrap_text looks the class up in this module each time it wraps help text.
+_textwrap.TextWrapper = _WholeWordWrapper  # type: ignore[misc]
+
+
+class _RootGroup(TyperGroup):
+    """The root command: an unexpected exception is reported as a bug, in one line plus the
+    file holding its traceback, unless --debug (or DOWNSIZENET_DEBUG=1) asks for the traceback."""
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            if _is_click_exit(error) or ctx.meta.get(_DEBUG_KEY) or debug_requested():
+                raise
+            raise report_bug(error) from None
+
+
+def _is_click_exit(error: BaseException) -> bool:
+    """typer.Exit, typer.Abort, usage errors: typer's own ways of ending a command."""
+    from typer.exceptions import Abort, Exit, TyperException
+
+    return isinstance(error, (Exit, Abort, TyperException))
+
 
 app = typer.Typer(
     name="downsizenet",
+    cls=_RootGroup,
     help=(
         "Learned image downsizing for PyTorch pipelines: train a DownsizeNet resizer inside a "
         "segmentation pipeline, publish it, and reuse it frozen in front of a frozen detector."
     ),
     no_args_is_help=True,
-    rich_markup_mode="markdown",
+    rich_markup_mode=None,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
@@ -37,28 +85,55 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option(
             "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="Print the full traceback of an unexpected error (also DOWNSIZENET_DEBUG=1).",
+        ),
+    ] = False,
 ) -> None:
     """Learned image downsizing (DownsizeNet) for PyTorch vision pipelines."""
+    ctx.meta[_DEBUG_KEY] = debug
 
 
 # Command registrations: each command module defines its own typer.Typer (a group) or a plain
 # function (a single command) and never imports this module; it is wired in here, one line each.
-# e.g. app.add_typer(hub_commands.app, name="hub"); app.command("pretrain")(pretrain_cmd.pretrain)
-app.add_typer(data.app, name="data")
-app.add_typer(hub_commands.app, name="hub")
-app.command("pretrain")(pretrain_command.pretrain)
-app.command("transfer")(transfer_command.transfer)
-app.command("resize")(resize_command.resize)
-app.command("compare")(compare_command.compare)
-app.command("export")(export_command.export)
-app.command("quickstart")(study_command.quickstart)
-app.command("study")(study_command.study)
+# Each short help fits the command list at 80 columns (click cuts longer ones with "...").
+app.add_typer(data.app, name="data", short_help="Build the built-in scenes data; draw samples.")
+app.add_typer(
+    hub_commands.app,
+    name="hub",
+    short_help="Published resizers: local, shipped, Hugging Face Hub.",
+)
+app.command("pretrain", short_help="Train a resizer inside a segmentation pipeline.")(
+    pretrain_command.pretrain
+)
+app.command("transfer", short_help="Detection heads behind a frozen resizer and VGG16.")(
+    transfer_command.transfer
+)
+app.command("resize", short_help="Resize a folder or glob of images with a resizer.")(
+    resize_command.resize
+)
+app.command("compare", short_help="Resizers side by side, with DownsizeNet's coefficients.")(
+    compare_command.compare
+)
+app.command("export", short_help="Export a resizer to ONNX or TorchScript, checked.")(
+    export_command.export
+)
+app.command("quickstart", short_help="The main job end to end, under 10 minutes on a CPU.")(
+    study_command.quickstart
+)
+app.command("study", short_help="The paper's cross-task study: seeds, intervals, plots.")(
+    study_command.study
+)
 
 
 def main() -> None:

@@ -1,48 +1,112 @@
-"""Shared by the command modules: one-line user errors, option parsing, option aliases."""
+"""Shared by the command modules: one-line user errors, bug reports, option parsing, aliases.
+
+Two kinds of failure reach the user differently. An error the user can cause (a bad option, a
+missing file, no network) prints one line and exits with 2. Anything else is a bug in
+downsizenet-hub: it prints one line saying so and where the full traceback was written (under
+``$DOWNSIZENET_HOME/logs``), and ``downsizenet --debug`` or ``DOWNSIZENET_DEBUG=1`` shows the
+traceback instead.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import re
+import tempfile
+import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-#: Errors a user can cause (bad option, missing file, corrupt data): one line, exit code 2.
+from downsizenet_hub import paths
+
+#: Errors a user can cause (bad option, missing file, corrupt data, no network): one line, exit 2.
+#: TypeError is not one of them: the command line hands our code typed values, so a TypeError is
+#: a bug. ValueError covers our validation errors (corrupt files, bad names, bad sizes).
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
-    TypeError,
     FileNotFoundError,
     FileExistsError,
     NotADirectoryError,
     IsADirectoryError,
     PermissionError,
-    OSError,
+    ConnectionError,  # includes hub.HubAccessError: offline, no token, Hub unreachable
+)
+#: Other OSErrors that come from the user's machine rather than from our code.
+USER_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENAMETOOLONG, errno.EACCES, errno.EPERM}
 )
 USER_ERROR_EXIT = 2
+#: Exit code of a bug (sysexits' EX_SOFTWARE), distinct from a user error's 2.
+BUG_EXIT = 70
+DEBUG_ENV = "DOWNSIZENET_DEBUG"
 if TYPE_CHECKING:
     from downsizenet_hub.experiments.common import DataOptions
 
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def is_user_error(error: BaseException, extra: tuple[type[BaseException], ...] = ()) -> bool:
+    """Whether ``error`` is one the user can cause and fix (see :data:`USER_ERRORS`)."""
+    if isinstance(error, (*USER_ERRORS, *extra)):
+        return True
+    return isinstance(error, OSError) and error.errno in USER_ERRNOS
+
+
 def fail(error: BaseException | str, code: int = USER_ERROR_EXIT) -> typer.Exit:
     """Print ``error: <message>`` on one line to stderr; return the Exit to raise."""
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    _stderr.print(f"[bold red]error:[/] {message}", markup=True)
+    _stderr.print(f"[bold red]error:[/] {escape(message)}", markup=True)
     return typer.Exit(code=code)
 
 
 @contextlib.contextmanager
 def user_errors(*extra: type[BaseException]) -> Iterator[None]:
-    """Turn the user's errors into one line and a non-zero exit, never a traceback."""
+    """Turn the user's errors into one line and a non-zero exit; let bugs through."""
     try:
         yield
-    except (*USER_ERRORS, *extra) as error:
+    except Exception as error:
+        if not is_user_error(error, extra):
+            raise
         raise fail(error) from None
+
+
+def debug_requested() -> bool:
+    """``DOWNSIZENET_DEBUG`` set to 1/true/yes/on."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def report_bug(error: BaseException) -> typer.Exit:
+    """Write the traceback of an unexpected ``error`` to a log file, print one line naming the
+    file, and return the Exit (code :data:`BUG_EXIT`) to raise."""
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    try:
+        logs = paths.home() / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log = logs / f"crash-{stamp}-{os.getpid()}.txt"
+        log.write_text(text, encoding="utf-8")
+    except OSError:  # an unwritable home must not hide the bug: fall back to the temp folder
+        handle, name = tempfile.mkstemp(prefix=f"downsizenet-crash-{stamp}-", suffix=".txt")
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        log = Path(name)
+    summary = f"{type(error).__name__}: {error}".strip().splitlines()[0]
+    _stderr.print(
+        "[bold red]internal error[/] (a bug in downsizenet-hub, please report it): "
+        + escape(summary),
+        markup=True,
+    )
+    _stderr.print(
+        f"full traceback: {log} (rerun with --debug or {DEBUG_ENV}=1 to print it)", markup=False
+    )
+    return typer.Exit(code=BUG_EXIT)
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")

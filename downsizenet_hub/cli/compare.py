@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import torch
 import typer
 
 from downsizenet_hub.cli.common import ScaleOpt, SizeOpt, user_errors
 from downsizenet_hub.cli.resize import resize_target
-from downsizenet_hub.compare import compare_figure, save_figure
-from downsizenet_hub.imageio import read_image
-from downsizenet_hub.resizers import TRAINABLE, build_resizer
+
+if TYPE_CHECKING:
+    import torch
 
 
 def compare(
@@ -21,7 +20,8 @@ def compare(
         str,
         typer.Option(
             "--resizers",
-            help="Comma-separated resizers, e.g. NAME,bilinear,antialias,area (NAME: published).",
+            help="Comma-separated resizers, e.g. NAME,bilinear,antialias,area (NAME: a "
+            "published resizer).",
         ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Figure file to write (.png, .pdf, .svg).")],
@@ -33,8 +33,15 @@ def compare(
 ) -> None:
     """Draw resizers' outputs at real size and enlarged, plus DownsizeNet coefficient maps.
 
-    Example: downsizenet compare photo.png --resizers me/seg,bilinear,area --scale 0.3 --out g.png
+    \b
+    Example:
+      downsizenet compare photo.png --resizers me/seg,bilinear,area \\
+        --scale 0.3 --out g.png
     """
+    from downsizenet_hub.compare import compare_figure, save_figure
+    from downsizenet_hub.imageio import read_image
+    from downsizenet_hub.resizers import build_resizer
+
     with user_errors():
         target_size, target_scale = resize_target(size, scale)
         refs = [ref.strip() for ref in resizers.split(",") if ref.strip()]
@@ -51,6 +58,8 @@ def compare(
 
 
 def _label(ref: str) -> str:
+    from downsizenet_hub.resizers import TRAINABLE
+
     return f"{ref} (fresh, untrained)" if ref == TRAINABLE else ref
 
 

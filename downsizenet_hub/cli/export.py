@@ -9,14 +9,14 @@ import typer
 
 from downsizenet_hub.cli.common import ScaleOpt, SizeOpt, parse_size, user_errors
 from downsizenet_hub.cli.resize import resize_target
-from downsizenet_hub.export import export_onnx, export_torchscript
 
 
 def export(
     name: Annotated[
         str,
         typer.Argument(
-            metavar="NAME", help="A published resizer (name, folder or HF repo id) or a fixed one."
+            metavar="NAME",
+            help="A published resizer (name, folder or hf-hub:owner/name) or a fixed one.",
         ),
     ],
     onnx: Annotated[Path | None, typer.Option("--onnx", help="Write an ONNX file here.")] = None,
@@ -43,8 +43,12 @@ def export(
 ) -> None:
     """Export NAME bound to --size or --scale, and check the file against PyTorch (1e-4).
 
-    Example: downsizenet export me/seg --onnx seg.onnx --scale 0.35 --input-size 512x512
+    \b
+    Example:
+      downsizenet export me/seg --onnx seg.onnx --scale 0.35 --input-size 512x512
     """
+    from downsizenet_hub.export import export_onnx, export_torchscript
+
     with user_errors():
         if (onnx is None) == (torchscript is None):
             raise ValueError("give exactly one of --onnx FILE or --torchscript FILE.")

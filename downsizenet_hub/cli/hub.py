@@ -2,89 +2,110 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+import sys
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from downsizenet_hub import hub, paths
-from downsizenet_hub.cli.common import USER_ERRORS, fail
-from downsizenet_hub.hub import PublishedResizer
+from downsizenet_hub.cli.common import user_errors
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from downsizenet_hub.hub import PublishedResizer, TrainingRecord
+    from downsizenet_hub.resizer import DownsizeNetConfig
 
 app = typer.Typer(
     help=(
         "Published resizers: the local hub (DOWNSIZENET_HOME/hub), the ones shipped with the "
-        "package, and the Hugging Face Hub."
+        "package, and the Hugging Face Hub (hf-hub:owner/name)."
     ),
     no_args_is_help=True,
-    rich_markup_mode="markdown",
+    rich_markup_mode=None,
 )
 
 
 NameArg = Annotated[
     str,
     typer.Argument(
-        help="A resizer: local-hub or shipped name (namespace/name), folder, or repo id."
+        metavar="NAME",
+        help="A resizer: a local-hub or shipped name (namespace/name), a folder, or "
+        "hf-hub:owner/name[@revision] on the Hugging Face Hub.",
     ),
 ]
-LocalNameArg = Annotated[str, typer.Argument(help="A name in the local hub: namespace/name.")]
+LocalNameArg = Annotated[
+    str, typer.Argument(metavar="NAME", help="A name in the local hub: namespace/name.")
+]
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Replace an existing resizer of that name.")
 ]
+#: Columns of ``hub list``, short enough for 80 columns; ``hub show`` prints everything else.
+LIST_COLUMNS = ("NAME", "FROM", "RESIZER", "TRAINED FOR", "SCORE")
 
 
 @app.command("list")
 def list_command() -> None:
-    """Show every published resizer as a table: local hub first, then the shipped ones."""
-    try:
+    """List published resizers: local hub first, then the shipped ones.
+
+    On a terminal, a table that fits 80 columns; piped, one tab-separated line per resizer
+    under a header line (for grep and cut). `downsizenet hub show NAME` has the rest.
+    """
+    from downsizenet_hub import hub, paths
+
+    with user_errors():
         entries = hub.list_published()
-    except USER_ERRORS as error:
-        raise fail(error) from None
     if not entries:
         typer.echo(f"No published resizers (local hub: {paths.hub_dir()}).")
         return
-    table = Table(title=f"Published resizers (local hub: {paths.hub_dir()})")
-    table.add_column("Name", no_wrap=True, style="bold")
-    for column in ("Source", "Resizer", "Trained on", "Scale", "Score", "Baseline"):
-        table.add_column(column, overflow="fold")
-    table.add_column("Date", no_wrap=True)
-    table.add_column("Size", justify="right", no_wrap=True)
-    for entry in entries:
-        # Text cells: names and record fields are user text, never rich markup.
-        cells = [Text(cell) for cell in _row(entry)]
-        if entry.problem is not None:
-            cells[3].stylize("red")
-        table.add_row(*cells)
-    Console().print(table)
+    rows = [list_row(entry) for entry in entries]
+    if sys.stdout.isatty():
+        from rich.console import Console
+
+        print_table(rows, Console(), local_hub=str(paths.hub_dir()))
+    else:
+        for row in [list(LIST_COLUMNS), *rows]:
+            typer.echo("\t".join(cell.replace("\t", " ") for cell in row))
 
 
 @app.command("show")
 def show_command(name: NameArg) -> None:
     """Print the model card (README.md) of a published resizer."""
-    try:
+    from downsizenet_hub import hub
+
+    with user_errors():
         card = hub.show(name)
-    except USER_ERRORS as error:
-        raise fail(error) from None
     typer.echo(card, nl=False)
 
 
-@app.command("publish")
-def publish_command(source: NameArg, name: LocalNameArg, force: ForceOpt = False) -> None:
-    """Copy a resizer (e.g. a folder written by save_pretrained) into the local hub as NAME."""
-    try:
+@app.command("publish", short_help="Copy a resizer into the local hub as NAME.")
+def publish_command(
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="SOURCE",
+            help="A folder written by save_pretrained, a published name, or "
+            "hf-hub:owner/name[@revision].",
+        ),
+    ],
+    name: LocalNameArg,
+    force: ForceOpt = False,
+) -> None:
+    """Copy SOURCE (a folder written by save_pretrained, say) into the local hub as NAME."""
+    from downsizenet_hub import hub
+
+    with user_errors():
         model, record = hub.load(source)
         folder = hub.publish(model, name, record=record, force=force)
-    except USER_ERRORS as error:
-        raise fail(error) from None
     typer.echo(f"Published {name} to {folder}.")
 
 
-@app.command("push")
+@app.command("push", short_help="Upload NAME to the Hugging Face Hub as REPO_ID.")
 def push_command(
     name: NameArg,
-    repo_id: Annotated[str, typer.Argument(help="Hugging Face repo id: owner/name.")],
+    repo_id: Annotated[
+        str, typer.Argument(metavar="REPO_ID", help="Hugging Face repo id: owner/name.")
+    ],
     private: Annotated[
         bool | None, typer.Option("--private/--public", help="Visibility of a new repo.")
     ] = None,
@@ -104,8 +125,10 @@ def push_command(
     ] = None,
 ) -> None:
     """Upload NAME to the Hugging Face Hub as REPO_ID, with the token from HF_TOKEN or
-    `hf auth login`."""
-    try:
+    'hf auth login'."""
+    from downsizenet_hub import hub
+
+    with user_errors():
         url = hub.push_published(
             name,
             repo_id,
@@ -116,8 +139,6 @@ def push_command(
             force=force,
             endpoint=endpoint,
         )
-    except USER_ERRORS as error:
-        raise fail(error) from None
     typer.echo(f"Pushed {name} to {url}")
 
 
@@ -127,42 +148,83 @@ def remove_command(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete NAME from the local hub."""
-    try:
+    from downsizenet_hub import hub
+
+    with user_errors():
         hub.validate_name(name)
         if not yes:
             typer.confirm(f"Remove {name} from the local hub?", abort=True)
         folder = hub.remove(name)
-    except USER_ERRORS as error:
-        raise fail(error) from None
     typer.echo(f"Removed {name} ({folder}).")
 
 
-def _row(entry: PublishedResizer) -> list[str]:
-    """Name, source, resizer, trained on, scale, score, baseline, date, size."""
-    size = _human_bytes(entry.size_bytes)
-    if entry.config is None or entry.problem is not None:
-        problem = f"unreadable: {entry.problem}"
-        return [entry.name, entry.source, "", problem, "", "", "", entry.date, size]
-    config, record = entry.config, entry.record
-    layers = f"{config.conv_layers}x{config.channels}" if config.conv_layers else "no convs"
-    resizer = f"{config.neighbourhood} {layers}"
-    if record is None:
-        trained = scale = score = baseline = "-"
-    else:
-        trained = f"{record.task} on {record.dataset}"
-        if record.generated_data:
-            trained += " (generated)"
-        scale = _scale(record)
-        score = f"{record.metric} {record.score:.3f}"
-        baseline = (
-            f"{record.baseline} {record.baseline_score:.3f}"
-            if record.baseline_score is not None
-            else "-"
+def print_table(rows: list[list[str]], console: Console, *, local_hub: str) -> None:
+    """``hub list`` on a terminal: one table per source, within the console's width, cells
+    wrapped between words."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    titles = {"local": f"Local hub ({local_hub})", "shipped": "Shipped with downsizenet-hub"}
+    longest_name = max((len(row[0]) for row in rows), default=4)
+    for source, title in titles.items():
+        chosen = [row for row in rows if row[1] == source]
+        if not chosen:
+            continue
+        table = Table(
+            title=title,
+            title_justify="left",
+            title_style="bold",
+            box=box.SIMPLE_HEAD,  # a rule under the header, no other lines
+            show_edge=False,
+            pad_edge=False,
+            padding=(0, 1, 0, 0),
+            expand=True,
         )
-    return [entry.name, entry.source, resizer, trained, scale, score, baseline, entry.date, size]
+        # Names keep their line (they fold only past 40 characters); the other columns share
+        # the rest of the width, wrapping between words.
+        table.add_column("NAME", width=min(max(longest_name, 4), 40), overflow="fold")
+        for column in LIST_COLUMNS[2:]:
+            table.add_column(column, ratio=1, overflow="fold")
+        for row in chosen:
+            cells = [Text(cell) for index, cell in enumerate(row) if index != 1]  # not markup
+            if row[2].startswith("unreadable"):
+                cells[1].stylize("red")
+            table.add_row(*cells)
+        console.print(table)
 
 
-def _scale(record: hub.TrainingRecord) -> str:
+def list_row(entry: PublishedResizer) -> list[str]:
+    """Name, source, resizer, what it was trained for, score beside the baseline."""
+    if entry.config is None or entry.problem is not None:
+        # Short: file names inside the resizer's folder, its name for the folder itself.
+        problem = str(entry.problem).replace(f"{entry.path}{os.sep}", "")
+        problem = problem.replace(str(entry.path), entry.name)
+        return [entry.name, entry.source, f"unreadable: {problem}", "", ""]
+    record = entry.record
+    if record is None:
+        return [entry.name, entry.source, describe_resizer(entry.config), "-", "-"]
+    score = f"{record.metric} {record.score:.4g}"
+    if record.baseline_score is not None:
+        score += f", {record.baseline} {record.baseline_score:.4g}"
+    trained = f"{record.task} {_scale(record)}"
+    return [entry.name, entry.source, describe_resizer(entry.config), trained, score]
+
+
+def describe_resizer(config: DownsizeNetConfig) -> str:
+    """What a resizer is, e.g. ``DownsizeNet, 2x2 taps, 3x16 convs``."""
+    taps = {"bilinear": "2x2 taps", "bicubic": "4x4 taps", "antialias": "antialias taps"}
+    parts = [
+        "DownsizeNet",
+        taps.get(config.neighbourhood, f"{config.neighbourhood} taps"),
+        f"{config.conv_layers}x{config.channels} convs" if config.conv_layers else "no convs",
+    ]
+    if not config.use_distance:
+        parts.append("texture only")
+    return ", ".join(parts)
+
+
+def _scale(record: TrainingRecord) -> str:
     if record.scale_factor is not None:
         return f"x{record.scale_factor:g}"
     assert record.output_size is not None
@@ -170,7 +232,3 @@ def _scale(record: hub.TrainingRecord) -> str:
     if record.input_size:
         return f"{record.input_size[0]}x{record.input_size[1]}->{target}"
     return f"->{target}"
-
-
-def _human_bytes(size: int) -> str:
-    return f"{size / 1024:.1f} KiB" if size >= 1024 else f"{size} B"

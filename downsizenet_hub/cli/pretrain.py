@@ -27,8 +27,10 @@ from downsizenet_hub.cli.common import (
     user_errors,
 )
 
+# \b keeps click from rewrapping the example (a paragraph of its own, as in transfer and study).
 EXAMPLE = (
-    "Example: downsizenet pretrain --scale 0.3 --epochs 4 --compare bilinear --publish demo/seg"
+    "\b\n    Example:\n      downsizenet pretrain --scale 0.3 --epochs 4 --compare bilinear \\\n"
+    "        --publish demo/seg"
 )
 
 

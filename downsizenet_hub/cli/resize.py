@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import torch
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from downsizenet_hub.cli.common import (
     DeviceOpt,
@@ -18,17 +15,24 @@ from downsizenet_hub.cli.common import (
     parse_size,
     user_errors,
 )
-from downsizenet_hub.folder_resize import ResizeTask, plan_resize, resize_files
-from downsizenet_hub.resizers import FIXED_RESIZERS, build_resizer
+
+if TYPE_CHECKING:
+    import torch
+
+    from downsizenet_hub.folder_resize import ResizeTask
 
 #: Exit code when some files could not be resized (bad options exit with 2).
 SOME_FAILED_EXIT = 1
+#: ``resizers.FIXED_RESIZERS`` as the help text names them (a test checks they agree; importing
+#: torch here would slow down every help screen).
+FIXED_RESIZER_NAMES = ("bilinear", "bicubic", "area", "antialias", "nearest")
 
 ResizerOpt = Annotated[
     str,
     typer.Option(
         "--resizer",
-        help=f"{', '.join(FIXED_RESIZERS)}, or a published resizer (name, folder or HF repo id).",
+        help=f"{', '.join(FIXED_RESIZER_NAMES)}, or a published resizer (name, folder or "
+        "hf-hub:owner/name).",
     ),
 ]
 
@@ -47,6 +51,8 @@ def resize_target(
 
 def resolve_device(text: str) -> torch.device:
     """``auto`` (CUDA if present, else CPU) or a torch device string."""
+    import torch
+
     if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -90,8 +96,22 @@ def resize(
     premultiplied while resizing (see downsizenet_hub.channels). Unreadable files are reported and
     skipped; the exit code is 1 if any file failed.
 
-    Example: downsizenet resize photos/ small/ --resizer bilinear --scale 0.35
+    \b
+    Example:
+      downsizenet resize photos/ small/ --resizer bilinear --scale 0.35
     """
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from downsizenet_hub.folder_resize import plan_resize, resize_files
+    from downsizenet_hub.resizers import build_resizer
+
     with user_errors():
         target_size, target_scale = resize_target(size, scale)
         tasks = plan_resize(inputs, out, overwrite=overwrite)

@@ -68,7 +68,9 @@ def study(
     by seed), plots of score against scale and against pretraining epochs, and an image grid of
     the resizers with DownsizeNet's coefficient maps.
 
-    Example: downsizenet study --preset cpu --dry-run
+    \b
+    Example:
+      downsizenet study --preset cpu --dry-run
     """
     from downsizenet_hub.engine import TrainingError
     from downsizenet_hub.study import load_config, preset_command
@@ -102,7 +104,9 @@ def quickstart(
     bilinear, and writes a table, results.md and plots to results/quickstart/. A second run
     reuses everything. Same as `downsizenet study --preset quick`.
 
-    Example: downsizenet quickstart
+    \b
+    Example:
+      downsizenet quickstart
     """
     from downsizenet_hub.engine import TrainingError
     from downsizenet_hub.study import preset, preset_command

@@ -33,7 +33,7 @@ def transfer(
         str,
         typer.Option(
             "--resizer",
-            help="A published resizer (local hub name, folder or HF repo id) or bilinear, "
+            help="A published resizer (local hub name, folder or hf-hub:owner/name) or bilinear, "
             "bicubic, area, antialias.",
         ),
     ],
@@ -74,7 +74,9 @@ def transfer(
     torchvision's Faster R-CNN heads (RPN and RoI heads) train for a fixed epoch budget, beside
     the --compare baseline under identical settings. Prints mAP@0.5 and COCO mAP for each.
 
-    Example: downsizenet transfer --resizer demo/seg --compare bilinear --epochs 10
+    \b
+    Example:
+      downsizenet transfer --resizer demo/seg --compare bilinear --epochs 10
     """
     from downsizenet_hub.engine import TrainConfig, TrainingError
     from downsizenet_hub.experiments.transfer import TransferOptions, run_transfer

@@ -1,5 +1,8 @@
 """Resizer names: ``namespace/name``, the same shape as a Hugging Face repo id.
 
+A reference to the Hugging Face Hub carries an explicit prefix, as in timm:
+``hf-hub:owner/name[@revision]``. A plain ``namespace/name`` is always local (see :mod:`.refs`).
+
 A name becomes a path under the local hub, so it is validated before any file is touched: exactly
 two parts, each 1 to 96 characters of ``A-Z a-z 0-9 . _ -``, starting and ending with a letter or
 digit, with no ``..`` or ``--`` (the Hugging Face Hub forbids both). Absolute paths, empty parts and
@@ -14,6 +17,10 @@ from typing import NamedTuple
 _PART = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
 # A git revision as the Hugging Face Hub accepts it: a branch, tag or commit, no spaces or "..".
 _REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
+
+
+#: The prefix that sends a reference to the Hugging Face Hub (timm's convention).
+HF_HUB_PREFIX = "hf-hub:"
 
 
 class HubRef(NamedTuple):
@@ -57,11 +64,18 @@ def validate_name(name: object) -> str:
     return name
 
 
+def hf_hub_part(ref: str) -> str | None:
+    """``owner/name[@revision]`` of an ``hf-hub:`` reference; None for any other reference."""
+    return ref[len(HF_HUB_PREFIX) :] if ref.startswith(HF_HUB_PREFIX) else None
+
+
 def parse_ref(ref: str, revision: str | None = None) -> HubRef:
-    """Split ``namespace/name[@revision]``; an explicit ``revision`` argument may not contradict it.
+    """Split ``namespace/name[@revision]`` (``hf-hub:`` prefix allowed); an explicit ``revision``
+    argument may not contradict it.
 
     Raises ValueError when the name or the revision is malformed.
     """
+    ref = ref.removeprefix(HF_HUB_PREFIX)
     base, at, inline = ref.partition("@")
     if at:
         if not inline:

@@ -1,11 +1,12 @@
 """The one way to turn a resizer reference into a folder holding config.json and model.safetensors.
 
-Tried in order:
+A reference is one of, following timm's convention:
 
-1. an existing directory;
-2. a name in the local hub, ``<hub_dir>/namespace/name``;
-3. a resizer shipped with the package, ``downsizenet_hub/pretrained/namespace/name``;
-4. a Hugging Face Hub repo id, ``owner/name`` or ``owner/name@revision`` (cache only when offline).
+1. ``hf-hub:owner/name`` or ``hf-hub:owner/name@revision``: a Hugging Face Hub repository, fetched
+   into the Hugging Face cache (cache only when offline). Only this form goes online.
+2. an existing directory;
+3. ``namespace/name``: the local hub, ``<hub_dir>/namespace/name``, then the resizers shipped with
+   the package, ``downsizenet_hub/pretrained/namespace/name``. Never the network.
 
 When nothing matches, one FileNotFoundError lists everything that was tried.
 """
@@ -17,11 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from downsizenet_hub import paths
-from downsizenet_hub.hub import remote
 from downsizenet_hub.hub.errors import HubAccessError
 from downsizenet_hub.hub.local import local_path, shipped_path
-from downsizenet_hub.hub.names import parse_ref
+from downsizenet_hub.hub.names import HF_HUB_PREFIX, hf_hub_part, parse_ref
 
 RefSource = Literal["directory", "local", "shipped", "huggingface"]
 #: Files that hold pickled tensors: refused, never loaded.
@@ -45,17 +44,24 @@ def resolve(
     token: str | bool | None = None,
     endpoint: str | None = None,
 ) -> ResolvedRef:
-    """Find the resizer ``ref`` names (see the module docstring for the order)."""
+    """Find the resizer ``ref`` names (see the module docstring for the forms).
+
+    ``revision``, ``cache_dir``, ``token`` and ``endpoint`` apply to ``hf-hub:`` references;
+    a revision given with any other reference is refused (ValueError).
+    """
     if isinstance(ref, os.PathLike):
         ref = os.fspath(ref)
     if not isinstance(ref, str) or not ref.strip():
         raise ValueError(f"a resizer reference must be a non-empty string or path, got {ref!r}.")
+    if hf_hub_part(ref) is not None:
+        return _resolve_remote(ref, revision, cache_dir, token, endpoint)
     path = Path(ref).expanduser()
+    if revision is not None:
+        raise ValueError(
+            f"revision={revision!r} applies to Hugging Face Hub references only: write "
+            f"{HF_HUB_PREFIX}owner/name (or {HF_HUB_PREFIX}owner/name@revision)."
+        )
     if path.is_dir():
-        if revision is not None:
-            raise ValueError(
-                f"{ref} is a directory; revision={revision!r} applies to Hub repos only."
-            )
         return ResolvedRef(path, "directory", ref)
     if path.is_file():
         if path.suffix.lower() in PICKLE_SUFFIXES:
@@ -68,27 +74,46 @@ def resolve(
         )
     tried = [f"directory {path} (does not exist)"]
     try:
-        hub_ref = parse_ref(ref, revision)
+        hub_ref = parse_ref(ref)
     except ValueError as error:
-        tried.append(f"not a hub name or repo id ({str(error).rstrip('.')})")
+        tried.append(f"not a hub name ({str(error).rstrip('.')})")
         raise FileNotFoundError(_nothing_found(ref, tried)) from None
-    if hub_ref.revision is None:
-        for source, folder in (
-            ("local", local_path(hub_ref.repo_id)),
-            ("shipped", shipped_path(hub_ref.repo_id)),
-        ):
-            if folder.is_dir():
-                return ResolvedRef(folder, source, hub_ref.repo_id)  # type: ignore[arg-type]
-        tried.append(f"local hub {local_path(hub_ref.repo_id)} (not there)")
-        tried.append(f"shipped resizers {shipped_path(hub_ref.repo_id)} (not there)")
-    else:
-        tried.append(f"local hub {paths.hub_dir()} and shipped resizers (skipped: a revision)")
-    where = hub_ref.repo_id + (f"@{hub_ref.revision}" if hub_ref.revision else "")
+    if hub_ref.revision is not None:
+        raise ValueError(
+            f"{ref!r} names a revision, which only Hugging Face Hub references have: write "
+            f"{HF_HUB_PREFIX}{ref}."
+        )
+    for source, folder in (
+        ("local", local_path(hub_ref.repo_id)),
+        ("shipped", shipped_path(hub_ref.repo_id)),
+    ):
+        if folder.is_dir():
+            return ResolvedRef(folder, source, hub_ref.repo_id)  # type: ignore[arg-type]
+    tried.append(f"local hub {local_path(hub_ref.repo_id)} (not there)")
+    tried.append(f"shipped resizers {shipped_path(hub_ref.repo_id)} (not there)")
+    raise FileNotFoundError(
+        _nothing_found(ref, tried)[:-1]
+        + f"; for the Hugging Face Hub, write {HF_HUB_PREFIX}{hub_ref.repo_id}."
+    )
+
+
+def _resolve_remote(
+    ref: str,
+    revision: str | None,
+    cache_dir: str | os.PathLike[str] | None,
+    token: str | bool | None,
+    endpoint: str | None,
+) -> ResolvedRef:
+    from downsizenet_hub.hub import remote  # huggingface_hub is imported only for hf-hub: refs
+
+    hub_ref = parse_ref(ref, revision)  # ValueError for a malformed repo id or revision
+    where = HF_HUB_PREFIX + hub_ref.repo_id + (f"@{hub_ref.revision}" if hub_ref.revision else "")
     try:
         snapshot = remote.download(hub_ref, cache_dir=cache_dir, token=token, endpoint=endpoint)
     except (HubAccessError, FileNotFoundError) as error:
-        tried.append(f"Hugging Face Hub {where} ({error})")
-        raise FileNotFoundError(_nothing_found(ref, tried)) from None
+        raise FileNotFoundError(
+            f"no resizer found for {ref!r} on the Hugging Face Hub: {str(error).rstrip('.')}."
+        ) from None
     return ResolvedRef(snapshot, "huggingface", where)
 
 

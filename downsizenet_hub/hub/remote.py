@@ -35,7 +35,7 @@ from huggingface_hub.errors import (
 from downsizenet_hub import __version__
 from downsizenet_hub.hub import files
 from downsizenet_hub.hub.errors import HubAccessError
-from downsizenet_hub.hub.names import HubRef, validate_name
+from downsizenet_hub.hub.names import HF_HUB_PREFIX, HubRef, validate_name
 from downsizenet_hub.hub.record import TrainingRecord
 from downsizenet_hub.resizer import DownsizeNet
 
@@ -180,7 +180,8 @@ def upload(
         endpoint=endpoint, token=token, library_name=LIBRARY_NAME, library_version=__version__
     )
     with tempfile.TemporaryDirectory(prefix="downsizenet-push-") as staging:
-        files.write_folder(Path(staging), model, record, repo_id)
+        # The card tells readers to load it as hf-hub:owner/name: a plain name is local only.
+        files.write_folder(Path(staging), model, record, HF_HUB_PREFIX + repo_id)
         try:
             if not (force or create_pr) and api.file_exists(
                 repo_id, files.CONFIG_FILE, revision=revision
