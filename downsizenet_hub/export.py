@@ -47,7 +47,14 @@ from downsizenet_hub.export_geometry import (
     check_dynamic_possible,
     warmed,
 )
-from downsizenet_hub.resizer import DownsizeNet, ScaleArg, SizeArg, resolve_output_size
+from downsizenet_hub.limits import check_memory
+from downsizenet_hub.resizer import (
+    DownsizeNet,
+    ScaleArg,
+    SizeArg,
+    resize_memory_estimate,
+    resolve_output_size,
+)
 from downsizenet_hub.resizers import build_resizer
 
 #: Largest difference from PyTorch an export may show on the check images.
@@ -261,7 +268,24 @@ def _prepare(
     bound = BoundResizer(net, size, scale_factor).eval()
     # Fails early, with the resizer's own message, on e.g. a scale that leaves no pixel.
     resolve_output_size(torch.empty(0, channels, *example_size), size, scale_factor)
+    _check_memory(net, channels, example_size, size, scale_factor, dynamic)
     return net, bound, channels, example_size
+
+
+def _check_memory(
+    net: nn.Module,
+    channels: int,
+    example_size: tuple[int, int],
+    size: SizeArg | None,
+    scale_factor: ScaleArg | None,
+    dynamic: bool,
+) -> None:
+    """MemoryLimitError naming input_size if the largest check batch cannot be resized here."""
+    estimate = max(
+        resize_memory_estimate(net, shape, size, scale_factor)  # type: ignore[arg-type]
+        for shape in _check_shapes(channels, example_size, dynamic)
+    )
+    check_memory(f"input_size={example_size} (the export is checked at this size)", estimate)
 
 
 def _write_checked(

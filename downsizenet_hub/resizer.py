@@ -17,7 +17,8 @@ Because the coefficients are non-negative and sum to one, the output stays an im
 lies within the range of the pixels it mixes, whatever the weights. That is what lets a resizer
 trained in one pipeline be reused frozen in another.
 
-The module imports nothing else of this package; storage lives in :mod:`downsizenet_hub.hub`.
+The module imports nothing else of this package but its sampling geometry and input limits
+(:mod:`downsizenet_hub.limits`); storage lives in :mod:`downsizenet_hub.hub`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from downsizenet_hub.sampling import AxisSampling, Neighbourhood, axis_sampling
+from downsizenet_hub.limits import check_memory, check_scale_factor, resize_memory_bytes
+from downsizenet_hub.sampling import (
+    AxisSampling,
+    Neighbourhood,
+    antialias_taps,
+    axis_sampling,
+    coordinate_scale,
+)
 
 Coefficients = Literal["sigmoid", "softmax", "linear"]
 Init = Literal["bilinear", "random"]
@@ -282,8 +290,30 @@ class DownsizeNet(nn.Module):
         """Resize ``images`` (``B x C x H x W``, float) to ``size=(h, w)`` or by ``scale_factor``.
 
         Returns ``B x C x h x w`` in the dtype of ``images`` (channels-last in memory).
+
+        Inputs, each tested:
+
+        * Any floating dtype. The texture branch reads the images in the dtype of the module's
+          parameters (so float64 or float16 images work without autocast; under autocast its
+          convolutions run in the autocast dtype), the coefficients are float32 at least, and the
+          taps are mixed in the dtype of ``images``. Integer images: TypeError.
+        * An empty batch (``B = 0``) gives an empty ``0 x C x h x w`` batch. An image with no
+          pixels on a side (``H = 0`` or ``W = 0``): ValueError.
+        * ``scale_factor`` must be finite and positive, and the output at least one pixel per
+          side: ValueError otherwise.
+        * A request whose estimated memory (:func:`downsizenet_hub.limits.resize_memory_bytes`)
+          exceeds the limit of :mod:`downsizenet_hub.limits` raises
+          :class:`~downsizenet_hub.limits.MemoryLimitError` (a ValueError) before allocating.
+        * NaN or infinite pixels are not checked (that would cost a pass over the input): they
+          propagate to the output pixels whose taps or texture receptive field (a square of
+          ``2 * conv_layers + 1`` input pixels around the anchor) include them; every other output
+          pixel is unaffected.
         """
         coefficients, geometry = self._coefficients(images, size, scale_factor)
+        if images.shape[0] == 0:
+            batch, channels = images.shape[:2]
+            empty = images.new_empty((batch, channels, *geometry.out_size))
+            return empty.contiguous(memory_format=_CHANNELS_LAST)
         return self._mix(images, coefficients, geometry)
 
     def coefficient_maps(
@@ -312,12 +342,18 @@ class DownsizeNet(nn.Module):
                 f"images have {images.shape[1]} channels but this DownsizeNet's texture branch "
                 f"reads in_channels={self.config.in_channels}."
             )
+        self._check_memory(images, out_size, scales, size, scale_factor)
         weight = self.head.weight
         geometry = self._geometry(images.shape[-2:], out_size, scales, weight.device)
         batch = images.shape[0]
+        if batch == 0:
+            ky, kx = geometry.taps
+            return weight.new_empty((0, *out_size, ky, kx), dtype=torch.float32), geometry
         inputs = []
         if self._texture_channels:
-            inputs.append(self._pooled_texture(images, geometry))
+            # The texture branch reads the images in the parameters' dtype (float64 or float16
+            # images need no autocast); the taps are still mixed in the images' own dtype.
+            inputs.append(self._pooled_texture(images.to(weight.dtype), geometry))
         if self.config.use_distance:
             distance = geometry.distance.to(dtype=inputs[0].dtype if inputs else weight.dtype)
             inputs.append(distance.unsqueeze(0).expand(batch, -1, -1))
@@ -327,6 +363,57 @@ class DownsizeNet(nn.Module):
         # Coefficients are computed in float32 at least (autocast may hand back half precision).
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
         return self._normalise(logits.view(batch, *out_size, -1), geometry), geometry
+
+    def memory_estimate(
+        self,
+        shape: tuple[int, int, int, int],
+        out_size: tuple[int, int],
+        scales: tuple[float | None, float | None] = (None, None),
+        *,
+        itemsize: int = 4,
+        autograd: bool = False,
+    ) -> int:
+        """Bytes a resize of a ``shape`` batch to ``out_size`` holds at once, a floor (see
+        :func:`downsizenet_hub.limits.resize_memory_bytes`); ``scales`` as ``F.interpolate``'s."""
+        batch, channels, height, width = shape
+        taps = 1
+        for in_size, out, scale in zip((height, width), out_size, scales, strict=True):
+            if self.config.neighbourhood == "antialias":
+                taps *= antialias_taps(coordinate_scale(in_size, out, scale))
+            else:
+                taps *= 4 if self.config.neighbourhood == "bicubic" else 2
+        banded = not autograd and height * width >= INFERENCE_BANDING_MIN_PIXELS
+        return resize_memory_bytes(
+            batch,
+            channels,
+            (height, width),
+            out_size,
+            itemsize=itemsize,
+            taps=taps,
+            texture_channels=self._texture_channels,
+            texture_layers=self.config.conv_layers,
+            autograd=autograd,
+            band_pixels=INFERENCE_BAND_PIXELS if banded else None,
+        )
+
+    def _check_memory(
+        self,
+        images: torch.Tensor,
+        out_size: tuple[int, int],
+        scales: tuple[float | None, float | None],
+        size: SizeArg | None,
+        scale_factor: ScaleArg | None,
+    ) -> None:
+        """MemoryLimitError, before anything is allocated, if this resize cannot fit."""
+        estimate = self.memory_estimate(
+            tuple(images.shape),  # type: ignore[arg-type]
+            out_size,
+            scales,
+            itemsize=images.element_size(),
+            autograd=torch.is_grad_enabled(),
+        )
+        asked = f"size={size!r}" if size is not None else f"scale_factor={scale_factor!r}"
+        check_memory(f"DownsizeNet({asked}) on {_describe_resize(images, out_size)}", estimate)
 
     def _pooled_texture(self, images: torch.Tensor, geometry: _Geometry) -> torch.Tensor:
         """Floating pooling: the texture feature at each output pixel's top-left neighbour.
@@ -496,24 +583,59 @@ def resolve_output_size(
         raise TypeError(f"images must have a floating dtype, got {images.dtype}.")
     if (size is None) == (scale_factor is None):
         raise ValueError("give exactly one of size=(h, w) or scale_factor=s.")
-    in_h, in_w = images.shape[-2:]
+    batch, channels, in_h, in_w = images.shape
+    scales: tuple[float | None, float | None] = (None, None)
+    if min(in_h, in_w) < 1:
+        raise ValueError(f"images must have at least one pixel per side, got {in_h}x{in_w}.")
     if size is not None:
         pair = _pair(size, "size")
         if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair):
             raise ValueError(f"size must be positive integers (h, w), got {size!r}.")
-        return (int(pair[0]), int(pair[1])), (None, None)
-    assert scale_factor is not None
-    factors = _pair(scale_factor, "scale_factor")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in factors):
-        raise ValueError(f"scale_factor must be positive numbers, got {scale_factor!r}.")
-    sy, sx = float(factors[0]), float(factors[1])
-    out = (math.floor(in_h * sy), math.floor(in_w * sx))
-    if min(out) < 1:
-        raise ValueError(
-            f"scale_factor={scale_factor!r} shrinks a {in_h}x{in_w} image to {out[0]}x{out[1]}; "
-            "the output needs at least one pixel per side."
+        out = (int(pair[0]), int(pair[1]))
+        asked = f"size={size!r}"
+    else:
+        factors = _pair(scale_factor, "scale_factor")
+        sy, sx = (check_scale_factor(v, "scale_factor") for v in factors)
+        out, scales = (math.floor(in_h * sy), math.floor(in_w * sx)), (sy, sx)
+        if min(out) < 1:
+            raise ValueError(
+                f"scale_factor={scale_factor!r} shrinks a {in_h}x{in_w} image to "
+                f"{out[0]}x{out[1]}; the output needs at least one pixel per side."
+            )
+        asked = f"scale_factor={scale_factor!r}"
+    if batch > 0:  # an empty batch resizes to an empty batch and allocates nothing
+        estimate = resize_memory_bytes(
+            batch, channels, (in_h, in_w), out, itemsize=images.element_size(), taps=1
         )
-    return out, (sy, sx)
+        check_memory(f"{asked} ({_describe_resize(images, out)})", estimate)
+    return out, scales
+
+
+def resize_memory_estimate(
+    resizer: nn.Module,
+    shape: tuple[int, int, int, int],
+    size: SizeArg | None = None,
+    scale_factor: ScaleArg | None = None,
+    *,
+    itemsize: int = 4,
+    autograd: bool = False,
+) -> int:
+    """Bytes that resizing a ``shape`` batch with ``resizer`` holds at once, inputs included (a
+    floor): :meth:`DownsizeNet.memory_estimate` for a DownsizeNet, the output and one gather for
+    any other resizer. Validates ``size`` / ``scale_factor`` as :func:`resolve_output_size` does,
+    without its memory check (the caller decides what to refuse)."""
+    probe = torch.empty(0, *shape[1:], device="meta")
+    out, scales = resolve_output_size(probe, size, scale_factor)
+    if isinstance(resizer, DownsizeNet):
+        resize = resizer.memory_estimate(shape, out, scales, itemsize=itemsize, autograd=autograd)
+    else:
+        resize = resize_memory_bytes(*shape[:2], shape[2:], out, itemsize=itemsize, taps=1)
+    return math.prod(shape) * itemsize + resize
+
+
+def _describe_resize(images: torch.Tensor, out: tuple[int, int]) -> str:
+    """``"a 2x3x300x300 batch to 160x160"``."""
+    return f"a {'x'.join(str(v) for v in images.shape)} batch to {out[0]}x{out[1]}"
 
 
 def _pair(value: Any, name: str) -> tuple[Any, Any]:

@@ -131,7 +131,10 @@ def test_unreadable_files_are_reported_skipped_and_counted(tmp_path: Path) -> No
             lambda t: [str(t / "in"), str(t / "out"), "--scale", "0.5", "--size", "8x8"],
             "exactly one of",
         ),
-        (lambda t: [str(t / "in"), str(t / "out"), "--scale", "-1"], "--scale must be positive"),
+        (
+            lambda t: [str(t / "in"), str(t / "out"), "--scale", "-1"],
+            "--scale must be a finite, positive number",
+        ),
         (
             lambda t: [str(t / "in"), str(t / "out"), "--scale", "0.5", "--device", "tpu9"],
             "--device",

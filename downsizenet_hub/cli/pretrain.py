@@ -91,11 +91,13 @@ def pretrain(
     """
     from downsizenet_hub.engine import TrainConfig, TrainingError
     from downsizenet_hub.experiments.pretrain import PretrainOptions, run_pretrain
+    from downsizenet_hub.limits import check_output_size
 
     with user_errors(TrainingError):
         data_options = data_options_from(
             data, data_root, variant, scale, size, train_images, val_images, default_scale=0.3
         )
+        check_output_size("--size", data_options.size, batch_size)
         config = {"neighbourhood": neighbourhood, "conv_layers": conv_layers}
         if texture_only:
             config["use_distance"] = False

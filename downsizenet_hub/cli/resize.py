@@ -15,6 +15,7 @@ from downsizenet_hub.cli.common import (
     parse_size,
     user_errors,
 )
+from downsizenet_hub.limits import check_memory, check_scale_factor
 
 if TYPE_CHECKING:
     import torch
@@ -44,9 +45,35 @@ def resize_target(
     parsed = parse_size(size)
     if (parsed is None) == (scale is None):
         raise ValueError("give exactly one of --size HxW or --scale S.")
-    if scale is not None and scale <= 0:
-        raise ValueError(f"--scale must be positive, got {scale}.")
+    if scale is not None:
+        check_scale_factor(scale, "--scale")
     return parsed, scale
+
+
+def check_resize_memory(
+    tasks: list[ResizeTask],
+    model: torch.nn.Module,
+    size: tuple[int, int] | None,
+    scale: float | None,
+    batch_size: int,
+) -> None:
+    """Refuse --size / --scale before any file is written if one batch of the images cannot fit
+    in memory (MemoryLimitError). Unreadable files are left to resize_files to report."""
+    from downsizenet_hub.imageio import ImageFileError, read_header
+    from downsizenet_hub.resizer import resize_memory_estimate
+
+    batches: dict[tuple[int, int, int], int] = {}
+    for task in tasks:
+        try:
+            header = read_header(task.source)
+        except ImageFileError:
+            continue
+        key = (header.channels, header.height, header.width)
+        batches[key] = min(batches.get(key, 0) + 1, batch_size)
+    option = f"--size {size[0]}x{size[1]}" if size is not None else f"--scale {scale:g}"
+    for (channels, height, width), batch in batches.items():
+        estimate = resize_memory_estimate(model, (batch, channels, height, width), size, scale)
+        check_memory(f"{option} on {batch} image(s) of {height}x{width} px", estimate)
 
 
 def resolve_device(text: str) -> torch.device:
@@ -117,6 +144,7 @@ def resize(
         tasks = plan_resize(inputs, out, overwrite=overwrite)
         model = build_resizer(resizer)
         run_on = resolve_device(device)
+        check_resize_memory(tasks, model, target_size, target_scale, batch_size)
     stderr = Console(stderr=True, highlight=False, soft_wrap=True)
     with Progress(
         TextColumn("resizing"),

@@ -102,17 +102,29 @@ def build_pipeline(options: PretrainOptions, resizer_ref: str, num_classes: int)
     )
 
 
+def _check_arm_name(name: str) -> None:
+    """Each arm trains in ``run_dir / name``: a name must not lead out of the run folder."""
+    if Path(name).is_absolute() or ".." in Path(name).parts:
+        raise ValueError(
+            f"cannot train the resizer {name!r} here: its run folder would lie outside --run-dir "
+            "(use a local-hub name, a fixed resizer, or a folder path without '..')."
+        )
+
+
 def run_pretrain(options: PretrainOptions) -> PretrainReport:
     """Train the resizer (and the baseline), print the comparison, publish if asked."""
-    if options.publish and options.resizer != "downsizenet":
+    if options.publish is not None and options.resizer != "downsizenet":
         raise ValueError("--publish needs --resizer downsizenet: fixed resizers have no weights.")
-    if options.publish:
-        hub.validate_name(options.publish)
-    info = dataset_info(options.data.name)
-    train_set, val_set = options.data.datasets("segmentation")
+    if options.publish is not None:
+        hub.validate_name(options.publish)  # "" is refused, not ignored
     arm_names = [options.resizer] + (
         [options.compare] if options.compare and options.compare != options.resizer else []
     )
+    for name in arm_names:  # a bad name fails now, not after the first arm has trained
+        _check_arm_name(name)
+        build_resizer(name, **(options.resizer_config if name == "downsizenet" else {}))
+    info = dataset_info(options.data.name)
+    train_set, val_set = options.data.datasets("segmentation")
     arms: list[ArmResult] = []
     trained: dict[str, nn.Module] = {}
     for name in arm_names:
@@ -136,7 +148,7 @@ def run_pretrain(options: PretrainOptions) -> PretrainReport:
         )
     )
     published = pushed = None
-    if options.publish and is_main_process():
+    if options.publish is not None and is_main_process():
         net = trained[options.resizer].resizer
         assert isinstance(net, DownsizeNet)
         record = _training_record(options, arms, info.generated)

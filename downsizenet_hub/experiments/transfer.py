@@ -55,13 +55,15 @@ class TransferReport:
 
 def run_transfer(options: TransferOptions) -> TransferReport:
     """Train the detection heads behind each frozen resizer; print and save the comparison."""
+    arm_names = [options.resizer] + (
+        [options.compare] if options.compare and options.compare != options.resizer else []
+    )
+    for name in arm_names:  # a bad name fails now, not after the first arm has trained
+        build_resizer(name)
     info = dataset_info(options.data.name)
     train_set, val_set = options.data.datasets("detection")
     trunk = stride8_trunk(frozen_vgg16(options.backbone_weights))
     trunk_hash = module_sha256(trunk)
-    arm_names = [options.resizer] + (
-        [options.compare] if options.compare and options.compare != options.resizer else []
-    )
     arms: list[ArmResult] = []
     for name in arm_names:
         resizer = build_resizer(name)

@@ -1,0 +1,142 @@
+"""Bounds on what a request may ask of the machine, checked before anything is allocated.
+
+Two kinds of check, shared by the resizer core, the tools and the command line:
+
+* :func:`check_scale_factor`: a scale factor is a finite, positive number (``inf`` and ``nan``
+  are refused with a ValueError naming the option, not an ``OverflowError`` from deep inside).
+* :func:`check_memory`: a size implies an amount of memory; a request whose estimate exceeds
+  :func:`memory_limit_bytes` is refused with a :class:`MemoryLimitError` (a ValueError) in one
+  sentence that names the option and the estimate.
+
+The limit is :data:`DEFAULT_MEMORY_FRACTION` of the machine's physical memory
+(``os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")``); the environment variable
+``DOWNSIZENET_MAX_MEMORY_GB`` (in GiB, e.g. ``512`` or ``0.5``) replaces it, for machines with
+swap or for tests. Estimates count the large tensors a request must hold at once, so they are
+lower bounds: a request under the limit can still run out of memory, one over it never fits.
+
+This module imports nothing else of the package, so the resizer core can use it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+#: The environment variable that sets the memory limit, in GiB.
+MEMORY_LIMIT_ENV = "DOWNSIZENET_MAX_MEMORY_GB"
+#: Without :data:`MEMORY_LIMIT_ENV`, requests may use this fraction of physical memory.
+DEFAULT_MEMORY_FRACTION = 0.8
+_GIB = 1 << 30
+
+
+class MemoryLimitError(ValueError):
+    """A request whose estimated memory exceeds :func:`memory_limit_bytes`."""
+
+
+def physical_memory_bytes() -> int | None:
+    """The machine's physical memory, or None where ``os.sysconf`` cannot tell."""
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+    return pages * page_size if pages > 0 and page_size > 0 else None
+
+
+def memory_limit_bytes() -> tuple[int | None, str]:
+    """The limit in bytes (None: unknown, nothing is refused) and where it comes from."""
+    raw = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if raw:
+        try:
+            gib = float(raw)
+        except ValueError:
+            gib = math.nan
+        if not math.isfinite(gib) or gib <= 0:
+            raise ValueError(f"{MEMORY_LIMIT_ENV} must be a positive number of GiB, got {raw!r}.")
+        return int(gib * _GIB), f"set by {MEMORY_LIMIT_ENV}"
+    physical = physical_memory_bytes()
+    if physical is None:
+        return None, "physical memory unknown"
+    share = f"{DEFAULT_MEMORY_FRACTION:.0%} of {format_bytes(physical)} physical memory"
+    return int(physical * DEFAULT_MEMORY_FRACTION), share
+
+
+def format_bytes(count: float) -> str:
+    """``1536 * 2**20`` -> ``"1.5 GiB"``; ``2**50`` -> ``"1 PiB"``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024:
+            return f"{count:.3g} {unit}"
+        count /= 1024
+    return f"{count:.3g} PiB"
+
+
+def check_memory(what: str, estimate: int) -> None:
+    """Refuse ``what`` (e.g. ``"--size 100000x100000"``) if ``estimate`` bytes exceed the limit.
+
+    Raises:
+        MemoryLimitError: one sentence naming ``what``, the estimate, the limit and how to raise it.
+    """
+    limit, source = memory_limit_bytes()
+    if limit is not None and estimate > limit:
+        raise MemoryLimitError(
+            f"{what} needs about {format_bytes(estimate)} of memory, more than the "
+            f"{format_bytes(limit)} allowed ({source}; set {MEMORY_LIMIT_ENV} to change it)."
+        )
+
+
+def check_scale_factor(value: object, name: str = "scale_factor") -> float:
+    """``value`` as a float if it is a finite, positive number; ValueError naming ``name`` if not.
+
+    TypeError for a non-number (a bool is not a number here).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r}.")
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{name} must be a finite, positive number, got {value!r}.")
+    return number
+
+
+def resize_memory_bytes(
+    batch: int,
+    channels: int,
+    in_size: tuple[int, int],
+    out_size: tuple[int, int],
+    *,
+    itemsize: int = 4,
+    taps: int = 4,
+    texture_channels: int = 0,
+    texture_layers: int = 0,
+    autograd: bool = False,
+    band_pixels: int | None = None,
+) -> int:
+    """Bytes a resize of ``batch x channels x in_size`` to ``out_size`` holds at once (a floor).
+
+    Counts the output (``itemsize`` bytes per value, twice: before and after its change of
+    layout), the gathered taps (``taps`` per output pixel and channel), the float32 coefficients
+    (logits and normalised weights) and the sampling geometry (an int64 index and three float32
+    maps per tap, shared by the batch). With a texture branch, its float32 feature maps: one per
+    layer under ``autograd`` (kept for the backward pass), else two at a time, over the input or
+    over ``band_pixels`` input pixels when it runs in bands; and the features pooled at the
+    output pixels. A fixed resizer is ``taps=1`` without a texture branch.
+    """
+    out_pixels = out_size[0] * out_size[1]
+    total = 2 * batch * channels * out_pixels * itemsize
+    total += batch * out_pixels * taps * channels * itemsize
+    total += 2 * batch * out_pixels * taps * 4
+    total += out_pixels * taps * (8 + 3 * 4)
+    if texture_channels and texture_layers:
+        in_pixels = in_size[0] * in_size[1]
+        if band_pixels is not None:
+            in_pixels = min(in_pixels, band_pixels)
+        maps = texture_layers if autograd else 2
+        total += maps * batch * texture_channels * in_pixels * 4
+        total += batch * out_pixels * texture_channels * 4
+    return total
+
+
+def check_output_size(option: str, size: tuple[int, int] | None, batch: int) -> None:
+    """Refuse an output ``size`` (from ``option``, e.g. ``"--size"``) if a batch of ``batch``
+    three-channel images resized to it cannot fit: checked before any data is prepared."""
+    if size is not None:
+        estimate = resize_memory_bytes(batch, 3, size, size)
+        check_memory(f"{option} {size[0]}x{size[1]} with batches of {batch}", estimate)

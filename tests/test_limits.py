@@ -1,0 +1,264 @@
+"""Requests that cannot fit, and numbers that are not numbers, fail early in one sentence.
+
+Every test sets DOWNSIZENET_MAX_MEMORY_GB, so the outcome does not depend on this machine's memory.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from typer.testing import CliRunner
+
+from downsizenet_hub import DownsizeNet, limits, with_resizer
+from downsizenet_hub.cli.app import app
+from downsizenet_hub.limits import MemoryLimitError
+from downsizenet_hub.resizers import build_resizer
+from downsizenet_hub.transforms import LearnedResize
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def one_gib(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(limits.MEMORY_LIMIT_ENV, "1")
+
+
+def _one_line_error(output: str) -> str:
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in output, output
+    return lines[0]
+
+
+# -- the limit itself --------------------------------------------------------------------------
+
+
+def test_default_limit_is_a_fraction_of_physical_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(limits.MEMORY_LIMIT_ENV, raising=False)
+    physical = limits.physical_memory_bytes()
+    assert physical is not None and physical > 0
+    limit, source = limits.memory_limit_bytes()
+    assert limit == int(physical * limits.DEFAULT_MEMORY_FRACTION)
+    assert "physical memory" in source
+
+
+def test_environment_variable_sets_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(limits.MEMORY_LIMIT_ENV, "0.5")
+    assert limits.memory_limit_bytes()[0] == 1 << 29
+    limits.check_memory("small", 1 << 29)  # at the limit: allowed
+    message = (
+        "--opt 7 needs about 1 GiB of memory, more than the 512 MiB allowed (set by "
+        f"{limits.MEMORY_LIMIT_ENV}; set {limits.MEMORY_LIMIT_ENV} to change it)."
+    )
+    with pytest.raises(MemoryLimitError) as caught:
+        limits.check_memory("--opt 7", 1 << 30)
+    assert str(caught.value) == message
+    for bad in ("zero", "0", "-3", "nan", "inf"):
+        monkeypatch.setenv(limits.MEMORY_LIMIT_ENV, bad)
+        with pytest.raises(ValueError, match=limits.MEMORY_LIMIT_ENV):
+            limits.memory_limit_bytes()
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan, 0, -0.5])
+def test_scale_factor_must_be_finite_and_positive(value: float) -> None:
+    with pytest.raises(ValueError, match=r"^--scale must be a finite, positive number"):
+        limits.check_scale_factor(value, "--scale")
+
+
+def test_scale_factor_must_be_a_number() -> None:
+    for value in (True, "0.5", None):
+        with pytest.raises(TypeError, match="scale_factor must be a number"):
+            limits.check_scale_factor(value)
+    assert limits.check_scale_factor(2) == 2.0
+
+
+# -- the Python API ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [math.inf, math.nan, (0.5, math.inf)])
+@pytest.mark.parametrize("resizer", ["downsizenet", "bilinear"])
+def test_non_finite_scale_is_a_value_error_in_every_resizer(resizer: str, scale: object) -> None:
+    with pytest.raises(ValueError, match="scale_factor must be a finite, positive number"):
+        build_resizer(resizer)(torch.rand(1, 3, 8, 8), scale_factor=scale)
+
+
+@pytest.mark.parametrize("scale", [math.inf, math.nan])
+def test_non_finite_scale_refused_when_tools_are_built(scale: float) -> None:
+    with pytest.raises(ValueError, match="finite, positive"):
+        LearnedResize("bilinear", scale_factor=scale)
+    with pytest.raises(ValueError, match="finite, positive"):
+        with_resizer(torch.nn.Identity(), "bilinear", scale=scale)
+
+
+@pytest.mark.usefixtures("one_gib")
+@pytest.mark.parametrize(
+    "kwargs", [{"size": (100_000, 100_000)}, {"scale_factor": 1000.0}, {"scale_factor": (1, 1e6)}]
+)
+@pytest.mark.parametrize("resizer", ["downsizenet", "bilinear"])
+def test_oversized_resize_is_refused_before_allocating(resizer: str, kwargs: dict) -> None:
+    net = build_resizer(resizer)
+    asked = next(iter(kwargs))
+    with pytest.raises(
+        MemoryLimitError,
+        match=rf"^(DownsizeNet\()?{asked}=.* needs about .* "
+        rf"of memory, more than the 1 GiB allowed \(set by {limits.MEMORY_LIMIT_ENV}",
+    ):
+        net(torch.rand(1, 3, 100, 100), **kwargs)
+
+
+@pytest.mark.usefixtures("one_gib")
+def test_downsizenet_counts_its_texture_branch() -> None:
+    # Output and taps are small, the texture maps of a 2 x 16 x 3000 x 3000 input under autograd
+    # are not (3 layers x 2.3 GB): only DownsizeNet's own estimate can see that.
+    images = torch.empty(2, 3, 3000, 3000, device="meta")
+    with pytest.raises(MemoryLimitError, match=r"^DownsizeNet\(size=\(8, 8\)\) on a 2x3x3000x3000"):
+        DownsizeNet()(images, size=(8, 8))
+    build_resizer("bilinear")(torch.rand(2, 3, 300, 300), size=(8, 8))  # fine without texture
+
+
+@pytest.mark.usefixtures("one_gib")
+def test_tools_refuse_oversized_requests() -> None:
+    images = torch.rand(1, 3, 10, 10)
+    transform = LearnedResize("bilinear", size=(100_000, 100_000))
+    with pytest.raises(MemoryLimitError, match="needs about"):
+        transform(images)
+    wrapped = with_resizer(torch.nn.Identity(), "bilinear", scale=2000.0)
+    with pytest.raises(MemoryLimitError, match="needs about"):
+        wrapped(images)
+
+
+# -- odd inputs: each has a documented behaviour (see DownsizeNet.forward) --------------------
+
+
+def test_an_empty_batch_resizes_to_an_empty_batch() -> None:
+    for resizer in (DownsizeNet(), build_resizer("bilinear")):
+        out = resizer(torch.rand(0, 3, 20, 30), scale_factor=0.5)
+        assert out.shape == (0, 3, 10, 15)
+    maps = DownsizeNet().coefficient_maps(torch.rand(0, 3, 20, 30), size=(5, 6))
+    assert maps.shape == (0, 5, 6, 2, 2)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 0, 0), (1, 3, 0, 10), (2, 3, 10, 0)])
+@pytest.mark.parametrize("resizer", ["downsizenet", "bilinear"])
+def test_an_image_without_pixels_is_a_value_error(resizer: str, shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match=r"^images must have at least one pixel per side"):
+        build_resizer(resizer)(torch.rand(shape), size=(5, 5))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_other_float_dtypes_work_without_autocast(dtype: torch.dtype) -> None:
+    net = DownsizeNet()
+    images = torch.rand(2, 3, 30, 20)
+    reference = net(images, size=(12, 9))
+    out = net(images.to(dtype), size=(12, 9))
+    assert out.dtype == dtype
+    tolerance = 1e-5 if dtype == torch.float64 else 2e-2
+    torch.testing.assert_close(out.float(), reference, atol=tolerance, rtol=0)
+
+
+def test_float64_module_and_images_stay_float64() -> None:
+    net = DownsizeNet(init="random").double()
+    images = torch.rand(1, 3, 9, 7, dtype=torch.float64, requires_grad=True)
+    assert net(images, scale_factor=0.6).dtype == torch.float64
+    assert torch.autograd.gradcheck(lambda x: net(x, scale_factor=0.6), (images,))
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_pixels_stay_local(bad: float) -> None:
+    net = DownsizeNet(init="random")  # texture weights that matter
+    images = torch.rand(1, 3, 40, 40)
+    clean = net(images, scale_factor=0.5)
+    poisoned = images.clone()
+    poisoned[0, 1, 20, 20] = bad
+    out = net(poisoned, scale_factor=0.5)
+    broken = ~torch.isfinite(out).all(dim=1)[0]
+    # Output pixel i reads input 2i and 2i+1 (anchor 2i); the 3 conv layers see 3 pixels further.
+    rows, cols = torch.nonzero(broken, as_tuple=True)
+    assert broken.any()
+    assert rows.min() >= (20 - 1 - 3) // 2 and rows.max() <= (20 + 3) // 2
+    assert cols.min() >= (20 - 1 - 3) // 2 and cols.max() <= (20 + 3) // 2
+    torch.testing.assert_close(out[..., ~broken], clean[..., ~broken], atol=1e-6, rtol=0)
+    # bilinear propagates the same way, as F.interpolate does
+    fixed = build_resizer("bilinear")(poisoned, scale_factor=0.5)
+    reference = F.interpolate(poisoned, scale_factor=0.5, mode="bilinear")
+    assert torch.equal(fixed.isnan(), reference.isnan())
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def _photo(path: Path, size: tuple[int, int] = (40, 60)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
+    Image.fromarray(array).save(path)
+    return path
+
+
+@pytest.mark.usefixtures("one_gib")
+@pytest.mark.parametrize(
+    ("option", "words"),
+    [
+        (["--scale", "1000"], "--scale 1000 on 1 image(s) of 40x60 px needs about"),
+        (["--size", "100000x100000"], "--size 100000x100000 on 1 image(s) of 40x60 px needs"),
+        (["--scale", "nan"], "--scale must be a finite, positive number, got nan"),
+        (["--scale", "inf"], "--scale must be a finite, positive number, got inf"),
+        (["--scale", "-1"], "--scale must be a finite, positive number"),
+    ],
+)
+def test_resize_refuses_bad_numbers_and_sizes_before_writing(
+    tmp_path: Path, option: list[str], words: str
+) -> None:
+    _photo(tmp_path / "in" / "a.png")
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["resize", str(tmp_path / "in"), str(out), "--resizer", "bilinear", *option]
+    )
+    assert result.exit_code == 2
+    assert words in _one_line_error(result.output)
+    assert not out.exists()
+
+
+@pytest.mark.usefixtures("one_gib")
+def test_export_refuses_an_input_size_that_cannot_fit(tmp_path: Path) -> None:
+    target = tmp_path / "x.onnx"
+    result = runner.invoke(
+        app,
+        ["export", "bilinear", "--onnx", str(target), "--scale", "0.5",
+         "--input-size", "100000x100000"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "input_size=(100000, 100000)" in _one_line_error(result.output)
+    assert "needs about" in result.output and not target.exists()
+    result = runner.invoke(
+        app, ["export", "bilinear", "--onnx", str(target), "--scale", "inf", "--input-size", "9"]
+    )
+    assert result.exit_code == 2 and "finite, positive" in _one_line_error(result.output)
+
+
+@pytest.mark.usefixtures("one_gib")
+def test_scenes_refuses_a_size_that_cannot_fit(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["data", "scenes", "--out", str(tmp_path / "s"), "--size", "1000000"]
+    )
+    assert result.exit_code == 2
+    assert _one_line_error(result.output).endswith(
+        f"(set by {limits.MEMORY_LIMIT_ENV}; set {limits.MEMORY_LIMIT_ENV} to change it)."
+    )
+    assert "--size 1000000 needs about" in result.output and not (tmp_path / "s").exists()
+
+
+@pytest.mark.usefixtures("one_gib")
+def test_pretrain_refuses_its_size_before_preparing_data(
+    tmp_path: Path, isolated_home: Path
+) -> None:
+    result = runner.invoke(
+        app, ["pretrain", "--size", "100000x100000", "--run-dir", str(tmp_path / "run")]
+    )
+    assert result.exit_code == 2
+    assert "--size 100000x100000 with batches of 8 needs" in _one_line_error(result.output)
+    assert not (isolated_home / "data").exists() and not (tmp_path / "run").exists()
