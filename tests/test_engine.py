@@ -12,6 +12,7 @@ import io
 import json
 import math
 import random
+import re
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -745,3 +746,42 @@ def test_bad_runs_are_refused_with_one_line(tmp_path: Path) -> None:
 def test_asking_for_cuda_without_it_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="'cuda' but CUDA is not available"):
         fit(make_pipeline(), train_set(), None, config(device="cuda"), tmp_path)
+
+
+def test_a_run_is_named_and_its_epoch_lines_break_between_metrics(tmp_path: Path) -> None:
+    from downsizenet_hub.engine.progress import run_name
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=False, width=60)
+    metrics = {f"metric_{index}": 0.125 for index in range(4)}
+    record = EpochRecord(1, 0.5, 1e-3, 8, 0.1, 0.0, metrics)
+    with run_name("seg x0.3 downsizenet seed 0"):
+        reporter = RunReporter(tmp_path / "a" / "train.log", show=True, console=console)
+    assert RunReporter(tmp_path / "pretrain" / "bilinear" / "train.log", show=False).name == (
+        "pretrain/bilinear"
+    )
+    with reporter:
+        reporter.start_run(total_steps=8, done_steps=0)
+        reporter.start_epoch(1, 2, steps=4, done_steps=0)
+        for _ in range(4):
+            reporter.step(0.5, 80.0)
+        reporter.end_epoch(record, 2)
+    lines = buffer.getvalue().splitlines()
+    assert lines[0].startswith("seg x0.3 downsizenet seed 0:  epoch 1/2  loss 0.5000")
+    assert len(lines) > 1 and all(len(line) <= 60 for line in lines)
+    items = [item.strip() for line in lines for item in line.split("  ") if item.strip()]
+    assert {"metric_0 0.1250", "80.0 img/s", "lr 1.00e-03"} <= set(items)  # each item whole
+    assert re.fullmatch(r"~\d+ s left", items[-1])  # 4 of 8 steps done: the measured pace
+
+
+def test_time_left_comes_from_the_measured_pace(monkeypatch: pytest.MonkeyPatch) -> None:
+    from downsizenet_hub.engine import progress
+
+    clock = iter([100.0, 110.0])  # start, then 10 s later
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    reporter = RunReporter(None, show=False)
+    reporter.start_run(total_steps=30, done_steps=10)  # resumed: 10 steps done before
+    assert reporter._pace.remaining_seconds() is None  # nothing measured yet: no guess
+    for _ in range(5):
+        reporter.step(0.1, 1.0)
+    assert reporter._pace.remaining_seconds() == pytest.approx(30.0)  # 2 s/step x 15 steps

@@ -342,3 +342,13 @@ def test_rows_tables_and_findings_from_known_scores() -> None:
     assert row.seeds["segmentation"] == [0, 1]
     assert row.difference["segmentation"].values == (1.0, 0.5)  # type: ignore[union-attr]
     assert "| 2/3 |" in markdown_tables(summarise(plan, partial), 3)
+
+
+def test_time_left_follows_the_measured_pace_not_the_rough_rates() -> None:
+    from downsizenet_hub.study.timing import remaining_at_measured_pace
+
+    assert remaining_at_measured_pace([], [10.0, 20.0]) is None  # nothing timed: no guess
+    # Cells took 3x their rough estimate here: the remaining ones are expected to as well.
+    assert remaining_at_measured_pace([(10.0, 30.0), (20.0, 60.0)], [5.0, 5.0]) == 30.0
+    assert remaining_at_measured_pace([(10.0, 30.0)], [5.0, None]) is None  # one unknown cell
+    assert remaining_at_measured_pace([(None, 30.0)], [5.0]) is None  # no estimate to scale

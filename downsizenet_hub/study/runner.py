@@ -28,6 +28,7 @@ from rich.table import Table
 from downsizenet_hub.backbones.sources import resolve_vgg16_weights
 from downsizenet_hub.engine import init_from_env, is_main_process
 from downsizenet_hub.engine.distributed import barrier
+from downsizenet_hub.engine.progress import run_name
 from downsizenet_hub.study.cell_run import (
     RESIZER_DIR,
     CellResult,
@@ -57,7 +58,11 @@ from downsizenet_hub.study.report import (
     write_json,
     write_text,
 )
-from downsizenet_hub.study.timing import estimate_seconds, format_duration
+from downsizenet_hub.study.timing import (
+    estimate_seconds,
+    format_duration,
+    remaining_at_measured_pace,
+)
 
 #: Keeps the engine's bulky run folders (checkpoints, logs) out of git when results are committed.
 GITIGNORE = "# written by downsizenet study: run folders are bulky and reproducible\ncells/*/run/\n"
@@ -135,22 +140,31 @@ def run_study(
         f"segmentation, {plan.cell_count('transfer')} transfer), seeds "
         f"{', '.join(map(str, config.seeds))} -> {results_dir}"
     )
+    # Time left is the rough cost of the cells still to run, scaled by the pace measured on the
+    # cells computed so far: a priori rates are off by 2-3x between idle and busy machines.
+    to_run = {c.key for c in plan.cells if not report_only and read_result(results_dir, c) is None}
+    timed: list[tuple[float | None, float]] = []
     for index, cell in enumerate(plan.cells, start=1):
         prefix = escape(f"[{index:>{len(str(total))}}/{total}] {cell.describe()}  seed {cell.seed}")
         found = read_result(results_dir, cell)
         if found is None and not report_only:
-            say(f"{prefix}  [yellow]running[/] (about {format_duration(estimate_seconds(cell))})")
+            rest = [estimate_seconds(c) for c in plan.cells[index - 1 :] if c.key in to_run]
+            left = remaining_at_measured_pace(timed, rest)
+            pace = f"; study about {format_duration(left)} left at the pace so far" if left else ""
+            say(f"{prefix}  [yellow]running[/]{pace}")
             baseline = _baseline_score(plan, results, cell)
             try:
-                found = run_cell(
-                    cell, results_dir, device=device, progress=progress, command=command,
-                    baseline_score=baseline,
-                )  # fmt: skip
+                with run_name(_run_name(cell)):
+                    found = run_cell(
+                        cell, results_dir, device=device, progress=progress, command=command,
+                        baseline_score=baseline,
+                    )  # fmt: skip
             except BaseException:
                 folder = escape(str(cell_folder(results_dir, cell)))
                 say(f"{prefix}  [red]stopped[/]; running the study again resumes it ({folder})")
                 raise
             write_result(results_dir, found)
+            timed.append((estimate_seconds(cell), found.wall_time_s))
             if not keep_checkpoints:
                 remove_checkpoints(results_dir, cell)
             barrier()
@@ -249,6 +263,12 @@ def _write_report(run: StudyRun, command: str) -> list[Path]:
     return [results_dir / "results.json", results_dir / "results.md"] + [
         results_dir / name for _, name in figures
     ]
+
+
+def _run_name(cell: Cell) -> str:
+    """How the engine's progress names a cell's run, e.g. ``seg x0.3 downsizenet seed 0``."""
+    task = "seg" if cell.task == "segmentation" else "det"
+    return f"{task} {cell.variant} x{cell.scale:g} {cell.resizer.label} seed {cell.seed}"
 
 
 def plan_table(plan: StudyPlan, results_dir: Path) -> Table:

@@ -1,19 +1,24 @@
-"""Rough time of a cell on a 2-core CPU, for planning (``--dry-run``) and progress lines.
+"""Rough time of a cell on a 2-core CPU: for planning (``--dry-run``), and as the relative cost
+of cells when the study scales them by the pace it measures (:func:`remaining_at_measured_pace`).
 
 The rates are seconds per image measured on the project's 2-core development machine while other
 jobs shared it (load about 4; the same runs took 2 to 3 times less on the idle machine) for the
 built-in scenes at 300 px, the tiny segmentation backbone and the frozen VGG16 detector (the
 transfer rates: idle-machine measurements times 3, after the detection heads got cheaper). They
 scale with the input's pixel count; for other backbones or data there is no estimate (None).
+A running study never shows these a priori numbers as its time left: machines differ by 3x.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 
 from downsizenet_hub.data import SCENES_PRESETS
+from downsizenet_hub.engine.progress import format_duration
 from downsizenet_hub.study.cells import Cell
 from downsizenet_hub.study.config import PretrainSettings
+
+__all__ = ["estimate_seconds", "format_duration", "remaining_at_measured_pace"]
 
 _REFERENCE_PIXELS = 300 * 300
 #: Seconds per image at 300 px: segmentation training step (DownsizeNet's texture branch runs at
@@ -57,12 +62,16 @@ def estimate_seconds(cell: Cell) -> float | None:
     return seconds * size + CELL_OVERHEAD_S[cell.task]
 
 
-def format_duration(seconds: float | None) -> str:
-    """``"45 s"``, ``"3.2 min"``, ``"1.5 h"``; ``"n/a"`` for None."""
-    if seconds is None or not math.isfinite(seconds):
-        return "n/a"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+def remaining_at_measured_pace(
+    timed: Sequence[tuple[float | None, float]], remaining: Sequence[float | None]
+) -> float | None:
+    """Seconds the ``remaining`` cells (their rough estimates) should take at the pace measured
+    on the cells in ``timed`` (rough estimate, measured seconds) computed so far in this run.
+
+    None until a cell with an estimate has been timed, or when a remaining cell has no estimate.
+    """
+    timed = [(rough, took) for rough, took in timed if rough]
+    if not timed or any(rough is None for rough in remaining):
+        return None
+    pace = sum(took for _, took in timed) / sum(rough for rough, _ in timed if rough)
+    return pace * sum(rough for rough in remaining if rough is not None)
