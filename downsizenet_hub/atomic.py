@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,7 @@ __all__ = [
     "WriteError",
     "process_alive",
     "remove_stale_temporaries",
+    "temporary_prefix",
     "write_atomic",
     "write_atomic_path",
 ]
@@ -37,7 +39,9 @@ __all__ = [
 #: Mode of every file written here: mkstemp makes files owner-only, ours are ordinary files.
 FILE_MODE = 0o644
 #: ``.{name}.{pid}-{random}.tmp``: the temporary sibling of ``name`` made by process ``pid``.
-_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>[0-9]+)-[A-Za-z0-9_]+\.tmp$")
+_TEMPORARY = re.compile(
+    r"^\.(?P<name>.+)\.(?P<pid>[0-9]+)-[A-Za-z0-9_]+(?P<suffix>\.tmp|\.partial)$"
+)
 # The message of an I/O failure inside a Rust writer (safetensors): "... Os { code: 28, ...".
 _RUST_OS_CODE = re.compile(r"Os \{ code: (?P<code>[0-9]+)")
 
@@ -60,7 +64,7 @@ class WriteError(OSError):
     @classmethod
     def from_error(cls, path: str | os.PathLike[str], error: BaseException) -> WriteError:
         """The WriteError for ``error`` met while writing ``path`` (see :func:`describe`)."""
-        if isinstance(error, WriteError):
+        if isinstance(error, WriteError) and error.filename == os.fspath(path):
             return error
         code, cause = describe(error)
         return _with_builtin(code)(path, code, cause)
@@ -149,9 +153,15 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
-    """Delete the temporary siblings of ``path`` left by processes that no longer run; return
-    them. Temporaries of live processes (this one included) are left alone."""
+def temporary_prefix(path: str | os.PathLike[str]) -> str:
+    """The name prefix of this process's temporary siblings of ``path``: ``.{name}.{pid}-``."""
+    return f".{Path(path).name}.{os.getpid()}-"
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str], *, suffix: str = ".tmp") -> list[Path]:
+    """Delete the temporary siblings of ``path`` (named ``temporary_prefix(path) + ... + suffix``,
+    files or folders) that processes which no longer run left behind; return them. Those of live
+    processes (this one included) are left alone."""
     target = Path(path)
     removed: list[Path] = []
     try:
@@ -160,14 +170,21 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
         return removed
     for entry in entries:
         match = _TEMPORARY.match(entry.name)
-        if match is None or match["name"] != target.name or process_alive(int(match["pid"])):
+        if (
+            match is None
+            or match["name"] != target.name
+            or match["suffix"] != suffix
+            or process_alive(int(match["pid"]))
+        ):
             continue
         try:
-            if entry.is_file(follow_symlinks=False):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
                 os.unlink(entry.path)
-                removed.append(Path(entry.path))
         except OSError:
             continue  # gone meanwhile, or not ours to delete
+        removed.append(Path(entry.path))
     return removed
 
 
@@ -178,7 +195,7 @@ def _replace(path: Path, fill: Callable[[int, Path], None]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor, name = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp"
+            dir=path.parent, prefix=temporary_prefix(path), suffix=".tmp"
         )
     except OSError as error:
         raise WriteError.from_error(path, error) from None

@@ -3,8 +3,9 @@
 Two steps, so that every check happens before the first file is written:
 
 1. :func:`plan_resize` lists the inputs and their output paths and refuses plans that could lose
-   data: an output folder equal to or inside the input folder, an output path that is an input,
-   or (without ``overwrite``) an output file that already exists.
+   data or cannot be written: an output folder equal to or inside the input folder, an output
+   path that is an input, (without ``overwrite``) an output file that already exists, or an
+   output folder that cannot be written (no permission, a read-only file system).
 2. :func:`resize_files` reads each file's header, groups same-sized images into batches, resizes
    them with :func:`~downsizenet_hub.channels.resize_any_channels` (grayscale and alpha handled as
    documented there), and writes each result atomically in the input's mode and format
@@ -23,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from downsizenet_hub.atomic import WriteError
 from downsizenet_hub.channels import resize_any_channels
 from downsizenet_hub.imageio import (
     IMAGE_SUFFIXES,
@@ -113,6 +115,7 @@ def plan_resize(
                 f"writing {str(task.target)!r} would overwrite the input {str(task.target)!r}; "
                 "choose another output folder."
             )
+    check_writable(out)
     existing = [task.target for task in tasks if task.target.exists()]
     if existing and not overwrite:
         raise FileExistsError(
@@ -120,6 +123,27 @@ def plan_resize(
             "pass overwrite=True (--overwrite) to replace them."
         )
     return tasks
+
+
+def check_writable(folder: Path) -> None:
+    """Raise PermissionError (one line naming the folder and the cause) unless files can be made
+    in ``folder``, or in its nearest existing parent where it does not exist yet."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(
+            f"cannot write to the output folder {folder}: {existing} is a file."
+        )
+    if os.access(existing, os.W_OK | os.X_OK):
+        return
+    try:
+        read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    cause = "read-only file system" if read_only else "permission denied"
+    where = "" if existing == folder else f" ({existing} cannot be written)"
+    raise PermissionError(f"cannot write to the output folder {folder}{where}: {cause}.")
 
 
 def resize_files(
@@ -196,6 +220,8 @@ def _resize_chunk(
             write_image(task.target, pixels, image)
         except ImageFileError as error:
             done(task, str(error))
+        except OSError as error:  # its folder cannot be made (full disk, no permission)
+            done(task, str(WriteError.from_error(task.target, error)))
         else:
             done(task, None)
 

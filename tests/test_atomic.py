@@ -218,3 +218,60 @@ def test_feature_cache_files_are_whole_ordinary_and_leave_no_temporary(tmp_path:
         assert load_file(str(path))["features"].shape == (2, 4, 4)
         if sys.platform != "win32":
             assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+# ------------------------------------------------------------- leftovers of killed processes
+#: Above Linux's largest possible pid (PID_MAX_LIMIT = 2**22): never a live process.
+DEAD_PID = 2**22 + 1
+
+
+def test_temporary_names_carry_the_pid(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    def spy(handle: IO[bytes]) -> None:
+        seen.extend(p.name for p in tmp_path.iterdir())
+        handle.write(b"x")
+
+    write_atomic(tmp_path / "f.bin", spy)
+    assert seen[0].startswith(f".f.bin.{os.getpid()}-") and seen[0].endswith(".tmp")
+
+
+def test_stale_temporaries_of_dead_processes_only_are_removed(tmp_path: Path) -> None:
+    target = tmp_path / "checkpoint.pt"
+    dead = tmp_path / f".checkpoint.pt.{DEAD_PID}-abc_12.tmp"
+    mine = tmp_path / f".checkpoint.pt.{os.getpid()}-def.tmp"
+    init = tmp_path / ".checkpoint.pt.1-ghi.tmp"  # pid 1 always runs
+    old_style = tmp_path / ".checkpoint.pt.q1w2e3r4.tmp"  # no pid: cannot tell, left alone
+    other = tmp_path / f".metrics.json.{DEAD_PID}-abc.tmp"  # another target's
+    for path in (dead, mine, init, old_style, other):
+        path.write_bytes(b"half")
+    assert atomic.remove_stale_temporaries(target) == [dead]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (mine, init, old_style, other)
+    )
+
+
+def test_a_new_run_cleans_the_temporaries_a_killed_run_left(tmp_path: Path) -> None:
+    dead_checkpoint = tmp_path / f".checkpoint.pt.{DEAD_PID}-k1ll.tmp"
+    dead_metrics = tmp_path / f".metrics.json.{DEAD_PID}-k1ll.tmp"
+    live = tmp_path / f".checkpoint.pt.{os.getpid()}-l1ve.tmp"
+    for path in (dead_checkpoint, dead_metrics, live):
+        path.write_bytes(b"half")
+    checkpoint.write_metrics_json(
+        tmp_path / checkpoint.METRICS_NAME,
+        status="running",
+        error=None,
+        history=[],
+        config=checkpoint.TrainConfig(),
+        recipe=None,
+        world_size=1,
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "metrics.json"])
+    dead_checkpoint.write_bytes(b"half")
+    checkpoint.save_checkpoint(
+        tmp_path / checkpoint.CHECKPOINT_NAME,
+        checkpoint.TrainingState(1, 0, 1, {}, None, {}, {}, {}, {}, []),
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [live.name, "checkpoint.pt", "metrics.json"]
+    )

@@ -2,8 +2,11 @@
 
 Every file a run relies on is written with :func:`downsizenet_hub.atomic.write_atomic` (a
 temporary file in the same folder, flushed to disk and renamed over the old one), so a crash or
-Ctrl-C while writing leaves the previous version intact. Checkpoints hold tensors and primitives
-only and are read back with ``torch.load(weights_only=True)``.
+Ctrl-C while writing leaves the previous version intact, and a full disk or a folder without
+write permission is one OSError naming the file and the cause. The temporary files of a process
+killed while writing are deleted by the next run in that folder (once that process is gone).
+Checkpoints hold tensors and primitives only and are read back with
+``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 
 # Re-exported: engine code, experiments and benchmarks import it from here, and this module's
 # own calls look the name up in its globals at call time (tests patch it to record writes).
+from downsizenet_hub.atomic import remove_stale_temporaries
 from downsizenet_hub.atomic import write_atomic as write_atomic
 from downsizenet_hub.engine.config import (
     RESULT_NEUTRAL_FIELDS,
@@ -46,6 +50,15 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def remove_stale_run_files(run_dir: Path) -> list[Path]:
+    """Delete the temporary files that killed processes left beside the run files of
+    ``run_dir`` (never those of a live process); return them."""
+    removed: list[Path] = []
+    for name in (CHECKPOINT_NAME, METRICS_NAME):
+        removed += remove_stale_temporaries(run_dir / name)
+    return removed
+
+
 def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
     text = json.dumps(_json_safe(payload), indent=2, sort_keys=False) + "\n"
     write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
@@ -63,6 +76,7 @@ def write_metrics_json(
 ) -> None:
     """metrics.json: ``status`` (running, completed, interrupted, failed), the error message if
     any, the final metrics, throughput, settings and per-epoch history."""
+    remove_stale_run_files(path.parent)
     write_json_atomic(
         path,
         {
@@ -118,6 +132,7 @@ class TrainingState:
 def save_checkpoint(path: Path, state: TrainingState) -> None:
     payload = {"format": CHECKPOINT_FORMAT}
     payload.update({f.name: getattr(state, f.name) for f in fields(state)})
+    remove_stale_run_files(path.parent)
     write_atomic(path, lambda handle: torch.save(payload, handle))
 
 

@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from downsizenet_hub.atomic import write_atomic, write_atomic_path
+from downsizenet_hub.atomic import write_atomic
 from downsizenet_hub.hub.cards import render_card
 from downsizenet_hub.hub.record import TrainingRecord
 from downsizenet_hub.jsonfile import read_json
@@ -46,7 +46,8 @@ def config_document(config: DownsizeNetConfig, record: TrainingRecord | None) ->
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary sibling and ``os.replace``."""
-    write_atomic_path(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    data = text.encode("utf-8")
+    write_atomic(path, lambda handle: handle.write(data))
 
 
 def write_weights(path: Path, model: DownsizeNet) -> None:

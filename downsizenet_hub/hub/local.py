@@ -181,10 +181,11 @@ def _publish_locked(
             with contextlib.suppress(OSError):
                 store.remove_tree(version)
                 store.collect(namespace)
-        if isinstance(error, OSError) and not isinstance(
-            error, (WriteError, FileExistsError, FileNotFoundError)
-        ):
-            raise WriteError.from_error(version, error) from None
+        if isinstance(error, WriteError) or (
+            isinstance(error, OSError)
+            and not isinstance(error, (FileExistsError, FileNotFoundError))
+        ):  # a full disk, no permission: named by the resizer's path, not the hidden version's
+            raise WriteError.from_error(target, error) from None
         raise
     with contextlib.suppress(OSError):  # committed: a failed cleanup is finished next time
         store.collect(namespace)

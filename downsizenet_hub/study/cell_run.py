@@ -31,6 +31,7 @@ from downsizenet_hub.engine.distributed import barrier
 from downsizenet_hub.experiments.common import DataOptions
 from downsizenet_hub.experiments.pretrain import PretrainOptions, run_pretrain
 from downsizenet_hub.experiments.transfer import TransferOptions, run_transfer
+from downsizenet_hub.jsonfile import read_json
 from downsizenet_hub.resizer import DownsizeNet
 from downsizenet_hub.study.cells import CELL_FORMAT, Cell
 from downsizenet_hub.study.config import DataSettings, PretrainSettings, TransferSettings
@@ -83,8 +84,8 @@ def read_result(results_dir: Path, cell: Cell) -> CellResult | None:
     """The finished result of ``cell``, or None (never run, killed, or written for another spec)."""
     path = cell_folder(results_dir, cell) / RESULT_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        data = read_json(path, what="cell result")
+    except (OSError, ValueError):  # missing, or corrupt (too deep, not JSON): not finished
         return None
     if not isinstance(data, dict) or data.get("format") != CELL_FORMAT:
         return None

@@ -36,7 +36,6 @@ what was expected. Bilinear is always added as the baseline every difference is 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
@@ -45,6 +44,7 @@ from typing import Any, NoReturn
 
 from downsizenet_hub.data import DATASETS
 from downsizenet_hub.data.transforms import VARIANTS
+from downsizenet_hub.jsonfile import loads_json
 from downsizenet_hub.pipelines.segmentation import BACKBONES
 from downsizenet_hub.resizers import TRAINABLE
 from downsizenet_hub.study.config import (
@@ -342,9 +342,15 @@ def load_config(path: str | Path) -> StudyConfig:
         except ModuleNotFoundError:  # Python 3.10
             raise ValueError(f"{path}: TOML study files need Python 3.11+; use JSON.") from None
     try:
-        data = json.loads(text) if suffix == ".json" else tomllib.loads(text)
-    except ValueError as error:  # json.JSONDecodeError and tomllib.TOMLDecodeError
+        data = (
+            loads_json(text, source="the file")  # bounded nesting: no RecursionError
+            if suffix == ".json"
+            else tomllib.loads(text)
+        )
+    except ValueError as error:  # jsonfile's errors and tomllib.TOMLDecodeError
         raise ValueError(f"cannot parse {path}: {error}") from None
+    except RecursionError:  # tomllib recurses once per nested array or table
+        raise ValueError(f"cannot parse {path}: arrays or tables nested too deeply.") from None
     try:
         return study_config(data)
     except (TypeError, ValueError) as error:
