@@ -45,6 +45,7 @@ from typing import Any, Literal
 from PIL import Image
 
 from downsizenet_hub import paths
+from downsizenet_hub.atomic import remove_stale_temporaries, temporary_prefix
 from downsizenet_hub.data.composition import (
     BACKGROUNDS,
     CITATION,
@@ -56,6 +57,7 @@ from downsizenet_hub.data.composition import (
 from downsizenet_hub.data.fashion_mnist import load_fashion_mnist
 from downsizenet_hub.data.files import CorruptFileError
 from downsizenet_hub.data.voc import write_annotation, write_label_png
+from downsizenet_hub.jsonfile import read_json
 
 __all__ = [
     "BACKGROUNDS",
@@ -107,9 +109,9 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
             f"Expected a scenes manifest at {path}; build one with `downsizenet data scenes`."
         )
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CorruptFileError(f"Cannot parse scenes manifest {path}: {error}") from error
+        manifest = read_json(path, what="scenes manifest")
+    except ValueError as error:  # not JSON, too deep or too large: one line naming the file
+        raise CorruptFileError(str(error)) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CorruptFileError(f"{path} is not a {FORMAT} manifest.")
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -250,7 +252,10 @@ def ensure_scenes(
         if progress is not None:
             progress(done, total)
 
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial", dir=root.parent))
+    remove_stale_temporaries(root, suffix=".partial")  # builds killed before, by dead processes
+    staging = Path(
+        tempfile.mkdtemp(prefix=temporary_prefix(root), suffix=".partial", dir=root.parent)
+    )
     staging.chmod(0o755)  # mkdtemp makes it private; the finished build is an ordinary folder
     try:
         _build(staging, images, val, seed, size, config, tick)

@@ -23,6 +23,7 @@ from downsizenet_hub.atomic import write_atomic
 from downsizenet_hub.data import build_dataset, collate, dataset_info
 from downsizenet_hub.engine import FitResult, TrainConfig, fit, init_from_env, is_main_process
 from downsizenet_hub.engine.distributed import barrier
+from downsizenet_hub.jsonfile import read_json
 
 SizePair = tuple[int, int]
 
@@ -126,8 +127,8 @@ def finished_result(
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        data = read_json(path, what="run metrics")
+    except (OSError, ValueError):  # unreadable or corrupt (too deep, not JSON): not reusable
         return None
     if data.get("status") != "completed" or data.get("recipe") != _jsonable(recipe):
         return None
