@@ -325,3 +325,25 @@ def test_show_of_a_folder_without_card(tmp_path: Path) -> None:
     (tmp_path / "README.md").unlink()
     with pytest.raises(FileNotFoundError, match="has no model card"):
         show(tmp_path)
+
+
+# ---------------------------------------------------------------- a live writer is left alone
+def test_recovery_never_touches_the_work_of_a_live_writer() -> None:
+    """While a process holds the namespace lock (it is publishing), listing does not clean up:
+    its half-written version is not a leftover. Once the lock is free, it is."""
+    publish(tiny(), "me/a")
+    namespace = paths.hub_dir() / "me"
+    in_progress = namespace / ".versions" / "b.0123456789ab"
+    in_progress.mkdir()
+    (in_progress / "config.json").write_text("{}")
+    with store.locked(namespace) as held:  # another open file: flock conflicts as across processes
+        assert held
+        assert [e.name for e in list_published()] == ["me/a"]
+        assert in_progress.is_dir()
+        with store.locked(namespace, wait=False) as also:
+            assert not also
+    assert [e.name for e in list_published()] == ["me/a"]
+    assert not in_progress.exists()
+    assert sorted(p.name for p in (namespace / ".versions").iterdir()) == [
+        os.readlink(namespace / "a").split("/")[-1]
+    ]
