@@ -29,10 +29,14 @@ parameters are left out and fingerprinted, so a resume needs the same frozen wei
 the data order and all randomness depend only on ``(seed, epoch, rank)``, so the resumed run
 reproduces the uninterrupted one bit for bit (CPU, same settings). Each epoch trains on full
 batches only (the remainder is dropped). A non-finite loss raises :class:`TrainingError` before
-any weight changes, leaving the last checkpoint intact. The first Ctrl-C finishes the current
-step, saves a mid-epoch checkpoint (with ``num_workers=0``; otherwise the last epoch checkpoint
-stands) and raises :class:`TrainingInterrupted`; a second Ctrl-C stops at once, keeping the last
-checkpoint.
+any weight changes, leaving the last checkpoint intact. The first Ctrl-C or SIGTERM finishes the
+current step, saves a mid-epoch checkpoint (with ``num_workers=0``; otherwise the last epoch
+checkpoint stands), marks the run ``interrupted`` in metrics.json and raises
+:class:`TrainingInterrupted`; a second one stops at once, keeping the last checkpoint. While it
+trains, rank 0 holds an exclusive ``flock`` on ``run_dir/run.lock``: a second process is refused
+(:class:`~downsizenet_hub.engine.runlock.RunInUseError`), and a run killed without a word
+(``kill -9``) is recognised from its free lock: :func:`run_status` reports it ``interrupted``, and
+the resume says so.
 
 Under ``torchrun`` the engine joins the process group itself (:func:`init_from_env`), wraps the
 pipeline in DistributedDataParallel, gives each rank its share of every epoch, and reduces the
@@ -63,11 +67,13 @@ from downsizenet_hub.engine.distributed import (
 from downsizenet_hub.engine.evaluation import MetricLike, evaluate
 from downsizenet_hub.engine.loaders import collate_pairs
 from downsizenet_hub.engine.loop import fit
+from downsizenet_hub.engine.runlock import RunInUseError, run_status
 
 __all__ = [
     "EpochRecord",
     "FitResult",
     "MetricLike",
+    "RunInUseError",
     "TrainConfig",
     "TrainingError",
     "TrainingInterrupted",
@@ -79,4 +85,5 @@ __all__ = [
     "init_from_env",
     "is_distributed",
     "is_main_process",
+    "run_status",
 ]

@@ -2,11 +2,13 @@
 
 One epoch: reseed from (seed, epoch, rank) -> train on full batches in the seeded order (each step
 in :mod:`~downsizenet_hub.engine.step`) -> evaluate when due -> write the checkpoint, metrics.json
-and a train.log line (rank 0) -> ``on_epoch_end`` -> stop here if Ctrl-C came meanwhile.
+and a train.log line (rank 0) -> ``on_epoch_end`` -> stop here if Ctrl-C or SIGTERM came
+meanwhile.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -59,6 +61,7 @@ from downsizenet_hub.engine.randomness import (
     restore_rng,
     seed_everything,
 )
+from downsizenet_hub.engine.runlock import RunLock, run_status
 from downsizenet_hub.engine.step import StepRunner
 from downsizenet_hub.engine.stopping import StopRequest
 from downsizenet_hub.tensor_hash import tensors_sha256
@@ -150,6 +153,8 @@ class _Trainer:
         self.first_epoch = 0  # the first epoch this call trains (set by run)
         self.reporter = RunReporter(None, show=False)
         self.stop = StopRequest()
+        # Set by fit() when the run it resumes was killed without a word (see engine.runlock).
+        self.killed_note: str | None = None
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -351,6 +356,8 @@ class _Trainer:
         with deterministic_mode(config.deterministic), self.reporter, self.stop:
             if resumed:
                 epoch, step = resumed.epoch, resumed.step
+                if self.killed_note:
+                    self.reporter.log(f"{self.killed_note}; its last checkpoint is kept.")
                 self.reporter.log(f"resuming {self.checkpoint_path} (epoch {epoch}, step {step})")
             else:
                 self.reporter.log(
@@ -413,7 +420,8 @@ class _Trainer:
         distributed.barrier()
         where = self.checkpoint_phrase()
         raise self.interrupted(
-            f"Training stopped by Ctrl-C; resuming continues exactly from {where}."
+            f"Training stopped by {self.stop.reason or 'a stop request'}; resuming continues "
+            f"exactly from {where}."
         )
 
 
@@ -450,7 +458,8 @@ def fit(
 
     Raises:
         TrainingError: a non-finite loss or gradient norm (the last good checkpoint is kept).
-        TrainingInterrupted: Ctrl-C (SIGINT), after saving a resumable checkpoint.
+        TrainingInterrupted: Ctrl-C (SIGINT) or SIGTERM, after saving a resumable checkpoint.
+        RunInUseError: another live process is training ``run_dir`` (a FileExistsError).
         ValueError, TypeError, FileNotFoundError, FileExistsError: bad settings or run_dir.
     """
     if not isinstance(pipeline, nn.Module):
@@ -459,11 +468,55 @@ def fit(
         raise TypeError(f"fit() needs a TrainConfig, got {type(config).__name__}.")
     run_dir = Path(run_dir)
     if not resume and (run_dir / CHECKPOINT_NAME).exists():
+        status = run_status(run_dir)
         raise FileExistsError(
-            f"{run_dir / CHECKPOINT_NAME} already exists: resume that run or choose another run "
-            "directory."
+            f"{run_dir / CHECKPOINT_NAME} already exists"
+            + (f" (the run is {status})" if status else "")
+            + ": resume that run or choose another run directory."
         )
     dist_info = distributed.init_from_env()
+    # Rank 0 holds the run's lock while it trains: a second process is refused, and a run left
+    # "running" by a process that died without a word is recognised as interrupted.
+    lock = RunLock(run_dir) if dist_info.is_main else None
+    if lock is None:
+        return _fit_locked(
+            pipeline, train_set, val_set, config, run_dir, dist_info, resume, collate_fn,
+            progress, on_epoch_end, recipe, killed=False,
+        )  # fmt: skip
+    with lock:
+        killed = resume and _recorded_status(run_dir) in ("running", None)
+        return _fit_locked(
+            pipeline, train_set, val_set, config, run_dir, dist_info, resume, collate_fn,
+            progress, on_epoch_end, recipe, killed=killed,
+        )  # fmt: skip
+
+
+def _recorded_status(run_dir: Path) -> str | None:
+    """The status metrics.json records (None: no readable metrics.json)."""
+    try:
+        status = json.loads((run_dir / METRICS_NAME).read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return status if isinstance(status, str) else None
+
+
+def _fit_locked(
+    pipeline: nn.Module,
+    train_set: Dataset[Any],
+    val_set: Dataset[Any] | None,
+    config: TrainConfig,
+    run_dir: Path,
+    dist_info: DistInfo,
+    resume: bool,
+    collate_fn: Collate | None,
+    progress: bool,
+    on_epoch_end: EpochCallback | None,
+    recipe: Mapping[str, Any] | None,
+    *,
+    killed: bool,
+) -> FitResult:
+    """:func:`fit` once the run's lock is held (rank 0). ``killed``: the run being resumed was
+    left "running" by a process that died without writing anything."""
     trainer = _Trainer(
         pipeline,
         train_set,
@@ -481,4 +534,9 @@ def fit(
             resumed, config.to_dict(), trainer.recipe, dist_info.world_size, trainer.checkpoint_path
         )
         trainer.restore(resumed)
+        if killed:
+            trainer.killed_note = (
+                f"{run_dir} was interrupted: the process training it died without saving "
+                "(killed, or it crashed)"
+            )
     return trainer.run(resumed, progress, on_epoch_end)

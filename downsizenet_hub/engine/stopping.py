@@ -1,13 +1,16 @@
-"""Ctrl-C as a request to stop at the next step boundary.
+"""Ctrl-C and SIGTERM as a request to stop at the next step boundary.
 
-The first SIGINT only sets :attr:`StopRequest.requested`; the training loop finishes the step it
-is in, saves a checkpoint and stops. The handler then steps aside, so a second Ctrl-C raises
-:class:`KeyboardInterrupt` at once (the loop then keeps the last checkpoint). The handler is
-installed only from the main thread and restored on exit.
+The first SIGINT (Ctrl-C) or SIGTERM (what ``kill``, ``timeout`` and job schedulers send, and what
+``torchrun`` forwards to its workers when it is itself terminated) only sets
+:attr:`StopRequest.requested`; the training loop finishes the step it is in, saves a checkpoint,
+marks the run interrupted and stops. The handler of that signal then steps aside, so a second
+Ctrl-C raises :class:`KeyboardInterrupt` at once (the loop then keeps the last checkpoint) and a
+second SIGTERM terminates the process as it would have without a handler. Handlers are installed
+only from the main thread and restored on exit.
 
-SIGTERM is deliberately left alone: a Python handler runs only when the interpreter regains
-control, so catching SIGTERM would make a process stuck in a collective impossible to terminate
-without SIGKILL (torchrun stops the other ranks with SIGTERM when one fails).
+A Python handler runs only when the interpreter regains control: a process stuck inside a
+collective (a peer died) does not see the first SIGTERM. ``torchrun`` follows its SIGTERM with
+SIGKILL after a grace period, and a second SIGTERM ends it at once, so it can always be stopped.
 """
 
 from __future__ import annotations
@@ -18,23 +21,29 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-_SIGNALS = (signal.SIGINT,)
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: How each signal is named in messages.
+SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
 
 class StopRequest:
-    """Context manager turning the first SIGINT into ``requested = True``."""
+    """Context manager turning the first SIGINT or SIGTERM into ``requested = True``."""
 
     def __init__(self, notify: Callable[[str], None] | None = None) -> None:
         self.requested = False
+        #: "Ctrl-C" or "SIGTERM": what asked to stop (None until something did).
+        self.reason: str | None = None
         self._notify = notify
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True
+        name = SIGNAL_NAMES.get(signal.Signals(signum), signal.Signals(signum).name)
+        self.reason = self.reason or name
         self._restore(signum)
         if self._notify is not None:
             self._notify(
-                "Ctrl-C received: stopping after this step (Ctrl-C again to stop at once)."
+                f"{name} received: stopping after this step ({name} again to stop at once)."
             )
 
     def _restore(self, signum: int) -> None:
