@@ -19,7 +19,7 @@ from downsizenet_hub.study import (
     preset,
     study_config,
 )
-from downsizenet_hub.study.aggregate import format_estimate, t_quantile
+from downsizenet_hub.study.aggregate import Estimate, format_estimate, t_quantile
 from downsizenet_hub.study.timing import estimate_seconds
 
 # Student's t, 0.975 quantile, from printed tables (e.g. NIST/SEMATECH e-Handbook, table 1.3.6.7.2).
@@ -352,3 +352,49 @@ def test_time_left_follows_the_measured_pace_not_the_rough_rates() -> None:
     assert remaining_at_measured_pace([(10.0, 30.0), (20.0, 60.0)], [5.0, 5.0]) == 30.0
     assert remaining_at_measured_pace([(10.0, 30.0)], [5.0, None]) is None  # one unknown cell
     assert remaining_at_measured_pace([(None, 30.0)], [5.0]) is None  # no estimate to scale
+
+
+def _estimate(mean: float, n: int, half: float = 1.0) -> Estimate:
+    if n < 2:
+        return Estimate(1, mean, None, None, None, (mean,))
+    return Estimate(n, mean, half, mean - half, mean + half, (mean,) * n)
+
+
+def test_a_single_configuration_is_a_dot_chart_from_zero_marked_one_seed() -> None:
+    from matplotlib.figure import Figure
+
+    from downsizenet_hub.study.plots import _draw
+
+    axes = Figure().subplots()
+    series = [
+        ("downsizenet", "downsizenet", [4.0], [_estimate(10.18, 1)]),
+        ("bilinear", "bilinear", [4.0], [_estimate(10.0, 1)]),
+    ]
+    _draw(axes, series, "pretraining epochs", "mIoU (%)", "one configuration")
+    assert axes.get_ylim()[0] == 0.0  # a 0.2-point gap is drawn at its true size
+    assert [t.get_text() for t in axes.get_xticklabels()] == ["downsizenet", "bilinear"]
+    assert "a single configuration" in axes.get_xlabel()
+    assert all("1 seed" in t.get_text() for t in axes.texts) and len(axes.texts) == 2
+    assert all(len(line.get_xdata()) == 1 for line in axes.get_lines())  # no line through a dot
+    assert not axes.containers  # no error bars: there is no interval to draw
+
+
+def test_several_configurations_are_lines_with_intervals_cut_at_zero() -> None:
+    from matplotlib.container import ErrorbarContainer
+    from matplotlib.figure import Figure
+
+    from downsizenet_hub.study.plots import _draw
+
+    axes = Figure().subplots()
+    series = [
+        ("downsizenet", "downsizenet", [2.0, 4.0], [_estimate(0.3, 3, 0.5)] * 2),
+        ("bilinear", "bilinear", [2.0, 4.0], [_estimate(0.2, 1)] * 2),
+    ]
+    _draw(axes, series, "pretraining epochs", "mAP@0.5 (%)", "two configurations")
+    assert axes.get_ylim()[0] == 0.0 and axes.get_ylim()[1] >= 0.8
+    legend = axes.get_legend()
+    assert sorted(t.get_text() for t in legend.get_texts()) == ["bilinear", "downsizenet"]
+    bars = [c for c in axes.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 1  # only the 3-seed series has intervals
+    low_ends = bars[0].lines[2][0].get_segments()[0][:, 1]
+    assert low_ends.min() == pytest.approx(0.0)  # the interval reaching -0.2 is cut at 0

@@ -1,9 +1,14 @@
 """The study's figures (matplotlib, no pyplot state): score against scale, score against
 pretraining epochs, and the resizers side by side on validation images.
 
-Points are means over seeds; error bars are the 95% t-intervals of the mean (none with one seed).
-Fixed baselines in the epochs plot do not depend on pretraining, so they are drawn as horizontal
-lines with their interval as a band.
+Every figure fits its data. Points are means over seeds with the 95% t-interval of the mean as
+error bars; with one seed there are no bars, the points say "1 seed" and the figure says so.
+Where a panel has a single configuration (one scale, one epoch count) it is a dot chart, one
+column per resizer with its value written on it, not a line through one point. Score axes start
+at 0 (scores are never negative; an interval reaching below 0 is cut there), so a gap of half a
+point looks like one. Series at the same x are spread a little sideways so that every interval
+stays visible. Fixed baselines in the epochs plot need no pretraining: with several epoch counts
+they are a horizontal line with their interval as a band.
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ _DPI = 110
 _COLOURS = {"bilinear": "tab:orange", "downsizenet": "tab:blue", "antialias": "tab:green",
             "area": "tab:red", "bicubic": "tab:purple"}  # fmt: skip
 _MORE_COLOURS = ("tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan", "black")
-_ONE_SEED = "one seed: no error bars, and differences this small may be seed noise"
+_ONE_SEED = "1 seed: no intervals; differences this small may be seed noise"
+#: A series: its legend label, the resizer whose colour it takes, x values and estimates.
+Series = tuple[str, str, list[float], list[Estimate]]
 
 
 def _colour(label: str) -> str:
@@ -44,20 +51,72 @@ def _colour(label: str) -> str:
     return _COLOURS[label]
 
 
-def _errorbar(axes: Axes, xs: list[float], estimates: list[Estimate], label: str) -> None:
+def _interval(estimate: Estimate) -> tuple[float, float] | None:
+    """The 95% interval as error-bar lengths below and above the mean, cut at 0; None for 1 seed."""
+    if estimate.n < 2 or estimate.ci_low is None or estimate.ci_high is None:
+        return None
+    return estimate.mean - max(estimate.ci_low, 0.0), estimate.ci_high - estimate.mean
+
+
+def _plot(axes: Axes, xs: list[float], estimates: list[Estimate], label: str, colour: str,
+          line: bool) -> None:  # fmt: skip
+    """Means as markers (joined when ``line``), with error bars only where there are intervals,
+    so the legend shows bars only for series that have them."""
     means = [e.mean for e in estimates]
-    low = [e.mean - e.ci_low if e.ci_low is not None else 0.0 for e in estimates]
-    high = [e.ci_high - e.mean if e.ci_high is not None else 0.0 for e in estimates]
-    axes.errorbar(
-        xs, means, yerr=[low, high], marker="o", capsize=3, label=label, color=_colour(label)
+    intervals = [_interval(e) for e in estimates]
+    style = "-" if line else "none"
+    if all(i is None for i in intervals):
+        axes.plot(xs, means, marker="o", linestyle=style, color=colour, label=label)
+        return
+    below = [i[0] if i else 0.0 for i in intervals]
+    above = [i[1] if i else 0.0 for i in intervals]
+    axes.errorbar(xs, means, yerr=[below, above], marker="o", capsize=3, linestyle=style,
+                  color=colour, label=label)  # fmt: skip
+
+
+def _from_zero(axes: Axes, series: Sequence[Series]) -> None:
+    """Scores start at 0; the top leaves room for the highest interval and the labels."""
+    top = max(
+        (e.ci_high if e.n > 1 and e.ci_high is not None else e.mean)
+        for _, _, _, estimates in series
+        for e in estimates
     )
+    axes.set_ylim(0.0, max(top, 1e-6) * 1.18)
 
 
-def _band(axes: Axes, value: Estimate, label: str, name: str, style: str) -> None:
-    colour = _colour(name)
-    axes.axhline(value.mean, linestyle=style, linewidth=1.2, label=label, color=colour)
-    if value.ci_low is not None and value.ci_high is not None:
-        axes.axhspan(value.ci_low, value.ci_high, color=colour, alpha=0.12)
+def _draw(axes: Axes, series: Sequence[Series], xlabel: str, ylabel: str, title: str) -> None:
+    """A line chart over x, or a dot chart when the panel holds a single x value."""
+    series = [s for s in series if s[2]]
+    axes.set(title=title, ylabel=ylabel)
+    axes.grid(alpha=0.3, axis="y")
+    if not series:
+        axes.text(0.5, 0.5, "no finished cells", ha="center", transform=axes.transAxes)
+        return
+    xs = sorted({x for _, _, values, _ in series for x in values})
+    if len(xs) == 1:
+        _dot_chart(axes, series)
+        axes.set_xlabel(f"{xlabel}: {xs[0]:g} (a single configuration)")
+    else:
+        spread = (xs[-1] - xs[0]) * 0.012
+        for index, (label, name, values, estimates) in enumerate(series):
+            offset = (index - (len(series) - 1) / 2) * spread
+            _plot(axes, [x + offset for x in values], estimates, label, _colour(name), line=True)
+        axes.set_xticks(xs)
+        axes.set_xlabel(xlabel)
+        axes.legend(fontsize=8, loc="lower right")
+    _from_zero(axes, series)
+
+
+def _dot_chart(axes: Axes, series: Sequence[Series]) -> None:
+    """One column per series: the mean, its interval, and the value (and "1 seed") written."""
+    for index, (_, name, _, estimates) in enumerate(series):
+        estimate = estimates[0]
+        _plot(axes, [float(index)], [estimate], name, _colour(name), line=False)
+        note = f"{estimate.mean:.2f}" + ("\n1 seed" if estimate.n < 2 else f"\n{estimate.n} seeds")
+        axes.annotate(note, (index, estimate.mean), xytext=(9, 0), textcoords="offset points",
+                      va="center", fontsize=8)  # fmt: skip
+    axes.set_xticks(range(len(series)), [label for label, _, _, _ in series], fontsize=8)
+    axes.set_xlim(-0.6, len(series) - 0.4)
 
 
 def _note_single_seed(figure: Figure, summaries: Sequence[RowSummary]) -> None:
@@ -81,18 +140,15 @@ def score_vs_scale(plan: StudyPlan, summaries: Sequence[RowSummary]) -> Figure |
     figure = Figure(figsize=(5.2 * len(panels), 4.0), dpi=_DPI, layout="constrained")
     axes_row = figure.subplots(1, len(panels), squeeze=False)[0]
     for axes, (title, variant, rows) in zip(axes_row, panels, strict=True):
+        series: list[Series] = []
         for label in dict.fromkeys(s.row.resizer.label for s in rows):
-            points = [
+            points = sorted(
                 (s.row.scale, s.scores["segmentation"]["miou"])
                 for s in rows
                 if s.row.resizer.label == label and "miou" in s.scores.get("segmentation", {})
-            ]
-            points.sort()
-            if points:
-                _errorbar(axes, [p[0] for p in points], [p[1] for p in points], label)
-        axes.set(title=f"{title}\n({variant} data)", xlabel="output scale", ylabel="mIoU (%)")
-        axes.grid(alpha=0.3)
-        axes.legend(fontsize=8)
+            )
+            series.append((label, label, [p[0] for p in points], [p[1] for p in points]))
+        _draw(axes, series, "output scale", "mIoU (%)", f"{title}\n({variant} data)")
     _note_single_seed(figure, summaries)
     return figure
 
@@ -114,47 +170,70 @@ def score_vs_epochs(plan: StudyPlan, summaries: Sequence[RowSummary]) -> Figure 
             (s for s in rows if s.row.pretrain_epochs is not None),
             key=lambda s: s.row.pretrain_epochs or 0,
         )
-        _epochs_panel(seg_axes, learned, "segmentation", experiment.resizer.label)
-        seg_axes.set(
-            title=f"Segmentation, {variant} data, x{experiment.scale:g}",
-            xlabel="pretraining epochs", ylabel="mIoU (%)",
-        )  # fmt: skip
-        _epochs_panel(det_axes, learned, "transfer", experiment.resizer.label)
-        for summary in rows:
-            score = summary.scores.get("transfer", {}).get("map_50")
-            if summary.row.pretrain_epochs is None and score is not None:
-                name = summary.row.resizer.label
-                style = "--" if name == BASELINE else ":"
-                _band(det_axes, score, f"{name} (no pretraining)", name, style)
-        det_axes.set(
-            title=f"Frozen transfer to detection, {variant} data, x{experiment.scale:g}",
-            xlabel="pretraining epochs of the resizer", ylabel="mAP@0.5 (%)",
-        )  # fmt: skip
-        for axes in (seg_axes, det_axes):
-            axes.grid(alpha=0.3)
-            axes.legend(fontsize=8)
-            axes.set_xticks(sorted({s.row.pretrain_epochs or 0 for s in learned}))
+        label = experiment.resizer.label
+        seg = [
+            _learned_series(learned, "segmentation", label),
+            _baseline_series(learned, "segmentation"),
+        ]
+        _draw(seg_axes, seg, "pretraining epochs", "mIoU (%)",
+              f"Segmentation, {variant} data, x{experiment.scale:g}")  # fmt: skip
+        fixed = [s for s in rows if s.row.pretrain_epochs is None]
+        det = [_learned_series(learned, "transfer", label)]
+        epochs = det[0][2]  # the epoch counts with a transfer score
+        title = f"Frozen transfer to detection, {variant} data, x{experiment.scale:g}"
+        if len(epochs) != 1:
+            _draw(det_axes, det, "pretraining epochs of the resizer", "mAP@0.5 (%)", title)
+            for summary in fixed:
+                score = summary.scores.get("transfer", {}).get("map_50")
+                if score is not None:
+                    name = summary.row.resizer.label
+                    _band(det_axes, score, f"{name} (no pretraining)", name)
+            det_axes.legend(fontsize=8, loc="lower right")
+            _from_zero(det_axes, [*det, *_fixed_series(fixed, epochs)])
+        else:  # one epoch count: the fixed resizers are columns beside the learned one
+            _draw(det_axes, [*det, *_fixed_series(fixed, epochs)],
+                  "pretraining epochs of the resizer", "mAP@0.5 (%)", title)  # fmt: skip
     _note_single_seed(figure, summaries)
     return figure
 
 
-def _epochs_panel(axes: Axes, learned: list[RowSummary], task: str, label: str) -> None:
+def _learned_series(learned: list[RowSummary], task: str, label: str) -> Series:
     metric = PRIMARY_METRIC[task]
     points = [
         (float(s.row.pretrain_epochs or 0), s.scores[task][metric])
         for s in learned
         if metric in s.scores.get(task, {})
     ]
-    if points:
-        _errorbar(axes, [p[0] for p in points], [p[1] for p in points], label)
-    if task == "segmentation":
-        reference = [
-            (float(s.row.pretrain_epochs or 0), s.baseline[task])
-            for s in learned
-            if task in s.baseline
-        ]
-        if reference:
-            _errorbar(axes, [p[0] for p in reference], [p[1] for p in reference], BASELINE)
+    return label, label, [p[0] for p in points], [p[1] for p in points]
+
+
+def _baseline_series(learned: list[RowSummary], task: str) -> Series:
+    """The baseline trained beside each learned row (same epochs, seeds and data)."""
+    points = [
+        (float(s.row.pretrain_epochs or 0), s.baseline[task]) for s in learned if task in s.baseline
+    ]
+    return BASELINE, BASELINE, [p[0] for p in points], [p[1] for p in points]
+
+
+def _fixed_series(fixed: list[RowSummary], epochs: list[float]) -> list[Series]:
+    """Fixed resizers' transfer scores, placed at the learned resizer's epoch count."""
+    series: list[Series] = []
+    for summary in fixed:
+        score = summary.scores.get("transfer", {}).get("map_50")
+        if score is not None and epochs:
+            name = summary.row.resizer.label
+            series.append((f"{name} (no pretraining)", name, [epochs[0]], [score]))
+    return series
+
+
+def _band(axes: Axes, value: Estimate, label: str, name: str) -> None:
+    colour = _colour(name)
+    style = "--" if name == BASELINE else ":"
+    axes.axhline(value.mean, linestyle=style, linewidth=1.2, label=label, color=colour)
+    interval = _interval(value)
+    if interval is not None:
+        low, high = value.mean - interval[0], value.mean + interval[1]
+        axes.axhspan(low, high, color=colour, alpha=0.12)
 
 
 def grid_resizers(plan: StudyPlan, results_dir: Path) -> tuple[float, list[tuple[str, nn.Module]]]:
