@@ -120,3 +120,13 @@ def test_remove_of_a_broken_link_removes_it() -> None:
     assert "broken link" in (entry.problem or "")
     remove("me/gone")
     assert not os.path.lexists(link)
+
+
+def test_a_namespace_that_is_a_file_is_refused() -> None:
+    paths.hub_dir().mkdir(parents=True)
+    (paths.hub_dir() / "me").write_text("not a folder")
+    with pytest.raises(NotADirectoryError, match="is not a folder"):
+        publish(tiny(), "me/a")
+    with pytest.raises(FileNotFoundError):
+        remove("me/a")
+    assert (paths.hub_dir() / "me").read_text() == "not a folder"

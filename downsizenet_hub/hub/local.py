@@ -99,8 +99,12 @@ def publish(
     while True:
         created += _make_parents(namespace)
         with store.locked(namespace) as held:
-            if not held:  # removed by another process while we waited: make it again
-                continue
+            if not held:
+                if store.occupied(namespace) and not namespace.is_dir():
+                    raise NotADirectoryError(
+                        f"{namespace} is not a folder; the local hub needs it for {name}."
+                    )
+                continue  # removed by another process while we waited: make it again
             try:
                 _publish_locked(model, name, target, record, force)
             except BaseException:
