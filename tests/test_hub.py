@@ -387,7 +387,7 @@ def test_card_metadata_and_sections(tmp_path: Path) -> None:
     assert 'DownsizeNet.from_pretrained("me/card")' in text
     assert 'torch.hub.load("path/to/downsizenet-hub", "downsizenet", source="local"' in text
     assert "downsizenet pretrain --epochs 2 --seed 7" in text
-    assert "| this DownsizeNet | 0.5000 ± 0.0100 |" in text
+    assert "| this DownsizeNet | 0.5000 ± 0.0100 [0.4752, 0.5248] |" in text  # 95% t, 3 seeds
     assert "| difference | +0.2500 |" in text
     assert "**Trained on the built-in generated data**" in text
 
@@ -407,3 +407,28 @@ def test_card_without_baseline_or_record(tmp_path: Path) -> None:
     card = ModelCard.load(tmp_path / "b" / "README.md")
     assert "model-index" not in card.data.to_dict()
     assert "No training record was published with this resizer" in card.text
+
+
+def test_a_card_states_seeds_and_intervals_or_says_there_are_none() -> None:
+    import dataclasses
+
+    from downsizenet_hub.hub.cards import render_card
+
+    one = TrainingRecord(
+        task="segmentation", pipeline="deeplabv3plus-tiny (torchvision ASPP)", dataset="scenes",
+        generated_data=True, epochs=6, seed=0, metric="mIoU", score=11.85, baseline_score=11.65,
+        command="downsizenet study --preset cpu", scale_factor=0.3,
+    )  # fmt: skip
+    card = render_card(DownsizeNetConfig(), one, "me/x", parameters=1, weights_bytes=4)
+    assert "| Seeds | one seed (0) |" in card
+    assert "One seed, no interval" in card
+    assert "not recorded" not in card  # the tiny backbone is known to start from random weights
+    three = dataclasses.replace(
+        one, n_seeds=3, score_std=0.5, baseline_std=0.4, pipeline="deeplabv3plus-resnet50"
+    )
+    card = render_card(DownsizeNetConfig(), three, "hf-hub:me/x", parameters=1, weights_bytes=4)
+    # t(0.975, 2) = 4.3027: half-width 4.3027 * 0.5 / sqrt(3) = 1.2421
+    assert "| this DownsizeNet | 11.8500 ± 0.5000 [10.6079, 13.0921] |" in card
+    assert "Mean ± std over 3 seeds, with the 95% t-interval" in card
+    assert "not recorded: the backbone of deeplabv3plus-resnet50 trained with" in card
+    assert 'from_pretrained("hf-hub:me/x")' in card and "# DownsizeNet resizer `me/x`" in card

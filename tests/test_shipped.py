@@ -31,3 +31,9 @@ def test_shipped_resizer_record_and_torch_hub() -> None:
     repo = Path(__file__).resolve().parents[1]
     net = torch.hub.load(str(repo), "downsizenet", source="local", pretrained=SHIPPED)
     assert isinstance(net, DownsizeNet)
+
+
+def test_shipped_card_states_what_is_known() -> None:
+    card = hub.show(SHIPPED)
+    assert "| Seeds | one seed (0) |" in card and "One seed, no interval" in card
+    assert "not recorded" not in card

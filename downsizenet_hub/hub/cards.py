@@ -3,16 +3,25 @@
 The YAML header is what the Hugging Face Hub reads (library_name, tags, license, datasets and a
 model-index with the resizer's result beside its baseline's); the body is the recipe, the results,
 how to load it, and its limitations.
+
+A published folder's card is re-rendered in place, after a template change, without touching its
+weights: ``files.write_card(folder, *files.load_folder(folder), name)`` (how the shipped
+resizer's card was last written).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
-
+from downsizenet_hub.hub.names import HF_HUB_PREFIX
 from downsizenet_hub.hub.record import TrainingRecord
-from downsizenet_hub.resizer import DownsizeNetConfig
+
+if TYPE_CHECKING:
+    from huggingface_hub import ModelCardData
+
+    from downsizenet_hub.resizer import DownsizeNetConfig
 
 #: The templates ship inside the package (``downsizenet_hub/model_cards`` links to the repository's
 #: top-level ``model_cards/``; the wheel carries them as package data).
@@ -31,6 +40,8 @@ _HF_TASKS = {
 
 def card_data(config: DownsizeNetConfig, record: TrainingRecord | None, ref: str) -> ModelCardData:
     """The card's YAML metadata."""
+    from huggingface_hub import EvalResult, ModelCardData
+
     tags = [
         "downsizenet",
         "image-resizing",
@@ -79,11 +90,18 @@ def render_card(
     parameters: int,
     weights_bytes: int,
 ) -> str:
-    """The full README.md for a resizer that loads as ``from_pretrained(ref)``."""
+    """The full README.md for a resizer that loads as ``from_pretrained(ref)``.
+
+    The card says only what is known: how many seeds the scores come from, with a 95% interval
+    of the mean when there are several and "one seed, no interval" when there is one, and where
+    the backbone's weights came from when the record does not say.
+    """
+    from huggingface_hub import ModelCard
+
     card = ModelCard.from_template(
-        card_data(config, record, ref),
+        card_data(config, record, ref.removeprefix(HF_HUB_PREFIX)),
         template_path=str(RESIZER_TEMPLATE),
-        title=f"DownsizeNet resizer `{ref}`",
+        title=f"DownsizeNet resizer `{ref.removeprefix(HF_HUB_PREFIX)}`",
         ref=ref,
         architecture=describe_architecture(config),
         parameters=f"{parameters:,}",
@@ -92,9 +110,9 @@ def render_card(
         record=record,
         data_description=_describe_data(record) if record else "",
         size_description=describe_size(record) if record else "",
-        score=_with_std(record.score, record.score_std) if record else "",
+        score=_with_spread(record.score, record.score_std, record.n_seeds) if record else "",
         baseline_score=(
-            _with_std(record.baseline_score, record.baseline_std)
+            _with_spread(record.baseline_score, record.baseline_std, record.n_seeds)
             if record and record.baseline_score is not None
             else ""
         ),
@@ -102,6 +120,8 @@ def render_card(
         if record and record.improvement is not None
         else "",
         seeds=_describe_seeds(record) if record else "",
+        spread_note=_spread_note(record) if record else "",
+        backbone=describe_backbone(record) if record else "",
     )
     return str(card).rstrip() + "\n"
 
@@ -142,14 +162,48 @@ def _describe_data(record: TrainingRecord) -> str:
     return text
 
 
+def describe_backbone(record: TrainingRecord) -> str:
+    """Where the pipeline's backbone weights came from, as far as the record tells."""
+    if record.backbone_weights:
+        return record.backbone_weights
+    if "-tiny" in record.pipeline:
+        return "none pretrained: the tiny backbone trained from random initialisation with it"
+    return (
+        f"not recorded: the backbone of {record.pipeline} trained with the resizer, from "
+        "starting weights the record does not name"
+    )
+
+
+def _several_seeds(record: TrainingRecord) -> bool:
+    return record.n_seeds is not None and record.n_seeds > 1
+
+
 def _describe_seeds(record: TrainingRecord) -> str:
-    if record.n_seeds and record.n_seeds > 1:
-        return f"{record.seed} (scores: mean ± std over {record.n_seeds} seeds)"
-    return str(record.seed)
+    if _several_seeds(record):
+        return f"{record.n_seeds}, from seed {record.seed} (scores: mean ± std over the seeds)"
+    return f"one seed ({record.seed})"
 
 
-def _with_std(value: float, std: float | None) -> str:
-    return f"{value:.4f} ± {std:.4f}" if std is not None else f"{value:.4f}"
+def _spread_note(record: TrainingRecord) -> str:
+    """How much the numbers above can be trusted, in one sentence."""
+    if not _several_seeds(record):
+        return (
+            "One seed, no interval: a difference of this size can be seed noise; repeat the run "
+            "with other seeds before concluding anything."
+        )
+    return (
+        f"Mean ± std over {record.n_seeds} seeds, with the 95% t-interval of the mean in brackets."
+    )
+
+
+def _with_spread(value: float, std: float | None, n_seeds: int | None) -> str:
+    """``0.4120``, or ``0.4120 ± 0.0100 [0.3871, 0.4369]`` over several seeds."""
+    if std is None or n_seeds is None or n_seeds < 2:
+        return f"{value:.4f}"
+    from scipy.stats import t as student_t
+
+    half = float(student_t.ppf(0.975, n_seeds - 1)) * std / math.sqrt(n_seeds)
+    return f"{value:.4f} ± {std:.4f} [{value - half:.4f}, {value + half:.4f}]"
 
 
 def _human_bytes(size: int) -> str:
