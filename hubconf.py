@@ -32,7 +32,8 @@ def downsizenet(pretrained: str | None = None, **config: Any) -> DownsizeNet:
         pretrained: None for a fresh resizer (the paper's default: 3 conv layers x 16 channels,
             2x2 bilinear taps, starting exactly as bilinear interpolation); or a published one: a
             directory, a local-hub name ``namespace/name`` (see ``downsizenet hub list``), a
-            resizer shipped with the package, or a Hugging Face repo id ``owner/name[@revision]``.
+            resizer shipped with the package, or ``hf-hub:owner/name[@revision]`` on the Hugging
+            Face Hub (only this form goes online).
         **config: DownsizeNetConfig fields for a fresh resizer, e.g. ``neighbourhood="bicubic"``,
             ``conv_layers=2``. A published resizer's architecture comes from its config.json, so
             these are refused together with ``pretrained``.

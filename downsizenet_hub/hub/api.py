@@ -42,8 +42,9 @@ def from_pretrained(
     token: str | bool | None = None,
     endpoint: str | None = None,
 ) -> DownsizeNet:
-    """Load a published resizer (a directory, a local-hub or shipped name, or a Hugging Face
-    repo id ``owner/name[@revision]``), strictly, in eval mode on ``device``."""
+    """Load a published resizer (a directory, a local-hub or shipped name, or
+    ``hf-hub:owner/name[@revision]`` on the Hugging Face Hub), strictly, in eval mode on
+    ``device``. Only the ``hf-hub:`` form goes online."""
     model, _ = load(ref, revision=revision, cache_dir=cache_dir, token=token, endpoint=endpoint)
     return model.to(device)
 
