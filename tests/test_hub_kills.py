@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -239,4 +241,65 @@ def test_the_reported_case_a_kill_in_the_cleanup_of_a_force_then_remove(
     for _ in range(2):
         assert list_published() == []
         assert state("me/a") == "absent"
+    assert not (paths.hub_dir() / "me").exists()
+
+
+CHILD = """
+import os, sys
+from downsizenet_hub import DownsizeNet
+from downsizenet_hub.hub import publish, store
+
+import torch
+
+seed, label, skip = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+torch.manual_seed(seed)
+new = DownsizeNet(conv_layers=1, channels=6, init="random")
+seen = 0
+
+def step(at: str) -> None:
+    global seen
+    if at == label:
+        seen += 1
+        if seen > skip:
+            os._exit(9)  # no finally, no atexit: as SIGKILL
+
+store.step = step
+publish(new, "me/a", force=True)
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize(
+    ("layout", "label", "skip", "expected"),
+    [
+        ("plain", "set the plain folder aside", 0, "new"),  # between the two renames
+        ("link", "made the pending link", 0, "old"),
+        ("link", "deleted a file", 1, "new"),  # deleting the replaced version
+    ],
+)
+def test_a_real_process_killed_mid_publish(
+    layout: str, label: str, skip: int, expected: str, tmp_path: Path
+) -> None:
+    if layout == "link":
+        publish(OLD, "me/a")
+    else:
+        save_pretrained(OLD, paths.hub_dir() / "me" / "a", name="me/a")
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    torch.manual_seed(7)
+    new = tiny(6)
+    child = subprocess.run(
+        [sys.executable, str(script), "7", label, str(skip)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert child.returncode == 9, child.stderr
+    loaded = from_pretrained("me/a")
+    reference = new if expected == "new" else OLD
+    assert torch.equal(outputs(loaded), outputs(reference))
+    assert [e.name for e in list_published()] == ["me/a"]
+    assert hidden_leftovers(paths.hub_dir() / "me") == []
+    remove("me/a")
+    assert list_published() == []
     assert not (paths.hub_dir() / "me").exists()
