@@ -172,7 +172,8 @@ def commit(version: Path, entry: Path) -> None:
     there. On an exception before the commit the entry is as it was; a kill is put right by
     :func:`recover`."""
     namespace = entry.parent
-    fsync_folder(version)
+    for folder in (version, version.parent, namespace):  # the version is durable before its link
+        fsync_folder(folder)
     link = namespace / f".{entry.name}.link-{new_id()}"
     aside: Path | None = None
     try:
