@@ -122,7 +122,7 @@ def test_help_defaults_match_the_library() -> None:
     from downsizenet_hub.data.scenes import PRESETS
     from downsizenet_hub.resizers import FIXED_RESIZERS
 
-    assert DEFAULT_IMAGES == PRESETS["default"][0]
+    assert PRESETS["default"][0] == DEFAULT_IMAGES
     assert FIXED_RESIZER_NAMES == FIXED_RESIZERS
 
 
@@ -199,3 +199,23 @@ def test_a_bug_in_a_subprocess_prints_no_traceback(tmp_path: Path) -> None:
     assert result.returncode == BUG_EXIT
     assert "Traceback" not in result.stderr
     assert "internal error" in result.stderr and "TypeError" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("error", "user"),
+    [
+        (ValueError("bad size"), True),
+        (FileNotFoundError(2, "missing"), True),
+        (ConnectionError("offline"), True),
+        (OSError(28, "No space left on device"), True),  # the user's disk, not our code
+        (TypeError("unsupported operand"), False),
+        (KeyError("miou"), False),
+        (OSError(22, "Invalid argument"), False),  # EINVAL: our code passed something wrong
+    ],
+)
+def test_which_errors_are_the_users(error: BaseException, user: bool) -> None:
+    from downsizenet_hub.atomic import WriteError
+    from downsizenet_hub.cli.common import is_user_error
+
+    assert is_user_error(error) is user
+    assert is_user_error(WriteError("/x/y", 5, "input/output error"))

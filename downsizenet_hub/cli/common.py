@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from downsizenet_hub import paths
+from downsizenet_hub.atomic import WriteError
 
 #: Errors a user can cause (bad option, missing file, corrupt data, no network): one line, exit 2.
 #: TypeError is not one of them: the command line hands our code typed values, so a TypeError is
@@ -37,6 +38,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     IsADirectoryError,
     PermissionError,
     ConnectionError,  # includes hub.HubAccessError: offline, no token, Hub unreachable
+    WriteError,  # a file we could not write, named with its cause (disk full, read-only...)
 )
 #: Other OSErrors that come from the user's machine rather than from our code.
 USER_ERRNOS = frozenset(
