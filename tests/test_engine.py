@@ -785,3 +785,18 @@ def test_time_left_comes_from_the_measured_pace(monkeypatch: pytest.MonkeyPatch)
     for _ in range(5):
         reporter.step(0.1, 1.0)
     assert reporter._pace.remaining_seconds() == pytest.approx(30.0)  # 2 s/step x 15 steps
+
+
+def test_the_live_line_shows_the_whole_name_and_epoch_at_80_columns(tmp_path: Path) -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=80, color_system=None)
+    reporter = RunReporter(None, show=True, console=console, name="seg x0.3 downsizenet seed 0")
+    with reporter:
+        reporter.start_run(total_steps=96, done_steps=48)
+        reporter.start_epoch(3, 4, steps=24, done_steps=0)
+        for _ in range(5):
+            reporter.step(0.5, 80.0)
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buffer.getvalue()).replace("\r", "\n")
+    assert "seg x0.3 downsizenet seed 0, epoch 3/4" in shown and "5/24" in shown
+    assert "…" not in shown and max(len(line) for line in shown.splitlines()) <= 80
+    assert re.search(r"~[\d.]+ (s|min) left", shown)

@@ -145,19 +145,19 @@ class RunReporter:
             self._log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self._log_path.open("a", encoding="utf-8")
         if self._show and self._console.is_terminal:
-            self._progress = Progress(
+            columns: list[ProgressColumn] = [
                 TextColumn(
                     "{task.description}",
                     table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1),
                 ),
-                BarColumn(bar_width=12),
+                BarColumn(bar_width=10),
                 TextColumn("{task.completed}/{task.total}", table_column=Column(no_wrap=True)),
-                TextColumn("loss {task.fields[loss]}", table_column=Column(no_wrap=True)),
                 _TimeLeftColumn(self._pace),
-                console=self._console,
-                transient=False,
-                expand=True,
-            )
+            ]
+            if self._console.width >= 100:  # the live loss only where the name still fits
+                loss = TextColumn("loss {task.fields[loss]}", table_column=Column(no_wrap=True))
+                columns.insert(3, loss)
+            self._progress = Progress(*columns, console=self._console, transient=False, expand=True)
             self._progress.start()
         return self
 

@@ -154,7 +154,7 @@ def run_study(
             say(f"{prefix}  [yellow]running[/]{pace}")
             baseline = _baseline_score(plan, results, cell)
             try:
-                with run_name(_run_name(cell)):
+                with run_name(_run_name(cell, len(config.variants) > 1)):
                     found = run_cell(
                         cell, results_dir, device=device, progress=progress, command=command,
                         baseline_score=baseline,
@@ -265,10 +265,12 @@ def _write_report(run: StudyRun, command: str) -> list[Path]:
     ]
 
 
-def _run_name(cell: Cell) -> str:
-    """How the engine's progress names a cell's run, e.g. ``seg x0.3 downsizenet seed 0``."""
+def _run_name(cell: Cell, with_variant: bool) -> str:
+    """How the engine's progress names a cell's run, e.g. ``seg x0.3 downsizenet seed 0`` (the
+    data variant too when the study has several)."""
     task = "seg" if cell.task == "segmentation" else "det"
-    return f"{task} {cell.variant} x{cell.scale:g} {cell.resizer.label} seed {cell.seed}"
+    variant = f" {cell.variant}" if with_variant else ""
+    return f"{task}{variant} x{cell.scale:g} {cell.resizer.label} seed {cell.seed}"
 
 
 def plan_table(plan: StudyPlan, results_dir: Path) -> Table:
