@@ -102,15 +102,16 @@ def test_detection_backbone_sees_exactly_the_resizer_output() -> None:
     assert torch.isfinite(out["loss"])
 
 
-def test_detection_only_heads_learn_and_frozen_tensors_stay_identical() -> None:
+@pytest.mark.parametrize("head", ["centernet", "fasterrcnn"])
+def test_detection_only_heads_learn_and_frozen_tensors_stay_identical(head: str) -> None:
     trunk = stride8_trunk(_random_vgg())
     resizer = DownsizeNet(init="random")
     before = {k: v.clone() for k, v in {**resizer.state_dict(), **trunk.state_dict()}.items()}
-    pipeline = DetectionPipeline(resizer, trunk, 3, scale_factor=0.5)
+    pipeline = DetectionPipeline(resizer, trunk, 3, scale_factor=0.5, head=head)
     pipeline.train()
     assert not pipeline.front.training and not pipeline.front.resizer.training
     trainable = [n for n, p in pipeline.named_parameters() if p.requires_grad]
-    assert trainable and all(n.startswith(("neck.", "rpn.", "roi_heads.")) for n in trainable)
+    assert trainable and all(n.startswith("heads.") for n in trainable)
     optimiser = torch.optim.SGD([p for p in pipeline.parameters() if p.requires_grad], lr=0.01)
     images = torch.rand(2, 3, 64, 64)
     for _ in range(2):
@@ -135,9 +136,9 @@ def test_detection_predictions_come_back_in_input_coordinates() -> None:
 
     pipeline = DetectionPipeline(
         FixedResizer("bilinear"), stride8_trunk(_random_vgg()), 3, size=(32, 24),
-        cache_features=False,
+        cache_features=False, head="fasterrcnn",
     ).eval()  # fmt: skip
-    pipeline.roi_heads = Corners()  # type: ignore[assignment]
+    pipeline.heads.roi_heads = Corners()  # type: ignore[assignment]
     with torch.no_grad():
         preds = pipeline(torch.rand(1, 3, 64, 48))["preds"]
     torch.testing.assert_close(preds[0]["boxes"], torch.tensor([[0.0, 0.0, 48.0, 64.0]]))

@@ -49,9 +49,12 @@ from downsizenet_hub.atomic import remove_stale_temporaries, temporary_prefix
 from downsizenet_hub.data.composition import (
     BACKGROUNDS,
     CITATION,
+    DEFAULT_LAYOUT,
+    SCENE_LAYOUTS,
     SCENES_CLASSES,
     SceneConfig,
     compose_scene,
+    scene_layout,
     scene_rng,
 )
 from downsizenet_hub.data.fashion_mnist import load_fashion_mnist
@@ -62,12 +65,15 @@ from downsizenet_hub.jsonfile import read_json
 __all__ = [
     "BACKGROUNDS",
     "CITATION",
+    "DEFAULT_LAYOUT",
     "PRESETS",
     "SCENES_CLASSES",
+    "SCENE_LAYOUTS",
     "SceneConfig",
     "compose_scene",
     "ensure_scenes",
     "read_manifest",
+    "scene_layout",
     "scene_rng",
 ]
 
@@ -217,9 +223,10 @@ def ensure_scenes(
     """Build the scenes benchmark once and return its root (the folder holding ``scenes.json``).
 
     ``images`` train scenes and ``val_images`` (default ``max(1, images // 4)``) val scenes of
-    ``size`` px. ``out`` None caches under ``paths.data_dir()/scenes``; an existing build with the
-    same parameters is reused, an ``out`` folder holding anything else is an error. ``progress``
-    is called as ``progress(done, total)`` after each scene.
+    ``size`` px, composed as ``config`` says (default: the ``large`` layout of
+    :data:`SCENE_LAYOUTS`). ``out`` None caches under ``paths.data_dir()/scenes``; an existing
+    build with the same parameters is reused, an ``out`` folder holding anything else is an
+    error. ``progress`` is called as ``progress(done, total)`` after each scene.
     """
     for name, value in (("images", images), ("seed", seed), ("size", size)):
         if not isinstance(value, int) or isinstance(value, bool):
@@ -229,7 +236,7 @@ def ensure_scenes(
         raise ValueError(f"need at least one train and one val scene, got {images} and {val}.")
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}.")
-    config = config or SceneConfig()
+    config = config or scene_layout(DEFAULT_LAYOUT)
     if size < config.cell_size:
         raise ValueError(f"size {size} is smaller than one grid cell ({config.cell_size} px).")
     identity = _identity(images, val, seed, size, config)

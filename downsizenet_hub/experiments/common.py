@@ -21,6 +21,7 @@ from torch import nn
 
 from downsizenet_hub.atomic import write_atomic
 from downsizenet_hub.data import build_dataset, collate, dataset_info
+from downsizenet_hub.data.composition import DEFAULT_LAYOUT, scene_layout
 from downsizenet_hub.engine import FitResult, TrainConfig, fit, init_from_env, is_main_process
 from downsizenet_hub.engine.distributed import barrier
 from downsizenet_hub.jsonfile import read_json
@@ -47,12 +48,15 @@ class DataOptions:
     train_images: int | None = None
     val_images: int | None = None
     scenes_seed: int = 0
+    # scenes only: the item layout, "large" or "small" (see data.composition.SCENE_LAYOUTS).
+    items: str = DEFAULT_LAYOUT
 
     def __post_init__(self) -> None:
         if (self.scale is None) == (self.size is None):
             raise ValueError("give exactly one of --scale or --size.")
         if self.scale is not None and not 0 < self.scale <= 4:
             raise ValueError(f"--scale must be in (0, 4], got {self.scale}.")
+        scene_layout(self.items)  # validates the name
 
     def resize_kwargs(self) -> dict[str, Any]:
         return {"size": self.size} if self.size is not None else {"scale_factor": self.scale}
@@ -76,6 +80,7 @@ class DataOptions:
         kwargs: dict[str, Any] = {}
         if self.name == "scenes" and self.root is None:
             kwargs["seed"] = self.scenes_seed
+            kwargs["config"] = scene_layout(self.items)
             if self.train_images is not None:
                 kwargs["images"] = self.train_images
             if self.val_images is not None:

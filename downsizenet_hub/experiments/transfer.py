@@ -39,6 +39,8 @@ class TransferOptions:
     resizer: str = "bilinear"
     compare: str | None = "bilinear"
     backbone_weights: str = "auto"
+    # Detection heads: "centernet" (dense, the CPU default) or "fasterrcnn" (RPN + RoI heads).
+    head: str = "centernet"
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, lr=2e-3))
     run_dir: Path = Path("runs/transfer")
     resume: bool = False
@@ -74,6 +76,7 @@ def run_transfer(options: TransferOptions) -> TransferReport:
             "resizer_sha256": module_sha256(resizer),
             "backbone": trunk.provenance,
             "backbone_sha256": trunk_hash,
+            "head": options.head,
             "data": {
                 k: str(v) if isinstance(v, Path) else v for k, v in asdict(options.data).items()
             },
@@ -94,7 +97,7 @@ def run_transfer(options: TransferOptions) -> TransferReport:
     print_table(
         summary_table(
             f"Detection transfer ({options.data.name}, {options.data.describe_resize()}, "
-            f"{options.train.epochs} head epochs, seed {options.train.seed}, backbone "
+            f"{options.train.epochs} {options.head} epochs, seed {options.train.seed}, backbone "
             f"{trunk.source})",
             arms,
             ["map_50", "map"],
@@ -120,7 +123,7 @@ def build_pipeline(
         lambda: resizer,
         lambda r: DetectionPipeline(
             r, trunk, num_classes, size=resize.get("size"), scale_factor=resize.get("scale_factor"),
-            cache_features=options.cache_features,
+            head=options.head, cache_features=options.cache_features,
         ),
     )  # fmt: skip
 

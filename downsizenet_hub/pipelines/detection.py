@@ -1,20 +1,21 @@
 """The transfer pipeline: frozen resizer, frozen VGG16 trunk, trainable detection heads.
 
-This is the paper's section 5.3 setting (a LightHead R-CNN on a frozen VGG16, with a DownsizeNet
-pretrained on segmentation in front). The closest torchvision stand-in is Faster R-CNN: its
-region proposal network and RoI heads train here; the resizer and the trunk never do.
+This is the paper's section 5.3 setting (detection heads on a frozen VGG16, with a DownsizeNet
+pretrained on segmentation in front); the resizer and the trunk never train. Two head families:
+
+- ``centernet`` (default): a dense single-stage head (:mod:`.centernet`; CenterNet is one of the
+  paper's own detection pipelines). On cached frozen features it learns in CPU minutes.
+- ``fasterrcnn``: torchvision's region proposal network and RoI heads on a thin 1x1 neck, as in
+  LightHead R-CNN (the paper's pipeline); about six times slower per epoch on a CPU.
 
 torchvision's ``FasterRCNN`` normalises and resizes its input again in ``GeneralizedRCNNTransform``.
-This pipeline does not use that transform at all: it calls the RPN and RoI heads directly on the
-trunk's features of the resizer's output, so the image the backbone sees is exactly the resizer's
-output (a test checks it). Targets are mapped into the resized frame (``x * w/W``, ``y * h/H``, the
+This pipeline does not use that transform at all: the heads run directly on the trunk's features
+of the resizer's output, so the image the backbone sees is exactly the resizer's output (a test
+checks it). Targets are mapped into the resized frame (``x * w/W``, ``y * h/H``, the
 ``align_corners=False`` convention) and predictions back to the input image's coordinates.
 
 The trunk is cut after ``conv4_3`` (stride 8, 512 channels, as SSD uses VGG16): at the small
-resolutions of the study (90 to 165 px) a stride-16 map has too few cells for the objects. As in
-LightHead R-CNN, the heads work on a *thin* feature map: a trainable 1x1 conv (the neck) first
-reduces the 512 channels to ``neck_channels`` (128), which makes the RPN and RoI heads several
-times cheaper than on the full trunk output.
+resolutions of the study (90 to 165 px) a stride-16 map has too few cells for the objects.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.rpn import AnchorGenerator, RegionProposalNetwork, RPNHead
 
 from downsizenet_hub.backbones import FrozenVGG16
+from downsizenet_hub.pipelines.centernet import CenterNetHead
 from downsizenet_hub.pipelines.feature_cache import CachedFrozenFront
 from downsizenet_hub.pipelines.roi_pool import BinCentreRoIAlign
 
@@ -103,50 +105,29 @@ class DetectionMetrics:
         self.metric.reset()
 
 
-class DetectionPipeline(nn.Module):
-    """Frozen resizer + frozen VGG16 trunk + a 1x1 neck and Faster R-CNN heads (these train).
+HEADS = ("centernet", "fasterrcnn")
 
-    ``forward(images, targets)`` returns ``{"loss", "preds"}`` in train mode (``preds`` empty) and
-    ``{"preds"}`` in eval mode: a list of ``{"boxes", "scores", "labels"}`` in input coordinates.
 
-    Args:
-        resizer: the frozen resizer (any module with the resizer call signature).
-        trunk: a frozen trunk with ``out_channels`` (e.g. ``stride8_trunk(frozen_vgg16(...))``).
-        num_classes: classes including background.
-        size / scale_factor: the resized resolution.
-        cache_features: memoise the frozen front per image (see :mod:`.feature_cache`).
+class FasterRCNNHeads(nn.Module):
+    """A 1x1 neck, torchvision's region proposal network and RoI heads (LightHead R-CNN-style).
+
+    The neck reduces the trunk's channels to ``neck_channels`` first, which makes the RPN and RoI
+    heads several times cheaper than on the full trunk output. Same call as
+    :class:`~.centernet.CenterNetHead`: ``(features, image_sizes, targets) -> (detections,
+    losses)``, in the resized image's coordinates.
     """
 
     def __init__(
         self,
-        resizer: nn.Module,
-        trunk: nn.Module,
+        in_channels: int,
         num_classes: int,
         *,
-        size: tuple[int, int] | None = None,
-        scale_factor: float | None = None,
         anchor_sizes: tuple[int, ...] = (8, 16, 32, 64),
         neck_channels: int = 128,
         representation_size: int = 256,
-        cache_features: bool = True,
-        cache_dir: Any = None,
     ) -> None:
         super().__init__()
-        if (size is None) == (scale_factor is None):
-            raise ValueError("give exactly one of size or scale_factor for the resized images.")
-        resize_kwargs: dict[str, Any] = (
-            {"size": tuple(size)} if size is not None else {"scale_factor": scale_factor}
-        )
-        self.front = FrozenFront(resizer, trunk, resize_kwargs)
-        self.cached_front = (
-            CachedFrozenFront(self.front, salt=repr(resize_kwargs), directory=cache_dir)
-            if cache_features
-            else None
-        )
-        self.neck = nn.Sequential(
-            nn.Conv2d(int(getattr(trunk, "out_channels", 512)), neck_channels, 1),
-            nn.ReLU(inplace=True),
-        )
+        self.neck = nn.Sequential(nn.Conv2d(in_channels, neck_channels, 1), nn.ReLU(inplace=True))
         channels = neck_channels
         anchors = AnchorGenerator((anchor_sizes,), ((0.5, 1.0, 2.0),))
         self.rpn = RegionProposalNetwork(
@@ -176,6 +157,77 @@ class DetectionPipeline(nn.Module):
             nms_thresh=0.5,
             detections_per_img=100,
         )
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        image_sizes: list[tuple[int, int]],
+        targets: list[dict[str, torch.Tensor]] | None = None,
+    ) -> tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+        out_h, out_w = image_sizes[0]
+        # Only shapes are read from ImageList.tensors (anchor strides): a zero-stride view will do.
+        shape_only = features.new_zeros(()).expand(len(image_sizes), 3, out_h, out_w)
+        image_list = ImageList(shape_only, list(image_sizes))
+        feature_map = {"0": self.neck(features)}
+        proposals, rpn_losses = self.rpn(image_list, feature_map, targets)
+        detections, head_losses = self.roi_heads(
+            feature_map, proposals, image_list.image_sizes, targets
+        )
+        return detections, {**rpn_losses, **head_losses}
+
+
+class DetectionPipeline(nn.Module):
+    """Frozen resizer + frozen VGG16 trunk + trainable detection heads.
+
+    ``forward(images, targets)`` returns ``{"loss", "losses", "preds"}`` in train mode (``preds``
+    empty) and ``{"preds"}`` in eval mode: a list of ``{"boxes", "scores", "labels"}`` in input
+    coordinates.
+
+    Args:
+        resizer: the frozen resizer (any module with the resizer call signature).
+        trunk: a frozen trunk with ``out_channels`` (e.g. ``stride8_trunk(frozen_vgg16(...))``).
+        num_classes: classes including background.
+        size / scale_factor: the resized resolution.
+        head: ``"centernet"`` (the default: a dense single-stage head that learns on cached
+            features in CPU minutes, :mod:`.centernet`) or ``"fasterrcnn"`` (RPN + RoI heads on a
+            1x1 neck, the paper's two-stage family, for GPU budgets).
+        cache_features: memoise the frozen front per image (see :mod:`.feature_cache`).
+    """
+
+    def __init__(
+        self,
+        resizer: nn.Module,
+        trunk: nn.Module,
+        num_classes: int,
+        *,
+        size: tuple[int, int] | None = None,
+        scale_factor: float | None = None,
+        head: str = "centernet",
+        cache_features: bool = True,
+        cache_dir: Any = None,
+    ) -> None:
+        super().__init__()
+        if (size is None) == (scale_factor is None):
+            raise ValueError("give exactly one of size or scale_factor for the resized images.")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}.")
+        resize_kwargs: dict[str, Any] = (
+            {"size": tuple(size)} if size is not None else {"scale_factor": scale_factor}
+        )
+        self.front = FrozenFront(resizer, trunk, resize_kwargs)
+        self.cached_front = (
+            CachedFrozenFront(self.front, salt=repr(resize_kwargs), directory=cache_dir)
+            if cache_features
+            else None
+        )
+        in_channels = int(getattr(trunk, "out_channels", 512))
+        self.heads: nn.Module
+        if head == "centernet":
+            stride = int(getattr(trunk, "stride", 8))
+            self.heads = CenterNetHead(in_channels, num_classes, stride=stride)
+        else:
+            self.heads = FasterRCNNHeads(in_channels, num_classes)
+        self.head = head
         self.num_classes = num_classes
 
     def train(self, mode: bool = True) -> DetectionPipeline:
@@ -193,22 +245,14 @@ class DetectionPipeline(nn.Module):
         features = self.features(images)
         out_h, out_w = _resized_size(in_h, in_w, self.front.resize_kwargs)
         sy, sx = out_h / in_h, out_w / in_w
-        # Only shapes are read from ImageList.tensors (anchor strides): a zero-stride view will do.
-        shape_only = features.new_zeros(()).expand(batch, 3, out_h, out_w)
-        image_list = ImageList(shape_only, [(out_h, out_w)] * batch)
-        feature_map = {"0": self.neck(features)}
         scaled = None
         if self.training:
             if targets is None:
                 raise ValueError("training the detection heads needs targets.")
             scaled = [_scale_target(t, sx, sy, features.device) for t in targets]
-        proposals, rpn_losses = self.rpn(image_list, feature_map, scaled)
-        detections, head_losses = self.roi_heads(
-            feature_map, proposals, image_list.image_sizes, scaled
-        )
+        detections, losses = self.heads(features, [(out_h, out_w)] * batch, scaled)
         out: dict[str, Any] = {}
         if self.training:
-            losses = {**rpn_losses, **head_losses}
             out["loss"] = sum(losses.values())
             out["losses"] = {k: float(v.detach()) for k, v in losses.items()}
             out["preds"] = []

@@ -12,7 +12,13 @@ import torch
 from downsizenet_hub import paths
 from downsizenet_hub.data import CorruptFileError, SceneConfig, build_dataset, ensure_scenes
 from downsizenet_hub.data import scenes as scenes_module
-from downsizenet_hub.data.scenes import compose_scene, read_manifest
+from downsizenet_hub.data.scenes import (
+    DEFAULT_LAYOUT,
+    SCENE_LAYOUTS,
+    compose_scene,
+    read_manifest,
+    scene_layout,
+)
 
 from .layouts import fake_fashion_mnist
 
@@ -148,7 +154,7 @@ def test_read_back_through_the_voc_loader(tmp_path: Path, fake_items: list[str])
         scenes_module.scene_rng(3, "train", 1),
         150,
         *(t.numpy() for t in fake_fashion_mnist()),
-        SceneConfig(),
+        scene_layout(DEFAULT_LAYOUT),  # what ensure_scenes builds by default
     )
     np.testing.assert_array_equal(target["mask"].numpy(), scene.mask)  # PNG is lossless
     np.testing.assert_array_equal(target["boxes"].numpy(), scene.boxes.astype(np.float32))
@@ -232,3 +238,18 @@ def test_manifest_errors_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "scenes.json").write_text('{"format": "something-else"}')
     with pytest.raises(CorruptFileError, match="is not a downsizenet-scenes manifest"):
         read_manifest(tmp_path)
+
+
+def test_named_layouts_set_item_sizes_and_unknown_names_are_refused() -> None:
+    items, classes = (t.numpy() for t in fake_fashion_mnist())
+    for name, (low, high), most in (("large", (48, 72), 16), ("small", (24, 40), 36)):
+        config = scene_layout(name)
+        assert config.item_size == (low, high) and config is SCENE_LAYOUTS[name]
+        scene = compose_scene(scenes_module.scene_rng(0, "train", 0), 300, items, classes, config)
+        sides = np.maximum(
+            scene.boxes[:, 2] - scene.boxes[:, 0], scene.boxes[:, 3] - scene.boxes[:, 1]
+        )
+        assert 0 < len(scene.boxes) <= most and sides.max() <= high
+    assert DEFAULT_LAYOUT == "large"
+    with pytest.raises(ValueError, match="Unknown scene layout 'huge'"):
+        scene_layout("huge")
