@@ -398,3 +398,12 @@ def test_several_configurations_are_lines_with_intervals_cut_at_zero() -> None:
     assert len(bars) == 1  # only the 3-seed series has intervals
     low_ends = bars[0].lines[2][0].get_segments()[0][:, 1]
     assert low_ends.min() == pytest.approx(0.0)  # the interval reaching -0.2 is cut at 0
+
+
+def test_a_cell_status_moves_to_its_own_line_rather_than_break() -> None:
+    from downsizenet_hub.study.runner import _cell_line
+
+    prefix = "[1/4] segmentation  bilinear noisy x0.3, 4 epochs  seed 0"
+    status = "[green]done[/] in 5.2 min: mIoU 12.73"
+    assert _cell_line(prefix, status, 200) == f"{prefix}  {status}"
+    assert _cell_line(prefix, status, 80) == f"{prefix}\n    {status}"  # 85 visible characters

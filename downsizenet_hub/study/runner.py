@@ -24,6 +24,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from downsizenet_hub.backbones.sources import resolve_vgg16_weights
 from downsizenet_hub.engine import init_from_env, is_main_process
@@ -151,7 +152,7 @@ def run_study(
             rest = [estimate_seconds(c) for c in plan.cells[index - 1 :] if c.key in to_run]
             left = remaining_at_measured_pace(timed, rest)
             pace = f"; study about {format_duration(left)} left at the pace so far" if left else ""
-            say(f"{prefix}  [yellow]running[/]{pace}")
+            say(_cell_line(prefix, f"[yellow]running[/]{pace}", console.width))
             baseline = _baseline_score(plan, results, cell)
             try:
                 with run_name(_run_name(cell, len(config.variants) > 1)):
@@ -161,7 +162,8 @@ def run_study(
                     )  # fmt: skip
             except BaseException:
                 folder = escape(str(cell_folder(results_dir, cell)))
-                say(f"{prefix}  [red]stopped[/]; running the study again resumes it ({folder})")
+                stopped = f"[red]stopped[/]; running the study again resumes it ({folder})"
+                say(_cell_line(prefix, stopped, console.width))
                 raise
             write_result(results_dir, found)
             timed.append((estimate_seconds(cell), found.wall_time_s))
@@ -170,14 +172,14 @@ def run_study(
             barrier()
             computed += 1
             took = format_duration(found.wall_time_s)
-            say(f"{prefix}  [green]done[/] in {took}: {_score(found)}")
+            say(_cell_line(prefix, f"[green]done[/] in {took}: {_score(found)}", console.width))
         elif found is not None and found.stale:
-            say(f"{prefix}  [yellow]cached, computed by other code ({found.code})[/]: "
-                f"{_score(found)}")  # fmt: skip
+            stale = f"[yellow]cached, computed by other code ({found.code})[/]: {_score(found)}"
+            say(_cell_line(prefix, stale, console.width))
         elif found is not None:
-            say(f"{prefix}  [dim]cached[/]: {_score(found)}")
+            say(_cell_line(prefix, f"[dim]cached[/]: {_score(found)}", console.width))
         else:
-            say(f"{prefix}  [dim]not run[/]")
+            say(_cell_line(prefix, "[dim]not run[/]", console.width))
         if found is not None:
             results[cell.key] = found
             if not report_only:
@@ -209,6 +211,13 @@ def run_study(
 def study_console() -> Console:
     """stdout; wide when redirected (rich would wrap the interval columns at 80 characters)."""
     return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+
+def _cell_line(prefix: str, status: str, width: int) -> str:
+    """``prefix  status`` on one line if it fits, else the status indented on the next line:
+    the terminal never breaks a status (or a score) in the middle."""
+    line = f"{prefix}  {status}"
+    return line if Text.from_markup(line).cell_len <= width else f"{prefix}\n    {status}"
 
 
 def _silent(*_: object, **__: object) -> None:
