@@ -101,7 +101,7 @@ def test_head_learns_a_fixed_batch() -> None:
         optimiser.zero_grad()
         loss.backward()  # type: ignore[union-attr]
         optimiser.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))  # type: ignore[union-attr]
     assert losses[-1] < 0.3 * losses[0]
     head.eval()
     detections, none = head(features, [(48, 64)] * 2)

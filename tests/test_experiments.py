@@ -128,3 +128,39 @@ def test_pretrain_does_not_reuse_a_run_with_other_settings(tmp_path: Path) -> No
     # The 1-epoch run is not passed off as a 2-epoch one: the engine refuses the folder instead.
     assert changed.exit_code != 0 and "(reused)" not in changed.output
     assert "checkpoint" in changed.output
+
+
+def test_weight_moved_is_zero_at_the_classical_start_and_grows_with_the_logits() -> None:
+    from downsizenet_hub.experiments.pretrain import weight_moved
+
+    images = [(torch.rand(3, 40, 40), {}) for _ in range(3)]
+    fresh = DownsizeNet()
+    assert weight_moved(fresh, images, {"scale_factor": 0.3}) < 1e-3
+    assert weight_moved(DownsizeNet.as_bilinear(), images, {"size": (12, 12)}) < 1e-6
+    moved = DownsizeNet()
+    with torch.no_grad():  # favour the top-left tap everywhere
+        moved.head.bias.copy_(torch.tensor([4.0, -4.0, -4.0, -4.0]))
+    assert 0.2 < weight_moved(moved, images, {"scale_factor": 0.3}) <= 1.0
+    antialias = DownsizeNet(neighbourhood="antialias")  # compared with its own classical filter
+    assert weight_moved(antialias, images, {"scale_factor": 0.3}) < 1e-3
+
+
+def test_pretrain_reports_the_trained_resizer_and_how_far_it_moved(tmp_path: Path) -> None:
+    from downsizenet_hub.engine import TrainConfig
+    from downsizenet_hub.experiments.common import DataOptions
+    from downsizenet_hub.experiments.pretrain import PretrainOptions, run_pretrain
+
+    options = PretrainOptions(
+        data=DataOptions(scale=0.5, train_images=8, val_images=4),
+        compare="bilinear",
+        train=TrainConfig(epochs=1, batch_size=4, lr=1e-2),
+        run_dir=tmp_path / "run",
+        progress=False,
+    )
+    report = run_pretrain(options)
+    assert isinstance(report.resizer, DownsizeNet) and not report.resizer.training
+    moved = report.arms[0].extra["weight_moved"]
+    assert 0.0 < moved < 1.0 and "weight_moved" not in report.arms[1].extra
+    # A reused run measures the same resizer again, from its final checkpoint.
+    again = run_pretrain(options)
+    assert again.arms[0].reused and again.arms[0].extra["weight_moved"] == pytest.approx(moved)

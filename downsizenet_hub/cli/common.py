@@ -140,6 +140,7 @@ def data_options_from(
     val_images: int | None,
     *,
     default_scale: float,
+    items: str = "large",
 ) -> DataOptions:
     """The data options of a training command, with --scale / --size checked."""
     from downsizenet_hub.experiments.common import DataOptions
@@ -150,7 +151,7 @@ def data_options_from(
     return DataOptions(
         name=data, root=data_root, variant=variant,
         scale=None if parsed else (scale if scale is not None else default_scale), size=parsed,
-        train_images=train_images, val_images=val_images,
+        train_images=train_images, val_images=val_images, items=items,
     )  # fmt: skip
 
 
@@ -172,6 +173,13 @@ VariantOpt = Annotated[
     typer.Option(
         "--variant",
         help="Built-in data variant: clean, or noisy (sensor noise at full resolution).",
+    ),
+]
+ItemsOpt = Annotated[
+    str,
+    typer.Option(
+        "--items",
+        help="Built-in data item layout: large (48-72 px items) or small (24-40 px).",
     ),
 ]
 ScaleOpt = Annotated[
@@ -202,10 +210,14 @@ DeviceOpt = Annotated[
 ]
 TrainImagesOpt = Annotated[
     int | None,
-    typer.Option("--train-images", min=2, help="Built-in data: number of training scenes."),
+    typer.Option(
+        "--train-images", min=2, help="Built-in data: number of training scenes (default 1600)."
+    ),
 ]
 ValImagesOpt = Annotated[
     int | None,
-    typer.Option("--val-images", min=1, help="Built-in data: number of validation scenes."),
+    typer.Option(
+        "--val-images", min=1, help="Built-in data: number of validation scenes (default 400)."
+    ),
 ]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]

@@ -13,6 +13,7 @@ from downsizenet_hub.cli.common import (
     DataRootOpt,
     DeviceOpt,
     EpochsOpt,
+    ItemsOpt,
     LrOpt,
     ProgressOpt,
     ResumeOpt,
@@ -26,10 +27,11 @@ from downsizenet_hub.cli.common import (
     data_options_from,
     user_errors,
 )
+from downsizenet_hub.experiments import defaults
 
 # \b keeps click from rewrapping the example (a paragraph of its own, as in transfer and study).
 EXAMPLE = (
-    "\b\n    Example:\n      downsizenet pretrain --scale 0.3 --epochs 4 --compare bilinear \\\n"
+    "\b\n    Example:\n      downsizenet pretrain --scale 0.3 --compare bilinear \\\n"
     "        --publish demo/seg"
 )
 
@@ -61,12 +63,13 @@ def pretrain(
     backbone: Annotated[
         str, typer.Option(help="Segmentation backbone: tiny (CPU default) or resnet18/34/50/101.")
     ] = "tiny",
-    epochs: EpochsOpt = 3,
-    batch_size: BatchOpt = 8,
-    lr: LrOpt = 2e-3,
+    epochs: EpochsOpt = defaults.PRETRAIN_EPOCHS,
+    batch_size: BatchOpt = defaults.PRETRAIN_BATCH_SIZE,
+    lr: LrOpt = defaults.PRETRAIN_LR,
     seed: SeedOpt = 0,
-    train_images: TrainImagesOpt = 320,
-    val_images: ValImagesOpt = 100,
+    train_images: TrainImagesOpt = None,
+    val_images: ValImagesOpt = None,
+    items: ItemsOpt = "large",
     publish: Annotated[
         str | None,
         typer.Option(help="Publish the learned resizer to the local hub as namespace/name."),
@@ -95,7 +98,15 @@ def pretrain(
 
     with user_errors(TrainingError):
         data_options = data_options_from(
-            data, data_root, variant, scale, size, train_images, val_images, default_scale=0.3
+            data,
+            data_root,
+            variant,
+            scale,
+            size,
+            train_images,
+            val_images,
+            default_scale=0.3,
+            items=items,
         )
         check_output_size("--size", data_options.size, batch_size)
         config = {"neighbourhood": neighbourhood, "conv_layers": conv_layers}

@@ -13,6 +13,7 @@ from downsizenet_hub.cli.common import (
     DataRootOpt,
     DeviceOpt,
     EpochsOpt,
+    ItemsOpt,
     LrOpt,
     ProgressOpt,
     ResumeOpt,
@@ -26,6 +27,7 @@ from downsizenet_hub.cli.common import (
     data_options_from,
     user_errors,
 )
+from downsizenet_hub.experiments import defaults
 
 
 def transfer(
@@ -52,12 +54,21 @@ def transfer(
             "a state-dict file (.safetensors, or .pth read with weights_only=True)."
         ),
     ] = "auto",
-    epochs: EpochsOpt = 10,
-    batch_size: BatchOpt = 8,
-    lr: LrOpt = 2e-3,
+    head: Annotated[
+        str,
+        typer.Option(
+            "--head",
+            help="Detection heads: centernet (dense, learns in CPU minutes) or fasterrcnn "
+            "(RPN + RoI heads, for GPU budgets).",
+        ),
+    ] = defaults.TRANSFER_HEAD,
+    epochs: EpochsOpt = defaults.TRANSFER_EPOCHS,
+    batch_size: BatchOpt = defaults.TRANSFER_BATCH_SIZE,
+    lr: LrOpt = defaults.TRANSFER_LR,
     seed: SeedOpt = 0,
-    train_images: TrainImagesOpt = 320,
-    val_images: ValImagesOpt = 100,
+    train_images: TrainImagesOpt = None,
+    val_images: ValImagesOpt = None,
+    items: ItemsOpt = "large",
     cache_features: Annotated[
         bool,
         typer.Option(help="Compute the frozen resizer + trunk once per image and reuse it."),
@@ -71,12 +82,13 @@ def transfer(
 
     The paper's cross-task study (its section 5.3 and Table 3): the resizer pretrained on
     segmentation is loaded frozen in front of a frozen VGG16 (cut after conv4_3, stride 8), and
-    torchvision's Faster R-CNN heads (RPN and RoI heads) train for a fixed epoch budget, beside
-    the --compare baseline under identical settings. Prints mAP@0.5 and COCO mAP for each.
+    detection heads (a CenterNet-style dense head by default, or torchvision's Faster R-CNN
+    heads) train for a fixed epoch budget on features computed once per image, beside the
+    --compare baseline under identical settings. Prints mAP@0.5 and COCO mAP for each.
 
     \b
     Example:
-      downsizenet transfer --resizer demo/seg --compare bilinear --epochs 10
+      downsizenet transfer --resizer demo/seg --compare bilinear
     """
     from downsizenet_hub.engine import TrainConfig, TrainingError
     from downsizenet_hub.experiments.transfer import TransferOptions, run_transfer
@@ -84,8 +96,17 @@ def transfer(
     with user_errors(TrainingError):
         options = TransferOptions(
             data=data_options_from(
-                data, data_root, variant, scale, size, train_images, val_images, default_scale=0.3
+                data,
+                data_root,
+                variant,
+                scale,
+                size,
+                train_images,
+                val_images,
+                default_scale=0.3,
+                items=items,
             ),
+            head=head,
             resizer=resizer,
             compare=None if compare in (None, "none", "") else compare,
             backbone_weights=backbone_weights,

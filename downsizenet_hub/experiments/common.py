@@ -38,7 +38,7 @@ class DataOptions:
     # Where a real dataset lives; None builds or reuses the scenes data.
     root: Path | None = None
     # "clean" or "noisy" (Gaussian sensor noise at full resolution, see the README).
-    variant: str = "clean"
+    variant: str = "noisy"
     # Pipeline input size: images are first brought here with bilinear, as in the paper.
     image_size: SizePair | None = None
     # The resize under test: a factor, or an output size.

@@ -19,6 +19,7 @@ from torch import nn
 from downsizenet_hub import hub
 from downsizenet_hub.data import dataset_info
 from downsizenet_hub.engine import TrainConfig, is_main_process
+from downsizenet_hub.experiments import defaults
 from downsizenet_hub.experiments.common import (
     ArmResult,
     DataOptions,
@@ -51,7 +52,13 @@ class PretrainOptions:
     compare: str | None = "bilinear"
     backbone: str = "tiny"
     width: int = 32
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            epochs=defaults.PRETRAIN_EPOCHS,
+            batch_size=defaults.PRETRAIN_BATCH_SIZE,
+            lr=defaults.PRETRAIN_LR,
+        )
+    )
     run_dir: Path = Path("runs/pretrain")
     resume: bool = False
     publish: str | None = None
@@ -66,6 +73,8 @@ class PretrainReport:
     published: str | None
     pushed: str | None
     summary_path: Path
+    # The trained learned resizer (None when --resizer is a fixed one), on the CPU, eval mode.
+    resizer: DownsizeNet | None = None
 
 
 def _recipe(options: PretrainOptions, resizer: str) -> dict[str, Any]:
@@ -133,9 +142,11 @@ def run_pretrain(options: PretrainOptions) -> PretrainReport:
             name, pipeline, train_set, val_set, options.train, options.run_dir / name,
             _recipe(options, name), resume=options.resume, progress=options.progress,
         )  # fmt: skip
-        if result is None and name == options.resizer and options.publish:
-            # Reused run: the weights come back from its final checkpoint.
-            _load_final_weights(pipeline, options.run_dir / name)
+        net = pipeline.resizer
+        if isinstance(net, DownsizeNet):
+            if result is None:  # a reused run: the weights come back from its final checkpoint
+                _load_final_weights(pipeline, options.run_dir / name)
+            arm.extra["weight_moved"] = weight_moved(net, val_set, options.data.resize_kwargs())
         arms.append(arm)
         trained[name] = pipeline
     print_table(
@@ -163,7 +174,39 @@ def run_pretrain(options: PretrainOptions) -> PretrainReport:
         {"task": "segmentation", "arms": arms_payload(arms), "published": published,
          "options": asdict(options)},
     )  # fmt: skip
-    return PretrainReport(arms, published, pushed, summary_path)
+    learned_resizer = trained[options.resizer].resizer
+    resizer = learned_resizer.cpu().eval() if isinstance(learned_resizer, DownsizeNet) else None
+    return PretrainReport(arms, published, pushed, summary_path, resizer)
+
+
+#: Validation images on which :func:`weight_moved` is measured.
+MOVED_IMAGES = 16
+
+
+@torch.no_grad()
+def weight_moved(net: DownsizeNet, images: Any, resize: dict[str, Any]) -> float:
+    """How far a trained DownsizeNet moved from its classical start, on validation images.
+
+    The mean over output pixels of ``0.5 * sum_k |a_k - c_k|``: the share of each pixel's weight
+    the learned coefficients ``a`` moved away from the classical filter ``c`` of the same
+    neighbourhood (0: still classical; 1: all of it), on the first :data:`MOVED_IMAGES` images.
+    """
+    classical = DownsizeNet(neighbourhood=net.config.neighbourhood, conv_layers=0)
+    batch = torch.stack(
+        [images[i][0].as_subclass(torch.Tensor) for i in range(min(MOVED_IMAGES, len(images)))]
+    )
+    was_training = net.training
+    net.eval()
+    try:
+        learned = net.coefficient_maps(batch.to(_device_of(net)), **resize).cpu()
+    finally:
+        net.train(was_training)
+    reference = classical.coefficient_maps(batch, **resize)
+    return float(0.5 * (learned - reference).abs().sum(dim=(-2, -1)).mean())
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    return next(module.parameters(), torch.empty(0)).device
 
 
 def _load_final_weights(pipeline: nn.Module, run_dir: Path) -> None:

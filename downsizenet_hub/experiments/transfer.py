@@ -15,6 +15,7 @@ from torch import nn
 from downsizenet_hub.backbones import frozen_vgg16
 from downsizenet_hub.data import dataset_info
 from downsizenet_hub.engine import TrainConfig
+from downsizenet_hub.experiments import defaults
 from downsizenet_hub.experiments.common import (
     ArmResult,
     DataOptions,
@@ -40,8 +41,14 @@ class TransferOptions:
     compare: str | None = "bilinear"
     backbone_weights: str = "auto"
     # Detection heads: "centernet" (dense, the CPU default) or "fasterrcnn" (RPN + RoI heads).
-    head: str = "centernet"
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, lr=2e-3))
+    head: str = defaults.TRANSFER_HEAD
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            epochs=defaults.TRANSFER_EPOCHS,
+            batch_size=defaults.TRANSFER_BATCH_SIZE,
+            lr=defaults.TRANSFER_LR,
+        )
+    )
     run_dir: Path = Path("runs/transfer")
     resume: bool = False
     cache_features: bool = True

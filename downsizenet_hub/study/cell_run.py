@@ -119,6 +119,7 @@ def data_options(data: DataSettings, variant: str, scale: float) -> DataOptions:
         train_images=data.train_images,
         val_images=data.val_images,
         scenes_seed=data.scenes_seed,
+        items=data.items,
     )
 
 
@@ -265,6 +266,7 @@ def _run_transfer(
         resizer=resizer,
         compare=None,
         backbone_weights=settings.backbone_weights,
+        head=settings.head,
         train=cell.train_config(device),
         run_dir=folder / RUN_DIR,
         resume=True,

@@ -13,6 +13,7 @@ bilinear cells of the same seeds it is compared with (paired by seed).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -196,9 +197,7 @@ def plan_study(config: StudyConfig, *, backbone_weights: str | None = None) -> S
     """
     transfer = config.transfer
     if backbone_weights is not None:
-        transfer = TransferSettings(
-            transfer.data, backbone_weights, transfer.epochs, transfer.batch_size, transfer.lr
-        )
+        transfer = dataclasses.replace(transfer, backbone_weights=backbone_weights)
     cells = _Cells()
     rows: list[Row] = []
     publications: list[tuple[Cell, str]] = []

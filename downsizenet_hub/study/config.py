@@ -103,10 +103,12 @@ class DataSettings:
     root: str | None = None
     # Pipeline input size (H, W); None: the dataset's default (300 px on scenes).
     image_size: tuple[int, int] | None = None
-    # scenes only: numbers of train and val scenes (None: the scenes default, 800 and 200).
+    # scenes only: numbers of train and val scenes (None: the scenes default).
     train_images: int | None = None
     val_images: int | None = None
     scenes_seed: int = 0
+    # scenes only: the item layout, "large" (48-72 px items) or "small" (24-40 px).
+    items: str = "large"
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,8 @@ class TransferSettings:
     data: DataSettings = field(default_factory=DataSettings)
     # "auto" (imagenet if cached, else hed), "imagenet", "hed" or a state-dict file.
     backbone_weights: str = "auto"
+    # Detection heads: "centernet" (dense, learns in CPU minutes) or "fasterrcnn".
+    head: str = "centernet"
     # The fixed head budget, the same for every resizer.
     epochs: int = 10
     batch_size: int = 8

@@ -43,8 +43,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from downsizenet_hub.data import DATASETS
+from downsizenet_hub.data.composition import DEFAULT_LAYOUT, SCENE_LAYOUTS
 from downsizenet_hub.data.transforms import VARIANTS
 from downsizenet_hub.jsonfile import loads_json
+from downsizenet_hub.pipelines.detection import HEADS
 from downsizenet_hub.pipelines.segmentation import BACKBONES
 from downsizenet_hub.resizers import TRAINABLE
 from downsizenet_hub.study.config import (
@@ -161,6 +163,7 @@ def _data(value: object, where: str) -> DataSettings:
         train_images=table.integer("train_images", None, 2),
         val_images=table.integer("val_images", None, 1),
         scenes_seed=table.integer("scenes_seed", 0) or 0,
+        items=table.string("items", DEFAULT_LAYOUT, SCENE_LAYOUTS) or DEFAULT_LAYOUT,
     )
 
 
@@ -184,6 +187,7 @@ def _transfer(value: object, where: str) -> TransferSettings:
     return TransferSettings(
         data=data,
         backbone_weights=table.string("backbone_weights", "auto") or "auto",
+        head=table.string("head", "centernet", HEADS) or "centernet",
         epochs=table.integer("epochs", 10, 1) or 10,
         batch_size=table.integer("batch_size", 8, 2) or 8,
         lr=table.number("lr", 2e-3, 0.0, 10.0),
