@@ -407,3 +407,25 @@ def test_a_cell_status_moves_to_its_own_line_rather_than_break() -> None:
     status = "[green]done[/] in 5.2 min: mIoU 12.73"
     assert _cell_line(prefix, status, 200) == f"{prefix}  {status}"
     assert _cell_line(prefix, status, 80) == f"{prefix}\n    {status}"  # 85 visible characters
+
+
+def test_a_summary_table_too_wide_for_the_terminal_becomes_one_block_per_row() -> None:
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from downsizenet_hub.study.runner import _print_fitted
+
+    table = Table(title="Transfer (x0.3)", caption="mean ± std [95% CI]")
+    columns = ["resizer", "seg mIoU", "bilinear seg mIoU", "det mAP@0.5", "Δ mAP@0.5 vs bilinear"]
+    for column in columns:
+        table.add_column(column)
+    table.add_row("downsizenet", "12.90 (n=1)", "12.73 (n=1)", "14.81 (n=1)", "+0.43 (n=1)")
+    narrow = Console(width=40, file=io.StringIO(), record=True)
+    _print_fitted(narrow, table)
+    text = narrow.export_text()
+    assert "…" not in text and "Δ mAP@0.5 vs bilinear  +0.43 (n=1)" in text
+    wide = Console(width=200, file=io.StringIO(), record=True)
+    _print_fitted(wide, table)
+    assert "┃ resizer" in wide.export_text()  # it fits: the table as it is

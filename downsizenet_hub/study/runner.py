@@ -197,7 +197,7 @@ def run_study(
     run = StudyRun(plan, results, summaries, results_dir, totals)
     if is_main_process():
         for table in rich_tables(summaries, len(config.seeds)):
-            console.print(table)
+            _print_fitted(console, table)
         totals.wall_time_s = time.perf_counter() - started
         run.files = _write_report(run, command)
         say(
@@ -211,6 +211,29 @@ def run_study(
 def study_console() -> Console:
     """stdout; wide when redirected (rich would wrap the interval columns at 80 characters)."""
     return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+
+def _print_fitted(console: Console, table: Table) -> None:
+    """``table`` as it is when it fits the console; else one small two-column block per row
+    (column name, value), so that no header or value is cut at 80 columns."""
+    natural = console.measure(table, options=console.options.update_width(10_000)).maximum
+    if natural <= console.width:
+        console.print(table)
+        return
+    headers = [str(column.header) for column in table.columns]
+    rows = list(zip(*(list(column.cells) for column in table.columns), strict=True))
+    if table.title:
+        console.print(Text(str(table.title), style="bold"))
+    for cells in rows:
+        block = Table.grid(padding=(0, 2))
+        block.add_column(style="dim", no_wrap=True)
+        block.add_column()
+        for header, cell in zip(headers, cells, strict=True):
+            block.add_row(header, cell)
+        console.print(block)
+        console.print()
+    if table.caption:
+        console.print(Text(str(table.caption), style="dim"))
 
 
 def _cell_line(prefix: str, status: str, width: int) -> str:
