@@ -27,7 +27,7 @@ TESTS_DIR = Path(__file__).resolve().parent
 # what this rank saw and which files it wrote. argv: the folder for run dirs and reports.
 WORKER = textwrap.dedent(
     """
-    import json, random, shutil, signal, sys
+    import json, os, random, shutil, signal, sys
     import numpy as np
     import torch
 
@@ -75,6 +75,11 @@ WORKER = textwrap.dedent(
     torch.manual_seed(99)  # the resume must not depend on what the process drew meanwhile
     phase("resumed", "interrupted", resume=True)
     cleanup()
+    # The group is gone, its gloo workers joined: none is left to outlive the interpreter.
+    names = [open(f"/proc/self/task/{{tid}}/comm").read().strip()
+             for tid in os.listdir("/proc/self/task")]
+    with open(f"{{root}}/gloo-workers-rank{{info.rank}}.txt", "w") as handle:
+        handle.write(str(names.count("pt_gloo_runloop")))
     """
 )
 
@@ -171,3 +176,8 @@ def test_two_gloo_processes_train_agree_and_resume_exactly(run_root: Path) -> No
         h["train_loss"] for h in reports[0]["history"]
     ]
     assert resumed[0]["final"] == reports[0]["final"]
+    # cleanup() freed the process group on both ranks (see engine.distributed).
+    assert [(tmp_path / f"gloo-workers-rank{rank}.txt").read_text() for rank in (0, 1)] == [
+        "0",
+        "0",
+    ]

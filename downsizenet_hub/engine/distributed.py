@@ -4,10 +4,24 @@
 :func:`init_from_env` reads them (``env://``) and joins the group. Without them, or with a world of
 one, everything here describes a single process and no group is created. Commands use
 :func:`is_main_process` to let only rank 0 write or publish.
+
+Teardown: :func:`init_from_env` registers :func:`cleanup` to run at exit, while the interpreter is
+still whole. That matters with gloo. ``destroy_process_group()`` only drops the registry's
+references; the group and its worker threads live on while anything else holds it (a
+DistributedDataParallel wrapper does, and a reference cycle can keep one alive past the end of
+training). A worker thread that later drops the last reference to a tensor created in Python must
+take the GIL to free it; if the interpreter is finalising by then, Python ends that thread
+(``pthread_exit``) and the forced unwind through C++ code ends in ``std::terminate``: "terminate
+called without an active exception", SIGABRT, seen under CPU load where the workers lag. So
+:func:`cleanup` destroys the group and then collects garbage, so that the group's destructor runs
+and joins its workers before finalisation (a reference cycle can hold a finished DDP wrapper;
+one import done early, see :func:`_join`, keeps torch from holding the group itself).
 """
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -92,14 +106,32 @@ def init_from_env() -> DistInfo:
         backend = "cpu:gloo,cuda:nccl"
     else:
         backend = "gloo"
-    dist.init_process_group(backend=backend, init_method="env://")
+    _join(backend)
     return info()
 
 
+def _join(backend: str) -> None:
+    """``init_process_group(backend, env://)``, set up so that :func:`cleanup` can free it."""
+    # Imported before the group exists: importing torch._dynamo afterwards (DDP does, when it is
+    # built) keeps a reference to the group for the life of the process (torch 2.14), so the
+    # group and its gloo worker threads would survive cleanup() until the interpreter finalises.
+    import torch._dynamo  # noqa: F401
+
+    dist.init_process_group(backend=backend, init_method="env://")
+    atexit.register(cleanup)  # runs before the interpreter finalises; see the module docstring
+
+
 def cleanup() -> None:
-    """Leave the process group (call once at the end of a torchrun command)."""
+    """Leave the process group and free it, joining its worker threads (idempotent).
+
+    Runs at exit after :func:`init_from_env`; call it earlier to leave the group sooner. Every
+    rank must be done with its collectives (as at the end of a command).
+    """
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+        # Whatever still holds the group only through a reference cycle (a DDP wrapper inside
+        # a finished trainer) goes now, so the group's destructor joins its gloo workers here.
+        gc.collect()
 
 
 def barrier() -> None:

@@ -334,6 +334,8 @@ class _Trainer:
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=config.find_unused_parameters,
             )
+        self.reporter = RunReporter(self.log_path if main else None, show=show and main)
+        stop = self.stop = StopRequest(notify=self.reporter.log)
         self.step_runner = StepRunner(
             model,
             self.trainable,
@@ -343,7 +345,9 @@ class _Trainer:
             device=self.device,
             amp=self.amp,
             grad_clip=config.grad_clip,
-            stop_requested=lambda: self.stop.requested,
+            # Not a closure over self: the trainer (and its DDP wrapper, which holds the process
+            # group) is then freed as soon as fit() returns, without waiting for the collector.
+            stop_requested=lambda: stop.requested,
         )
         zero = torch.zeros((), device=self.device)
         start_epoch = resumed.epoch if resumed else 0
@@ -351,8 +355,6 @@ class _Trainer:
         start_step = resumed.step if resumed else 0
         sums = resumed.partial if resumed else None
         rng = resumed.rng[self.dist.rank] if resumed and resumed.rng else None
-        self.reporter = RunReporter(self.log_path if main else None, show=show and main)
-        self.stop = StopRequest(notify=self.reporter.log)
         with deterministic_mode(config.deterministic), self.reporter, self.stop:
             if resumed:
                 epoch, step = resumed.epoch, resumed.step
