@@ -17,7 +17,7 @@ app = typer.Typer(
 )
 #: Train scenes when --images is not given: ``data.scenes.PRESETS["default"][0]`` (a test checks
 #: they agree; importing the generator here would slow down every help screen).
-DEFAULT_IMAGES = 800
+DEFAULT_IMAGES = 1600
 #: Memory one scene takes while it is composed and written, per pixel of its square (float32 RGB
 #: working copies, the mask, the encoder's buffers): 40 bytes measured at 4000 px; a floor of 32.
 SCENE_BYTES_PER_PIXEL = 32
