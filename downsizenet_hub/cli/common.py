@@ -159,19 +159,24 @@ def data_options_from(
 DataOpt = Annotated[
     str,
     typer.Option(
-        "--data", help="Dataset: scenes (built-in, generated offline), voc, cityscapes or coco."
+        "--data",
+        metavar="NAME",
+        help="Dataset: scenes (built-in, generated offline), voc, cityscapes or coco.",
     ),
 ]
 DataRootOpt = Annotated[
     Path | None,
     typer.Option(
-        "--data-root", help="Folder of a real dataset (never downloaded). Not needed for scenes."
+        "--data-root",
+        metavar="DIR",
+        help="Folder of a real dataset (never downloaded). Not needed for scenes.",
     ),
 ]
 VariantOpt = Annotated[
     str,
     typer.Option(
         "--variant",
+        metavar="NAME",
         help="Built-in data variant: clean, or noisy (sensor noise at full resolution).",
     ),
 ]
@@ -179,45 +184,62 @@ ItemsOpt = Annotated[
     str,
     typer.Option(
         "--items",
+        metavar="LAYOUT",
         help="Built-in data item layout: large (48-72 px items) or small (24-40 px).",
     ),
 ]
 ScaleOpt = Annotated[
-    float | None, typer.Option("--scale", help="Resize factor of the resizer under test, e.g. 0.3.")
+    float | None,
+    typer.Option("--scale", metavar="S", help="Resize factor of the resizer under test, e.g. 0.3."),
 ]
 SizeOpt = Annotated[
     str | None,
-    typer.Option("--size", help="Output size of the resizer instead of --scale, e.g. 160x160."),
+    typer.Option(
+        "--size", metavar="HxW", help="Output size of the resizer instead of --scale, e.g. 160x160."
+    ),
 ]
-EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")]
+EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, metavar="N", help="Training epochs.")]
 SeedOpt = Annotated[
-    int, typer.Option("--seed", help="Seed for initialisation, data order and augmentation.")
+    int,
+    typer.Option(
+        "--seed", metavar="N", help="Seed for initialisation, data order and augmentation."
+    ),
 ]
 BatchOpt = Annotated[
-    int, typer.Option("--batch-size", min=2, help="Images per step (per process).")
+    int, typer.Option("--batch-size", min=2, metavar="N", help="Images per step (per process).")
 ]
 LrOpt = Annotated[
-    float, typer.Option("--lr", min=0.0, help="Peak learning rate (AdamW, cosine schedule).")
+    float,
+    typer.Option(
+        "--lr", min=0.0, metavar="LR", help="Peak learning rate (AdamW, cosine schedule)."
+    ),
 ]
 RunDirOpt = Annotated[
-    Path, typer.Option("--run-dir", help="Where checkpoints, logs and metrics go.")
+    Path, typer.Option("--run-dir", metavar="DIR", help="Where checkpoints, logs and metrics go.")
 ]
 ResumeOpt = Annotated[
     bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")
 ]
 DeviceOpt = Annotated[
-    str, typer.Option("--device", help="auto (CUDA if present), cpu, cuda, cuda:1.")
+    str,
+    typer.Option("--device", metavar="DEVICE", help="auto (CUDA if present), cpu, cuda, cuda:1."),
 ]
 TrainImagesOpt = Annotated[
     int | None,
     typer.Option(
-        "--train-images", min=2, help="Built-in data: number of training scenes (default 1600)."
+        "--train-images",
+        min=2,
+        metavar="N",
+        help="Built-in data: number of training scenes (default 1600).",
     ),
 ]
 ValImagesOpt = Annotated[
     int | None,
     typer.Option(
-        "--val-images", min=1, help="Built-in data: number of validation scenes (default 400)."
+        "--val-images",
+        min=1,
+        metavar="N",
+        help="Built-in data: number of validation scenes (default 400).",
     ),
 ]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
