@@ -6,6 +6,7 @@ Every test sets DOWNSIZENET_MAX_MEMORY_GB, so the outcome does not depend on thi
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -253,12 +254,15 @@ def test_scenes_refuses_a_size_that_cannot_fit(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("one_gib")
-def test_pretrain_refuses_its_size_before_preparing_data(
-    tmp_path: Path, isolated_home: Path
+@pytest.mark.parametrize("command", ["pretrain", "transfer"])
+def test_training_commands_refuse_their_size_before_preparing_data(
+    tmp_path: Path, isolated_home: Path, command: str
 ) -> None:
+    extra = ["--resizer", "bilinear"] if command == "transfer" else []
     result = runner.invoke(
-        app, ["pretrain", "--size", "100000x100000", "--run-dir", str(tmp_path / "run")]
+        app, [command, "--size", "100000x100000", "--run-dir", str(tmp_path / "run"), *extra]
     )
     assert result.exit_code == 2
-    assert "--size 100000x100000 with batches of 8 needs" in _one_line_error(result.output)
+    line = _one_line_error(result.output)
+    assert re.search(r"--size 100000x100000 with batches of \d+ needs about .* TiB", line), line
     assert not (isolated_home / "data").exists() and not (tmp_path / "run").exists()

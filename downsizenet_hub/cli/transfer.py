@@ -92,6 +92,7 @@ def transfer(
     """
     from downsizenet_hub.engine import TrainConfig, TrainingError
     from downsizenet_hub.experiments.transfer import TransferOptions, run_transfer
+    from downsizenet_hub.limits import check_output_size
 
     with user_errors(TrainingError):
         options = TransferOptions(
@@ -118,6 +119,7 @@ def transfer(
             cache_features=cache_features,
             progress=progress,
         )
+        check_output_size("--size", options.data.size, batch_size)  # before any data is built
         report = run_transfer(options)
     unchanged = all(arm.extra.get("frozen_unchanged", False) for arm in report.arms)
     typer.echo(f"frozen resizer and VGG16 tensors unchanged after training: {unchanged}")
