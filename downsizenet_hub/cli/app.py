@@ -13,9 +13,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from typer._click import _textwrap
-from typer._click.core import Context
 from typer.core import TyperGroup
+
+try:  # recent typer vendors click as typer._click; older ones use the click package
+    from typer._click import _textwrap
+    from typer._click.core import Context
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import _textwrap  # type: ignore[no-redef]
+    from click.core import Context  # type: ignore[assignment]
 
 from downsizenet_hub import __version__, allocator
 from downsizenet_hub.cli import compare as compare_command
@@ -57,10 +62,12 @@ class _RootGroup(TyperGroup):
 
 
 def _is_click_exit(error: BaseException) -> bool:
-    """typer.Exit, typer.Abort, usage errors: typer's own ways of ending a command."""
-    from typer.exceptions import Abort, Exit, TyperException
-
-    return isinstance(error, (Exit, Abort, TyperException))
+    """Exit, Abort, usage errors: typer's and click's own ways of ending a command."""
+    ends = {"Exit", "Abort", "ClickException", "TyperException"}
+    return any(
+        kind.__name__ in ends and kind.__module__.split(".")[0] in ("typer", "click")
+        for kind in type(error).__mro__
+    )
 
 
 app = typer.Typer(
