@@ -27,6 +27,7 @@ from torchvision.transforms.v2 import Transform, query_size
 from torchvision.transforms.v2 import functional as TF
 
 from downsizenet_hub.channels import resize_any_channels
+from downsizenet_hub.limits import check_output_size
 from downsizenet_hub.resizer import ScaleArg, SizeArg, resolve_output_size
 from downsizenet_hub.resizers import build_resizer
 
@@ -97,7 +98,9 @@ class LearnedResize(Transform):
             )
         # Check size / scale_factor now rather than in a DataLoader worker (an empty probe batch
         # of a large image: no memory, and any sensible scale factor leaves pixels).
-        resolve_output_size(torch.empty(0, 1, 1 << 16, 1 << 16), size, scale_factor)
+        out, _ = resolve_output_size(torch.empty(0, 1, 1 << 16, 1 << 16), size, scale_factor)
+        if size is not None:  # a fixed output size that one image cannot fit is refused now
+            check_output_size("size", out, batch=1)
         self.resizer = build_resizer(resizer).eval().requires_grad_(False)
         self.size = size
         self.scale_factor = scale_factor

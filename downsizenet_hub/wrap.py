@@ -34,6 +34,7 @@ from torch import nn
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.models.segmentation import FCN, LRASPP, DeepLabV3
 
+from downsizenet_hub.limits import check_output_size
 from downsizenet_hub.resizer import ScaleArg, SizeArg, resolve_output_size
 from downsizenet_hub.resizers import build_resizer
 
@@ -140,7 +141,9 @@ class _ResizerInFront(nn.Module):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
         # Check size / scale now (an empty probe batch of a large image costs no memory).
-        resolve_output_size(torch.empty(0, 1, 1 << 16, 1 << 16), size, scale)
+        out, _ = resolve_output_size(torch.empty(0, 1, 1 << 16, 1 << 16), size, scale)
+        if size is not None:  # a fixed output size that one image cannot fit is refused now
+            check_output_size("size", out, batch=1)
         self.model = model
         self.resizer = build_resizer(resizer)
         self.size = size

@@ -123,9 +123,21 @@ def test_downsizenet_counts_its_texture_branch() -> None:
 
 
 @pytest.mark.usefixtures("one_gib")
+def test_tools_refuse_a_fixed_size_that_cannot_fit_when_built() -> None:
+    for build in (
+        lambda: LearnedResize("bilinear", size=(100_000, 100_000)),
+        lambda: with_resizer(torch.nn.Identity(), "bilinear", size=(100_000, 100_000)),
+    ):
+        with pytest.raises(MemoryLimitError, match=r"^size 100000x100000 with batches of 1 needs"):
+            build()
+    LearnedResize("bilinear", size=(1000, 1000))  # fits
+    LearnedResize("bilinear", scale_factor=1000.0)  # depends on the images: checked per call
+
+
+@pytest.mark.usefixtures("one_gib")
 def test_tools_refuse_oversized_requests() -> None:
     images = torch.rand(1, 3, 10, 10)
-    transform = LearnedResize("bilinear", size=(100_000, 100_000))
+    transform = LearnedResize("bilinear", scale_factor=5000.0)
     with pytest.raises(MemoryLimitError, match="needs about"):
         transform(images)
     wrapped = with_resizer(torch.nn.Identity(), "bilinear", scale=2000.0)
