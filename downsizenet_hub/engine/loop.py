@@ -8,6 +8,7 @@ meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import warnings
@@ -479,17 +480,12 @@ def fit(
     dist_info = distributed.init_from_env()
     # Rank 0 holds the run's lock while it trains: a second process is refused, and a run left
     # "running" by a process that died without a word is recognised as interrupted.
-    lock = RunLock(run_dir) if dist_info.is_main else None
-    if lock is None:
-        return _fit_locked(
-            pipeline, train_set, val_set, config, run_dir, dist_info, resume, collate_fn,
-            progress, on_epoch_end, recipe, killed=False,
-        )  # fmt: skip
-    with lock:
-        killed = resume and _recorded_status(run_dir) in ("running", None)
-        return _fit_locked(
-            pipeline, train_set, val_set, config, run_dir, dist_info, resume, collate_fn,
-            progress, on_epoch_end, recipe, killed=killed,
+    with RunLock(run_dir) if dist_info.is_main else contextlib.nullcontext():
+        killed = resume and dist_info.is_main and _recorded_status(run_dir) in ("running", None)
+        return _fit(
+            pipeline, train_set, val_set, config, run_dir, dist_info,
+            resume=resume, collate_fn=collate_fn, progress=progress, on_epoch_end=on_epoch_end,
+            recipe=recipe, killed=killed,
         )  # fmt: skip
 
 
@@ -502,19 +498,19 @@ def _recorded_status(run_dir: Path) -> str | None:
     return status if isinstance(status, str) else None
 
 
-def _fit_locked(
+def _fit(
     pipeline: nn.Module,
     train_set: Dataset[Any],
     val_set: Dataset[Any] | None,
     config: TrainConfig,
     run_dir: Path,
     dist_info: DistInfo,
+    *,
     resume: bool,
     collate_fn: Collate | None,
     progress: bool,
     on_epoch_end: EpochCallback | None,
     recipe: Mapping[str, Any] | None,
-    *,
     killed: bool,
 ) -> FitResult:
     """:func:`fit` once the run's lock is held (rank 0). ``killed``: the run being resumed was
