@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
-Neighbourhood = Literal["bilinear", "bicubic", "antialias"]
+from downsizenet_hub.resizing.config import Neighbourhood
 
 #: PyTorch's bicubic kernel parameter (``aten/src/ATen/native/UpSample.h``).
 CUBIC_A = -0.75

@@ -49,6 +49,21 @@ def test_help_imports_neither_torch_nor_torchvision(argv: list[str]) -> None:
     assert imported_by(code) == []
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [["hub", "list"], ["hub", "show", "downsizenet/scenes-noisy-x0.3"]],
+    ids=" ".join,
+)
+def test_listing_and_showing_the_hub_read_json_and_cards_without_torch(
+    argv: list[str], tmp_path: Path
+) -> None:
+    code = (
+        f"import os\nos.environ['DOWNSIZENET_HOME'] = {str(tmp_path)!r}\n"
+        f"sys.argv = {['downsizenet', *argv]!r}\nfrom downsizenet_hub.cli import main\nmain()"
+    )
+    assert imported_by(code) == []
+
+
 def test_the_package_imports_its_public_names_lazily() -> None:
     assert imported_by("import downsizenet_hub\nprint(downsizenet_hub.__version__)") == []
     code = "from downsizenet_hub import DownsizeNet, DownsizeNetConfig, with_resizer, __version__"

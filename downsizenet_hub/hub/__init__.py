@@ -11,19 +11,37 @@ Example:
     >>> DownsizeNet.from_pretrained("me/first-resizer")  # doctest: +SKIP
 """
 
-from downsizenet_hub.hub.api import (
-    from_pretrained,
-    load,
-    push_published,
-    push_to_hub,
-    save_pretrained,
-    show,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from downsizenet_hub.hub.errors import HubAccessError
 from downsizenet_hub.hub.local import PublishedResizer, list_published, publish, remove
 from downsizenet_hub.hub.names import validate_name
 from downsizenet_hub.hub.record import TrainingRecord
-from downsizenet_hub.hub.refs import ResolvedRef, resolve
+from downsizenet_hub.hub.refs import ResolvedRef, resolve, show
+
+if TYPE_CHECKING:
+    from downsizenet_hub.hub.api import (
+        from_pretrained,
+        load,
+        push_published,
+        push_to_hub,
+        save_pretrained,
+    )
+
+#: Loading, saving and showing go through :mod:`.api`, which imports torch: it is imported on
+#: first use, so that listing the hub (``downsizenet hub list``) stays fast.
+_API = ("from_pretrained", "load", "push_published", "push_to_hub", "save_pretrained")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from downsizenet_hub.hub import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "HubAccessError",

@@ -62,15 +62,6 @@ def load(
     return files.load_folder(resolved.folder)
 
 
-def show(ref: str | os.PathLike[str]) -> str:
-    """The model card (README.md) of a published resizer."""
-    resolved = resolve(ref)
-    card = resolved.folder / files.CARD_FILE
-    if not card.is_file():
-        raise FileNotFoundError(f"{resolved.name} has no model card ({card} is missing).")
-    return card.read_text(encoding="utf-8")
-
-
 def push_to_hub(
     model: DownsizeNet,
     repo_id: str,

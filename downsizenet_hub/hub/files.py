@@ -12,17 +12,20 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save
 
 from downsizenet_hub.atomic import write_atomic
 from downsizenet_hub.hub.cards import render_card
 from downsizenet_hub.hub.record import TrainingRecord
 from downsizenet_hub.jsonfile import read_json
-from downsizenet_hub.resizer import DownsizeNet, DownsizeNetConfig
+from downsizenet_hub.resizing.config import DownsizeNetConfig
+
+if TYPE_CHECKING:  # torch is imported where tensors are read or written, not to list the hub
+    import torch
+
+    from downsizenet_hub.resizer import DownsizeNet
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -56,6 +59,8 @@ def write_weights(path: Path, model: DownsizeNet) -> None:
     Serialised in memory (a resizer is a few KB) and written by Python, so that a full disk is an
     OSError naming ``path`` rather than an error of safetensors' own writer.
     """
+    from safetensors.torch import save
+
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     data = save(state, metadata={"format": "pt"})
     write_atomic(path, lambda handle: handle.write(data))
@@ -131,6 +136,8 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
                 "downsizenet-hub reads weights only from safetensors and never unpickles."
             )
         raise FileNotFoundError(f"{path} not found: a published resizer needs {WEIGHTS_FILE}.")
+    from safetensors.torch import load_file
+
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
@@ -144,6 +151,8 @@ def check_state(
     path: Path, expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]
 ) -> None:
     """Strict loading: same tensor names, same shapes, floating and finite values."""
+    import torch
+
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
     if missing or unexpected:
@@ -176,6 +185,8 @@ def load_folder(folder: Path) -> tuple[DownsizeNet, TrainingRecord | None]:
     """
     if folder.is_symlink():
         folder = Path(os.path.realpath(folder))
+    from downsizenet_hub.resizer import DownsizeNet
+
     config, record = read_config(folder / CONFIG_FILE)
     weights_path = folder / WEIGHTS_FILE
     state = read_weights(weights_path)

@@ -18,14 +18,17 @@ import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from downsizenet_hub import paths
 from downsizenet_hub.atomic import WriteError
 from downsizenet_hub.hub import files, store
 from downsizenet_hub.hub.names import name_problem, validate_name
 from downsizenet_hub.hub.record import TrainingRecord
-from downsizenet_hub.resizer import DownsizeNet, DownsizeNetConfig
+from downsizenet_hub.resizing.config import DownsizeNetConfig
+
+if TYPE_CHECKING:  # listing the hub reads config.json only: torch is imported to publish
+    from downsizenet_hub.resizer import DownsizeNet
 
 #: Resizers shipped with the package (made by this project's ``pretrain`` command).
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
@@ -89,6 +92,8 @@ def publish(
         OSError: the disk is full or not writable (one line naming the path and the cause); the
             hub is then as it was.
     """
+    from downsizenet_hub.resizer import DownsizeNet
+
     if not isinstance(model, DownsizeNet):
         raise TypeError(f"publish expects a DownsizeNet, got {type(model).__name__}.")
     if record is not None and not isinstance(record, TrainingRecord):

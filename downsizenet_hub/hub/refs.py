@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from downsizenet_hub.hub.errors import HubAccessError
+from downsizenet_hub.hub.files import CARD_FILE
 from downsizenet_hub.hub.local import local_path, shipped_path
 from downsizenet_hub.hub.names import HF_HUB_PREFIX, hf_hub_part, parse_ref
 
@@ -119,3 +120,12 @@ def _resolve_remote(
 
 def _nothing_found(ref: str, tried: list[str]) -> str:
     return f"no resizer found for {ref!r}; tried: " + "; ".join(tried) + "."
+
+
+def show(ref: str | os.PathLike[str]) -> str:
+    """The model card (README.md) of a published resizer."""
+    resolved = resolve(ref)
+    card = resolved.folder / CARD_FILE
+    if not card.is_file():
+        raise FileNotFoundError(f"{resolved.name} has no model card ({card} is missing).")
+    return card.read_text(encoding="utf-8")

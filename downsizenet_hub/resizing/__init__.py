@@ -1,0 +1,1 @@
+"""The resizing core, torch-free parts first: :mod:`.config` (a DownsizeNet's architecture)."""
