@@ -158,6 +158,12 @@ def run_pretrain(options: PretrainOptions) -> PretrainReport:
             ["miou", "pixel_accuracy"],
         )
     )
+    for arm in arms:
+        if "weight_moved" in arm.extra and is_main_process():
+            print(
+                f"{arm.name} moved {100 * arm.extra['weight_moved']:.2f}% of each output pixel's "
+                "weight away from its classical filter (mean over validation pixels)"
+            )
     published = pushed = None
     if options.publish is not None and is_main_process():
         net = trained[options.resizer].resizer

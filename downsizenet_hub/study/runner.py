@@ -118,7 +118,8 @@ def run_study(
             trained resizers, and what decides whether a published name may be replaced.
         device: the engine's device ("auto", "cpu", "cuda", "cuda:1"); not part of cell keys.
         progress: the engine's progress bars / epoch lines (on stderr).
-        keep_checkpoints: keep each finished cell's checkpoints (about 45 MB per transfer cell).
+        keep_checkpoints: keep each finished cell's checkpoints (about 16 MB per segmentation
+            cell, 9 MB per transfer cell).
         report_only: run nothing; summarise the cells that have finished.
     """
     started = time.perf_counter()
