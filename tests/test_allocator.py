@@ -1,4 +1,4 @@
-"""The allocator setting the CLI applies: what it reports, and that it removes the page faults."""
+"""The allocator setting the CLI applies: what it reports, and that freed memory stays put."""
 
 from __future__ import annotations
 
@@ -11,18 +11,27 @@ import pytest
 
 from downsizenet_hub import allocator
 
-# Re-allocating a freed 64 MiB tensor: the fewest minor page faults of one fill, over five fills
-# (glibc settles its heap over the first ones with either setting; how many varies by run).
+# Free a filled 64 MiB tensor and see whether its pages stay in the process (resident set size
+# before and after the free, from /proc/self/statm). With glibc's defaults a block this large is
+# mapped on its own and unmapped when freed; with the memory kept it comes from the heap and stays
+# there for the next allocation. Whether that next allocation lands exactly in the freed block
+# depends on the heap's layout (other threads' small allocations), so the test checks what the
+# setting guarantees: freed memory is not handed back to the operating system.
 _CHILD = """
-import resource, sys, torch
+import os, torch
 from downsizenet_hub import allocator
 state = allocator.keep_freed_memory()
-faults = []
-for _ in range(5):
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    torch.empty(16 << 20).fill_(1.0)  # 64 MiB, freed at once
-    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-print(state, min(faults))
+page = os.sysconf("SC_PAGE_SIZE")
+
+def resident():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * page
+
+tensor = torch.empty(16 << 20)
+tensor.fill_(1.0)  # 64 MiB, every page touched
+before = resident()
+del tensor
+print(state, (before - resident()) >> 20)
 """
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
@@ -34,18 +43,18 @@ def _child(**env: str) -> tuple[str, int]:
         [sys.executable, "-c", _CHILD], env={**clean, **env}, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr
-    state, faults = out.stdout.split()
-    return state, int(faults)
+    state, released_mib = out.stdout.split()
+    return state, int(released_mib)
 
 
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
-def test_kept_memory_is_reused_without_page_faults() -> None:
-    kept_state, kept_faults = _child()
-    default_state, default_faults = _child(**{allocator.ENV_VAR: "default"})
+def test_kept_memory_stays_in_the_process_when_freed() -> None:
+    kept_state, kept_released = _child()
+    default_state, default_released = _child(**{allocator.ENV_VAR: "default"})
     assert (kept_state, default_state) == ("kept", "default")
-    # 64 MiB is 16384 pages of 4 KiB: glibc's default maps it afresh and faults on every page.
-    assert default_faults > 8000
-    assert kept_faults < 1000
+    # glibc's default unmaps the 64 MiB block at once; kept, it stays resident for reuse.
+    assert default_released >= 60
+    assert kept_released <= 4
 
 
 def test_user_settings_win(monkeypatch: pytest.MonkeyPatch) -> None:
