@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -126,16 +125,15 @@ def test_show_prints_the_card(runner: CliRunner) -> None:
 
 
 def test_show_missing_is_one_line_and_never_online(
-    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, connections: list[object]
 ) -> None:
     import huggingface_hub
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # online allowed, and still not contacted:
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:1")  # would fail, slowly, if contacted
-    start = time.monotonic()
     result = runner.invoke(app, ["hub", "show", "nope/missing"])
-    assert time.monotonic() - start < 2
+    assert connections == []
     assert_one_line_error(result, "no resizer found for 'nope/missing'; tried:")
     assert "Hugging Face Hub" not in result.stderr.split("; for the")[0]
     assert result.stderr.rstrip().endswith("write hf-hub:nope/missing.")
@@ -177,12 +175,19 @@ def test_remove_asks_first(runner: CliRunner) -> None:
     assert_one_line_error(result, "no resizer named me/a in the local hub")
 
 
-def test_push_offline_is_one_line_and_fast(runner: CliRunner) -> None:
+def test_push_offline_is_one_line_and_never_tries_the_network(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an offline push must not reach for the Hub")
+
+    for method in ("create_repo", "upload_folder", "repo_info", "file_exists"):
+        monkeypatch.setattr(huggingface_hub.HfApi, method, no_network)
     publish(tiny(), "me/a")
     before = snapshot(paths.home())
-    start = time.monotonic()
     result = runner.invoke(app, ["hub", "push", "me/a", "someone/a"])
-    assert time.monotonic() - start < 3
     assert_one_line_error(result, "cannot push to someone/a: offline mode is on")
     assert snapshot(paths.home()) == before
 

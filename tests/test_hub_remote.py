@@ -7,7 +7,6 @@ import base64
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -86,11 +85,10 @@ def test_cached_repo_loads_offline(tmp_path: Path, ref: str) -> None:
     assert torch.equal(outputs(loaded), outputs(model))
 
 
-def test_uncached_repo_fails_at_once_offline(tmp_path: Path) -> None:
-    start = time.monotonic()
+def test_uncached_repo_fails_at_once_offline(tmp_path: Path, connections: list[object]) -> None:
     with pytest.raises(FileNotFoundError, match="offline mode is on") as info:
         from_pretrained("hf-hub:owner/missing", cache_dir=tmp_path / "hf")
-    assert time.monotonic() - start < 2
+    assert connections == []
     assert "\n" not in str(info.value)
 
 
@@ -102,16 +100,16 @@ def test_partly_cached_repo_is_reported(tmp_path: Path) -> None:
 
 
 def test_without_network_a_cached_repo_loads_and_an_uncached_one_fails_fast(
-    tmp_path: Path, online: str
+    tmp_path: Path, online: str, connections: list[object]
 ) -> None:
     model = tiny()
     cache_repo(tmp_path / "hf", "owner/model", model)
-    start = time.monotonic()
     loaded = from_pretrained("hf-hub:owner/model", cache_dir=tmp_path / "hf", endpoint=online)
     assert torch.equal(outputs(loaded), outputs(model))
     with pytest.raises(FileNotFoundError, match="cannot reach the Hugging Face Hub"):
         from_pretrained("hf-hub:owner/missing", cache_dir=tmp_path / "hf", endpoint=online)
-    assert time.monotonic() - start < 5  # huggingface_hub's retries would take ~20 s
+    # A try or two per file, not huggingface_hub's retry loop with back-off (~20 s).
+    assert 0 < len(connections) <= 4, connections
 
 
 def test_show_reads_the_card_of_a_cached_repo(
@@ -123,14 +121,13 @@ def test_show_reads_the_card_of_a_cached_repo(
 
 
 # ---------------------------------------------------------------------------- pushing
-def test_push_offline_fails_at_once() -> None:
+def test_push_offline_fails_at_once(connections: list[object]) -> None:
     publish(tiny(), "me/a")
-    start = time.monotonic()
     with pytest.raises(HubAccessError, match="cannot push to me/b: offline mode is on"):
         push_published("me/a", "me/b", token="hf_not_used")
     with pytest.raises(HubAccessError, match="offline"):
         tiny().push_to_hub("me/b")
-    assert time.monotonic() - start < 2
+    assert connections == []
 
 
 def test_push_without_token_says_where_tokens_come_from(online: str, no_token: None) -> None:
@@ -141,15 +138,16 @@ def test_push_without_token_says_where_tokens_come_from(online: str, no_token: N
         push_to_hub(tiny(), "me/b", endpoint=online)
 
 
-def test_push_without_network_fails_fast_and_leaves_the_hub_alone(online: str) -> None:
+def test_push_without_network_fails_fast_and_leaves_the_hub_alone(
+    online: str, connections: list[object]
+) -> None:
     publish(tiny(), "me/a")
     before = sorted(p.name for p in paths.hub_dir().rglob("*"))
-    start = time.monotonic()
     with pytest.raises(
         HubAccessError, match=r"cannot reach http://127\.0\.0\.1:\d+ to push me/b"
     ) as info:
         push_published("me/a", "me/b", token="hf_fake", endpoint=online)
-    assert time.monotonic() - start < 5
+    assert 0 < len(connections) <= 4, connections  # no retry loop with back-off
     assert "\n" not in str(info.value)
     assert sorted(p.name for p in paths.hub_dir().rglob("*")) == before
 
