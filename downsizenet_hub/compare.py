@@ -291,17 +291,25 @@ def _draw_coefficients(
 ) -> None:
     deviation = maps.deviation.numpy()
     height, width = deviation.shape
+    top, left, side = crop
+    # The crop, enlarged into the real-size panel: at real size the map's pixel-periodic pattern
+    # (the sampling phase repeats every few output pixels) blurs into colours of no one value.
     axes = _axes(figure, layout, layout.panel(column, 2, width, height))
-    axes.imshow(deviation, cmap="magma", vmin=0.0, vmax=deviation_top, interpolation="nearest")
+    axes.imshow(
+        deviation[top : top + side, left : left + side],
+        cmap="magma",
+        vmin=0.0,
+        vmax=deviation_top,
+        interpolation="nearest",
+    )
     _caption(
         figure,
         layout,
         column,
         2,
-        f"weight moved from the classical filter\n0 (black) to {deviation_top:.2g} (yellow); "
-        f"mean {deviation.mean():.2g}",
+        f"weight moved from the classical filter (crop)\n0 (black) to {deviation_top:.2g} "
+        f"(yellow); image mean {deviation.mean():.2g}",
     )
-    top, left, side = crop
     taps = maps.learned[top : top + side, left : left + side]
     panel = layout.rows[3]
     if taps.shape[-2:] == (2, 2):

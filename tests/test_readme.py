@@ -29,6 +29,9 @@ EXEMPT: dict[str, str] = {
         "runs the whole test suite"
     ),
     ".venv/bin/downsizenet pretrain ": "trains two arms: over 2 minutes on a 2-core CPU",
+    ".venv/bin/python benchmarks/learning_curve.py": (
+        "trains 15 runs of both tasks to their plateaus: hours on a 2-core CPU"
+    ),
     ".venv/bin/downsizenet transfer ": (
         "needs the resizer the pretrain block publishes, and trains: over 2 minutes"
     ),
