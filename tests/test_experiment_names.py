@@ -1,4 +1,5 @@
-"""Bad resizer names and ``--publish ""`` fail before any data is prepared or any arm trains."""
+"""Bad resizer names, heads, layouts and ``--publish ""`` fail before any data is prepared or any
+arm trains."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ TINY = ["--train-images", "8", "--val-images", "4", "--batch-size", "4", "--no-p
         ("pretrain", ["--publish", "../x"], "invalid resizer name"),
         ("transfer", ["--resizer", "bilinear", "--compare", "../../x"], "no resizer found"),
         ("transfer", ["--resizer", "demo/missing"], "no resizer found for 'demo/missing'"),
+        ("transfer", ["--resizer", "bilinear", "--head", "yolo"], "--head must be one of"),
+        ("transfer", ["--resizer", "bilinear", "--items", "huge"], "Unknown scene layout 'huge'"),
+        ("pretrain", ["--items", "huge"], "Unknown scene layout 'huge'"),
     ],
 )
 def test_bad_names_fail_before_anything_runs(

@@ -26,7 +26,7 @@ from downsizenet_hub.experiments.common import (
     train_arm,
     write_summary,
 )
-from downsizenet_hub.pipelines.detection import DetectionPipeline, stride8_trunk
+from downsizenet_hub.pipelines.detection import HEADS, DetectionPipeline, stride8_trunk
 from downsizenet_hub.resizers import build_resizer
 from downsizenet_hub.tensor_hash import module_sha256
 
@@ -53,6 +53,10 @@ class TransferOptions:
     resume: bool = False
     cache_features: bool = True
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:  # before any data is built
+            raise ValueError(f"--head must be one of {', '.join(HEADS)}, got {self.head!r}.")
 
 
 @dataclass
