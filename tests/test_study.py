@@ -268,6 +268,8 @@ def test_presets_are_valid_and_say_what_they_run() -> None:
     paper = plan_study(preset("paper"))
     assert {c.data.name for c in paper.cells} == {"voc", "cityscapes"}
     assert {c.epochs for c in paper.cells if c.task == "transfer"} == {10}
+    assert preset("paper").transfer.head == "fasterrcnn"  # the paper's two-stage family, on GPUs
+    assert preset("quick").transfer.head == "centernet"  # learns in CPU minutes
     assert all(estimate_seconds(c) is None for c in paper.cells if c.task == "segmentation")
     with pytest.raises(ValueError, match="unknown preset 'fast'"):
         preset("fast")

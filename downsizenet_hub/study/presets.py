@@ -148,6 +148,7 @@ PAPER: dict[str, Any] = {
     },
     "transfer": {
         "backbone_weights": "imagenet",
+        "head": "fasterrcnn",
         "epochs": 10,
         "batch_size": 8,
         "lr": 2e-3,
