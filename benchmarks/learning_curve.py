@@ -200,6 +200,9 @@ def main() -> None:
     runs: list[dict] = []
     started = time.perf_counter()
     learned_seeds = set(args.seeds if args.learned_seeds is None else args.learned_seeds)
+    # Steps per epoch: the same for every seed and resizer of a task (one data build each).
+    seg_steps = _steps(data, "segmentation", seg_train)
+    det_steps = _steps(data, "detection", det_train)
     for seed in args.seeds:
         resizer_dir = args.run_dir / f"seed{seed}" / "downsizenet-resizer"
         resizers = [r for r in RESIZERS if r != "downsizenet" or seed in learned_seeds]
@@ -211,9 +214,7 @@ def main() -> None:
                 resume=True, progress=not args.no_progress,
             )  # fmt: skip
             report = run_pretrain(options)
-            arm = report.arms[0]
-            steps = _steps(options.data, "segmentation", options.train)
-            runs.append(_run("segmentation", resizer, seed, arm, steps))
+            runs.append(_run("segmentation", resizer, seed, report.arms[0], seg_steps))
             if report.resizer is not None:
                 report.resizer.save_pretrained(str(resizer_dir))
         for resizer in resizers:
@@ -225,9 +226,7 @@ def main() -> None:
                 resume=True, progress=not args.no_progress,
             )  # fmt: skip
             report_t = run_transfer(options_t)
-            arm = report_t.arms[0]
-            steps = _steps(options_t.data, "detection", options_t.train)
-            runs.append(_run("detection", resizer, seed, arm, steps))
+            runs.append(_run("detection", resizer, seed, report_t.arms[0], det_steps))
 
     summaries = _summaries(runs)
     payload = {
