@@ -1,0 +1,90 @@
+"""Range and statistics of a resizer's outputs: :func:`output_statistics`.
+
+The DownsizeNet paper's generalisation argument (Ma et al., "Task Generalizable Spatial and
+Texture Aware Image Downsizing Network") is that its output is still an image, because each
+output pixel is a convex mix of input pixels, while a learned resizer with a free residual
+(Talebi and Milanfar, "Learning to Resize Images for Computer Vision Tasks") or a strided
+convolution is not so constrained. These numbers, recorded in each resizer's card, measure that
+mechanism: a convex resizer never leaves its input image's range.
+
+Torch only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+
+def output_statistics(
+    resizer: nn.Module,
+    images: torch.Tensor | Iterable[torch.Tensor],
+    *,
+    size: int | tuple[int, int] | None = None,
+    scale_factor: float | tuple[float, float] | None = None,
+) -> dict[str, float | int]:
+    """Statistics of ``resizer(batch, size=..., scale_factor=...)`` over every batch of ``images``.
+
+    Args:
+        resizer: any module with the resizer call signature; run in eval mode under
+            ``torch.no_grad`` (its training flag is restored afterwards).
+        images: one ``(B, C, H, W)`` float tensor, or an iterable of them (batches may differ in
+            size).
+        size, scale_factor: passed to the resizer as given (exactly one of them).
+
+    Returns:
+        ``values``: number of output values; ``min``, ``max``, ``mean``, ``std`` (population
+        standard deviation, over all output values); ``outside_input_range``: fraction of output
+        values outside ``[min, max]`` of the input image they come from (each image of a batch
+        against its own pixels, all channels together); ``outside_unit_range``: fraction outside
+        ``[0, 1]``. Accumulated in float64. A convex resizer (DownsizeNet, bilinear, area) has
+        ``outside_input_range == 0``.
+    """
+    batches = [images] if isinstance(images, torch.Tensor) else images
+    was_training = resizer.training
+    resizer.eval()
+    count, mean, m2 = 0, 0.0, 0.0
+    low, high = float("inf"), float("-inf")
+    outside_input = outside_unit = 0
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                if batch.dim() != 4:
+                    raise ValueError(
+                        f"each batch must be B x C x H x W, got shape {tuple(batch.shape)}."
+                    )
+                out = resizer(batch, size=size, scale_factor=scale_factor).double()
+                flat_in = batch.double().flatten(1)
+                flat_out = out.flatten(1)
+                below = flat_out < flat_in.amin(dim=1, keepdim=True)
+                above = flat_out > flat_in.amax(dim=1, keepdim=True)
+                outside_input += int((below | above).sum())
+                outside_unit += int(((flat_out < 0) | (flat_out > 1)).sum())
+                n = flat_out.numel()
+                if n == 0:
+                    continue
+                batch_mean = float(flat_out.mean())
+                batch_m2 = float(((flat_out - batch_mean) ** 2).sum())
+                # Chan et al.'s pairwise update: exact merging of means and squared deviations.
+                delta = batch_mean - mean
+                total = count + n
+                mean += delta * n / total
+                m2 += batch_m2 + delta * delta * count * n / total
+                count = total
+                low = min(low, float(flat_out.min()))
+                high = max(high, float(flat_out.max()))
+    finally:
+        resizer.train(was_training)
+    if count == 0:
+        raise ValueError("output_statistics needs at least one output value.")
+    return {
+        "values": count,
+        "min": low,
+        "max": high,
+        "mean": mean,
+        "std": (m2 / count) ** 0.5,
+        "outside_input_range": outside_input / count,
+        "outside_unit_range": outside_unit / count,
+    }
