@@ -241,6 +241,16 @@ def test_from_config_and_overrides() -> None:
         TalebiResizer(StridedConfig())  # type: ignore[arg-type]
 
 
+def test_talebi_parameter_count_matches_the_keras_example() -> None:
+    """The Keras example reports 7,051,717 - 7,039,554 = 12,163 parameters for its resizer; Keras
+    counts batch norm's moving mean and variance (4 layers x 16 x 2 = 128) as parameters."""
+    resizer = TalebiResizer()
+    parameters = sum(p.numel() for p in resizer.parameters())
+    moving = sum(b.numel() for n, b in resizer.named_buffers() if n.endswith(("_mean", "_var")))
+    assert (parameters, moving) == (12035, 128)
+    assert parameters + moving == 7_051_717 - 7_039_554
+
+
 # ---------------------------------------------------------------------- storage and freezing
 @pytest.mark.parametrize(
     ("build", "kwargs"),

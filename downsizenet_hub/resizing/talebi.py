@@ -148,6 +148,8 @@ class TalebiResizer(nn.Module):
     summary of the architecture (this project's issue 20) ends in a 3x3 conv and leaves out the
     3x3 conv + BN skip of step 4; ``output_kernel=3`` gives that last layer, step 4 is kept as in
     the example.
+    At the defaults: 12,035 parameters, the example's reported 12,163 less the 128 batch-norm
+    moving statistics that Keras counts as parameters.
 
     Conventions: input ``(B, C, H, W)`` in the parameters' dtype, any range (no clamping: the
     output is not constrained to the input's range), output ``(B, C, h, w)``. The skip path is
