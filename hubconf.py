@@ -41,13 +41,16 @@ def downsizenet(pretrained: str | None = None, **config: Any) -> DownsizeNet:
     Returns:
         a ``downsizenet_hub.DownsizeNet`` (in eval mode when pretrained).
     """
-    from downsizenet_hub import DownsizeNet  # imported here so that torch.hub.list stays cheap
+    # Imported here so that torch.hub.list stays cheap; the registry is the one way to name one.
+    from typing import cast
+
+    from downsizenet_hub.registry import TRAINABLE, create_resizer
 
     if pretrained is None:
-        return DownsizeNet(**config)
+        return cast("DownsizeNet", create_resizer(TRAINABLE, **config))
     if config:
         raise ValueError(
             f"pretrained={pretrained!r} takes its configuration from its config.json; "
             f"drop {sorted(config)}."
         )
-    return DownsizeNet.from_pretrained(pretrained)
+    return cast("DownsizeNet", create_resizer(pretrained))

@@ -53,7 +53,7 @@ from downsizenet_hub import DownsizeNet
 from downsizenet_hub.backbones import FrozenVGG16
 from downsizenet_hub.pipelines.detection import DetectionPipeline, FrozenFront, stride8_trunk
 from downsizenet_hub.pipelines.segmentation import SegmentationPipeline
-from downsizenet_hub.resizers import FixedResizer
+from downsizenet_hub.resizing.fixed import FixedResizer
 
 CASES = {"300-160": ((300, 300), (160, 160)), "513-179": ((513, 513), (179, 179))}
 
@@ -176,7 +176,7 @@ def _step_macs(step: Callable[[], None]) -> float:
 _MEMORY_CHILD = """
 import sys, torch
 from downsizenet_hub import DownsizeNet, allocator
-from downsizenet_hub.resizers import FixedResizer
+from downsizenet_hub.resizing.fixed import FixedResizer
 
 def status(key):
     for line in open("/proc/self/status"):

@@ -25,7 +25,7 @@ from _common import (
 )
 
 from downsizenet_hub import DownsizeNet
-from downsizenet_hub.resizers import FixedResizer
+from downsizenet_hub.resizing.fixed import FixedResizer
 
 CASES: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {
     "300-160": ((300, 300), {"size": (160, 160)}),

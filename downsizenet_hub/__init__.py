@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from downsizenet_hub.resizer import DownsizeNet, DownsizeNetConfig
-    from downsizenet_hub.wrap import with_resizer
+    from downsizenet_hub.hub.model import DownsizeNet
+    from downsizenet_hub.resizing.config import DownsizeNetConfig
+    from downsizenet_hub.tools.wrap_model import with_resizer
 
 #: Public name -> the module that defines it.
 _LAZY = {
-    "DownsizeNet": "downsizenet_hub.resizer",
-    "DownsizeNetConfig": "downsizenet_hub.resizer",
-    "with_resizer": "downsizenet_hub.wrap",
+    "DownsizeNet": "downsizenet_hub.hub.model",
+    "DownsizeNetConfig": "downsizenet_hub.resizing.config",
+    "with_resizer": "downsizenet_hub.tools.wrap_model",
 }
 
 __all__ = ["DownsizeNet", "DownsizeNetConfig", "__version__", "with_resizer"]

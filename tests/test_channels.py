@@ -8,9 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from downsizenet_hub import DownsizeNet, channels
-from downsizenet_hub.channels import mix_neighbours, resize_any_channels
-from downsizenet_hub.resizers import build_resizer
+from downsizenet_hub import DownsizeNet
+from downsizenet_hub.registry import create_resizer
+from downsizenet_hub.tools import channels
+from downsizenet_hub.tools.channels import mix_neighbours, resize_any_channels
 
 
 def _textured(neighbourhood: str = "bilinear", in_channels: int = 3) -> DownsizeNet:
@@ -72,7 +73,7 @@ def test_transparent_pixels_do_not_bleed_their_colour() -> None:
     rgba[:, 0, :, :4] = 1.0
     rgba[:, 3, :, :4] = 1.0
     rgba[:, 1, :, 4:] = 1.0
-    for resizer in (build_resizer("bilinear"), _textured()):
+    for resizer in (create_resizer("bilinear"), _textured()):
         with torch.no_grad():
             out = resize_any_channels(resizer, rgba, size=(4, 4), alpha=True)
         visible = out[:, 3] > 0
@@ -83,7 +84,7 @@ def test_transparent_pixels_do_not_bleed_their_colour() -> None:
 
 def test_fixed_resizer_with_alpha_is_premultiplied_interpolation() -> None:
     rgba = torch.rand(2, 4, 16, 12)
-    out = resize_any_channels(build_resizer("area"), rgba, size=(8, 6), alpha=True)
+    out = resize_any_channels(create_resizer("area"), rgba, size=(8, 6), alpha=True)
     premultiplied = torch.cat([rgba[:, :3] * rgba[:, 3:], rgba[:, 3:]], dim=1)
     pooled = F.interpolate(premultiplied, size=(8, 6), mode="area")
     torch.testing.assert_close(out[:, 3:], pooled[:, 3:])
@@ -92,7 +93,7 @@ def test_fixed_resizer_with_alpha_is_premultiplied_interpolation() -> None:
 
 def test_bad_channel_counts_are_one_sentence_errors() -> None:
     with pytest.raises(ValueError, match="colour channel besides alpha"):
-        resize_any_channels(build_resizer("bilinear"), torch.rand(1, 1, 8, 8), size=4, alpha=True)
+        resize_any_channels(create_resizer("bilinear"), torch.rand(1, 1, 8, 8), size=4, alpha=True)
     with pytest.raises(ValueError, match="cannot guide a resizer that reads 3 channels"):
         resize_any_channels(_textured(), torch.rand(1, 2, 8, 8), size=4)
     with pytest.raises(ValueError, match="exactly one of size"):

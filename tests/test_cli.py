@@ -67,12 +67,14 @@ def test_listing_and_showing_the_hub_read_json_and_cards_without_torch(
 def test_the_package_imports_its_public_names_lazily() -> None:
     assert imported_by("import downsizenet_hub\nprint(downsizenet_hub.__version__)") == []
     code = "from downsizenet_hub import DownsizeNet, DownsizeNetConfig, with_resizer, __version__"
-    assert imported_by(code)[:2] == ["torch", "torchvision"]
+    assert imported_by(code) == ["torch", "torchvision"]  # neither matplotlib nor huggingface_hub
     import downsizenet_hub
     from downsizenet_hub import DownsizeNet, DownsizeNetConfig, with_resizer
-    from downsizenet_hub.resizer import DownsizeNet as Direct
+    from downsizenet_hub.hub.model import DownsizeNet as Direct
+    from downsizenet_hub.resizing import DownsizeNet as Core
 
     assert DownsizeNet is Direct and callable(with_resizer) and DownsizeNetConfig().channels > 0
+    assert issubclass(DownsizeNet, Core) and not hasattr(Core, "from_pretrained")
     assert {"DownsizeNet", "with_resizer", "__version__"} <= set(dir(downsizenet_hub))
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         downsizenet_hub.Nope  # noqa: B018
@@ -135,7 +137,7 @@ def test_help_defaults_match_the_library() -> None:
     from downsizenet_hub.cli.data import DEFAULT_IMAGES
     from downsizenet_hub.cli.resize import FIXED_RESIZER_NAMES
     from downsizenet_hub.data.scenes import PRESETS
-    from downsizenet_hub.resizers import FIXED_RESIZERS
+    from downsizenet_hub.resizing.fixed import FIXED_RESIZERS
 
     assert PRESETS["default"][0] == DEFAULT_IMAGES
     assert FIXED_RESIZER_NAMES == FIXED_RESIZERS

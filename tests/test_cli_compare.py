@@ -11,10 +11,16 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from downsizenet_hub import DownsizeNet, compare
+from downsizenet_hub import DownsizeNet
 from downsizenet_hub.cli.app import app
-from downsizenet_hub.compare import coefficient_maps, compare_figure, detail_window, save_figure
-from downsizenet_hub.resizers import build_resizer
+from downsizenet_hub.registry import create_resizer
+from downsizenet_hub.tools import compare
+from downsizenet_hub.tools.compare import (
+    coefficient_maps,
+    compare_figure,
+    detail_window,
+    save_figure,
+)
 
 runner = CliRunner()
 
@@ -66,7 +72,7 @@ def test_detail_window_finds_the_textured_corner() -> None:
 
 def test_figure_panels_and_one_to_one_pixels(tmp_path: Path) -> None:
     resizers = [
-        ("area", build_resizer("area")),
+        ("area", create_resizer("area")),
         ("learned", DownsizeNet(neighbourhood="antialias")),
     ]
     figure = compare_figure(
@@ -91,7 +97,7 @@ def test_figure_panels_and_one_to_one_pixels(tmp_path: Path) -> None:
 
 def test_bad_figure_inputs() -> None:
     with pytest.raises(ValueError, match="1 or 3 channels"):
-        compare_figure(torch.rand(2, 10, 10), [("area", build_resizer("area"))], size=5)
+        compare_figure(torch.rand(2, 10, 10), [("area", create_resizer("area"))], size=5)
     with pytest.raises(ValueError, match="at least one resizer"):
         compare_figure(torch.rand(3, 10, 10), [], size=5)
 

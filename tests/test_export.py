@@ -14,10 +14,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from downsizenet_hub import DownsizeNet, export, export_geometry
+from downsizenet_hub import DownsizeNet
 from downsizenet_hub.cli.app import app
-from downsizenet_hub.export import ExportError, export_onnx, export_torchscript
-from downsizenet_hub.export_geometry import first_float32_flip
+from downsizenet_hub.tools import export, export_geometry
+from downsizenet_hub.tools.export import ExportError, export_onnx, export_torchscript
+from downsizenet_hub.tools.export_geometry import first_float32_flip
 
 ATOL = 1e-4
 runner = CliRunner()
@@ -186,9 +187,9 @@ def test_fixed_resizers_export_or_are_refused(tmp_path: Path, mode: str, target:
         assert not (tmp_path / "r.onnx").exists()
         return
     images = torch.rand(2, 3, 48, 56)
-    from downsizenet_hub.resizers import build_resizer
+    from downsizenet_hub.registry import create_resizer
 
-    expected = build_resizer(mode)(images, **target)
+    expected = create_resizer(mode)(images, **target)
     np.testing.assert_allclose(_onnx_run(result.path, images).numpy(), expected.numpy(), atol=ATOL)
 
 

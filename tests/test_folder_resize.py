@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from downsizenet_hub.folder_resize import ResizeTask, find_inputs, plan_resize, resize_files
-from downsizenet_hub.resizers import build_resizer
+from downsizenet_hub.registry import create_resizer
+from downsizenet_hub.tools.folder_resize import ResizeTask, find_inputs, plan_resize, resize_files
 
 
 def _save(path: Path, size: tuple[int, int] = (12, 16), mode: str = "RGB", seed: int = 0) -> Path:
@@ -32,7 +32,7 @@ class _CountingResizer(nn.Module):
 
     def forward(self, images: torch.Tensor, size=None, scale_factor=None) -> torch.Tensor:  # type: ignore[no-untyped-def]
         self.calls.append(tuple(images.shape))
-        return build_resizer("bilinear")(images, size=size, scale_factor=scale_factor)
+        return create_resizer("bilinear")(images, size=size, scale_factor=scale_factor)
 
 
 def test_folder_inputs_are_found_recursively_with_relative_names(tmp_path: Path) -> None:
@@ -133,7 +133,7 @@ def test_unreadable_files_are_skipped_and_reported(tmp_path: Path) -> None:
     tasks = plan_resize(tmp_path / "in", tmp_path / "out")
     seen: list[tuple[ResizeTask, str | None]] = []
     report = resize_files(
-        tasks, build_resizer("area"), scale_factor=0.5, on_done=lambda t, e: seen.append((t, e))
+        tasks, create_resizer("area"), scale_factor=0.5, on_done=lambda t, e: seen.append((t, e))
     )
     assert report.written == [tmp_path / "out" / "good.png"]
     assert [(path.name, "cannot read" in why) for path, why in report.failed] == [("bad.png", True)]
@@ -146,7 +146,7 @@ def test_scale_that_leaves_no_pixel_fails_those_files_only(tmp_path: Path) -> No
     _save(tmp_path / "in" / "tiny.png", size=(2, 2))
     _save(tmp_path / "in" / "big.png", size=(20, 20))
     report = resize_files(
-        plan_resize(tmp_path / "in", tmp_path / "out"), build_resizer("area"), scale_factor=0.1
+        plan_resize(tmp_path / "in", tmp_path / "out"), create_resizer("area"), scale_factor=0.1
     )
     assert [p.name for p in report.written] == ["big.png"]
     assert [p.name for p, _ in report.failed] == ["tiny.png"]
@@ -155,4 +155,4 @@ def test_scale_that_leaves_no_pixel_fails_those_files_only(tmp_path: Path) -> No
 
 def test_batch_size_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="batch_size"):
-        resize_files([], build_resizer("area"), size=4, batch_size=0)
+        resize_files([], create_resizer("area"), size=4, batch_size=0)

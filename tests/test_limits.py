@@ -16,11 +16,12 @@ import torch.nn.functional as F
 from PIL import Image
 from typer.testing import CliRunner
 
-from downsizenet_hub import DownsizeNet, limits, with_resizer
+from downsizenet_hub import DownsizeNet, with_resizer
 from downsizenet_hub.cli.app import app
-from downsizenet_hub.limits import MemoryLimitError
-from downsizenet_hub.resizers import build_resizer
-from downsizenet_hub.transforms import LearnedResize
+from downsizenet_hub.registry import create_resizer
+from downsizenet_hub.resizing import limits
+from downsizenet_hub.resizing.limits import MemoryLimitError
+from downsizenet_hub.tools.learned_resize import LearnedResize
 
 runner = CliRunner()
 
@@ -85,7 +86,7 @@ def test_scale_factor_must_be_a_number() -> None:
 @pytest.mark.parametrize("resizer", ["downsizenet", "bilinear"])
 def test_non_finite_scale_is_a_value_error_in_every_resizer(resizer: str, scale: object) -> None:
     with pytest.raises(ValueError, match="scale_factor must be a finite, positive number"):
-        build_resizer(resizer)(torch.rand(1, 3, 8, 8), scale_factor=scale)
+        create_resizer(resizer)(torch.rand(1, 3, 8, 8), scale_factor=scale)
 
 
 @pytest.mark.parametrize("scale", [math.inf, math.nan])
@@ -102,7 +103,7 @@ def test_non_finite_scale_refused_when_tools_are_built(scale: float) -> None:
 )
 @pytest.mark.parametrize("resizer", ["downsizenet", "bilinear"])
 def test_oversized_resize_is_refused_before_allocating(resizer: str, kwargs: dict) -> None:
-    net = build_resizer(resizer)
+    net = create_resizer(resizer)
     asked = next(iter(kwargs))
     with pytest.raises(
         MemoryLimitError,
@@ -119,7 +120,7 @@ def test_downsizenet_counts_its_texture_branch() -> None:
     images = torch.empty(2, 3, 3000, 3000, device="meta")
     with pytest.raises(MemoryLimitError, match=r"^DownsizeNet\(size=\(8, 8\)\) on a 2x3x3000x3000"):
         DownsizeNet()(images, size=(8, 8))
-    build_resizer("bilinear")(torch.rand(2, 3, 300, 300), size=(8, 8))  # fine without texture
+    create_resizer("bilinear")(torch.rand(2, 3, 300, 300), size=(8, 8))  # fine without texture
 
 
 @pytest.mark.usefixtures("one_gib")
@@ -149,7 +150,7 @@ def test_tools_refuse_oversized_requests() -> None:
 
 
 def test_an_empty_batch_resizes_to_an_empty_batch() -> None:
-    for resizer in (DownsizeNet(), build_resizer("bilinear")):
+    for resizer in (DownsizeNet(), create_resizer("bilinear")):
         out = resizer(torch.rand(0, 3, 20, 30), scale_factor=0.5)
         assert out.shape == (0, 3, 10, 15)
     maps = DownsizeNet().coefficient_maps(torch.rand(0, 3, 20, 30), size=(5, 6))
@@ -160,7 +161,7 @@ def test_an_empty_batch_resizes_to_an_empty_batch() -> None:
 @pytest.mark.parametrize("resizer", ["downsizenet", "bilinear"])
 def test_an_image_without_pixels_is_a_value_error(resizer: str, shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match=r"^images must have at least one pixel per side"):
-        build_resizer(resizer)(torch.rand(shape), size=(5, 5))
+        create_resizer(resizer)(torch.rand(shape), size=(5, 5))
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
@@ -197,7 +198,7 @@ def test_non_finite_pixels_stay_local(bad: float) -> None:
     assert cols.min() >= (20 - 1 - 3) // 2 and cols.max() <= (20 + 3) // 2
     torch.testing.assert_close(out[..., ~broken], clean[..., ~broken], atol=1e-6, rtol=0)
     # bilinear propagates the same way, as F.interpolate does
-    fixed = build_resizer("bilinear")(poisoned, scale_factor=0.5)
+    fixed = create_resizer("bilinear")(poisoned, scale_factor=0.5)
     reference = F.interpolate(poisoned, scale_factor=0.5, mode="bilinear")
     assert torch.equal(fixed.isnan(), reference.isnan())
 

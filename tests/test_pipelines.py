@@ -15,7 +15,7 @@ from downsizenet_hub.backbones import FrozenVGG16
 from downsizenet_hub.pipelines.detection import DetectionMetrics, DetectionPipeline, stride8_trunk
 from downsizenet_hub.pipelines.feature_cache import CachedFrozenFront
 from downsizenet_hub.pipelines.segmentation import SegmentationPipeline
-from downsizenet_hub.resizers import FixedResizer
+from downsizenet_hub.resizing.fixed import FixedResizer
 from downsizenet_hub.tensor_hash import module_sha256
 
 

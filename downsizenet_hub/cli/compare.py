@@ -38,9 +38,9 @@ def compare(
       downsizenet compare photo.png --resizers me/seg,bilinear,area \\
         --scale 0.3 --out g.png
     """
-    from downsizenet_hub.compare import compare_figure, save_figure
     from downsizenet_hub.imageio import read_image
-    from downsizenet_hub.resizers import build_resizer
+    from downsizenet_hub.registry import create_resizer
+    from downsizenet_hub.tools.compare import compare_figure, save_figure
 
     with user_errors():
         target_size, target_scale = resize_target(size, scale)
@@ -49,7 +49,7 @@ def compare(
             raise ValueError("--resizers needs at least one resizer name.")
         loaded = read_image(image)
         pixels = _opaque(loaded.pixels, loaded.header.alpha)
-        models = [(_label(ref), build_resizer(ref)) for ref in refs]
+        models = [(_label(ref), create_resizer(ref)) for ref in refs]
         figure = compare_figure(
             pixels, models, size=target_size, scale_factor=target_scale, crop_side=crop
         )
@@ -58,7 +58,7 @@ def compare(
 
 
 def _label(ref: str) -> str:
-    from downsizenet_hub.resizers import TRAINABLE
+    from downsizenet_hub.registry import TRAINABLE
 
     return f"{ref} (fresh, untrained)" if ref == TRAINABLE else ref
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from downsizenet_hub.cli.common import user_errors
-from downsizenet_hub.limits import check_memory
+from downsizenet_hub.resizing.limits import check_memory
 
 app = typer.Typer(
     help="Datasets: build the built-in scenes benchmark, draw samples.",

@@ -47,7 +47,7 @@ def export(
     Example:
       downsizenet export me/seg --onnx seg.onnx --scale 0.35 --input-size 512x512
     """
-    from downsizenet_hub.export import export_onnx, export_torchscript
+    from downsizenet_hub.tools.export import export_onnx, export_torchscript
 
     with user_errors():
         if (onnx is None) == (torchscript is None):

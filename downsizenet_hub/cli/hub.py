@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from downsizenet_hub.hub import PublishedResizer, TrainingRecord
-    from downsizenet_hub.resizer import DownsizeNetConfig
+    from downsizenet_hub.resizing.config import DownsizeNetConfig
 
 app = typer.Typer(
     help=(

@@ -94,7 +94,7 @@ def pretrain(
     """
     from downsizenet_hub.engine import TrainConfig, TrainingError
     from downsizenet_hub.experiments.pretrain import PretrainOptions, run_pretrain
-    from downsizenet_hub.limits import check_output_size
+    from downsizenet_hub.resizing.limits import check_output_size
 
     with user_errors(TrainingError):
         data_options = data_options_from(

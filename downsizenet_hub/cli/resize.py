@@ -15,12 +15,12 @@ from downsizenet_hub.cli.common import (
     parse_size,
     user_errors,
 )
-from downsizenet_hub.limits import check_memory, check_scale_factor
+from downsizenet_hub.resizing.limits import check_memory, check_scale_factor
 
 if TYPE_CHECKING:
     import torch
 
-    from downsizenet_hub.folder_resize import ResizeTask
+    from downsizenet_hub.tools.folder_resize import ResizeTask
 
 #: Exit code when some files could not be resized (bad options exit with 2).
 SOME_FAILED_EXIT = 1
@@ -60,7 +60,7 @@ def check_resize_memory(
     """Refuse --size / --scale before any file is written if one batch of the images cannot fit
     in memory (MemoryLimitError). Unreadable files are left to resize_files to report."""
     from downsizenet_hub.imageio import ImageFileError, read_header
-    from downsizenet_hub.resizer import resize_memory_estimate
+    from downsizenet_hub.resizing.downsizenet import resize_memory_estimate
 
     batches: dict[tuple[int, int, int], int] = {}
     for task in tasks:
@@ -120,8 +120,8 @@ def resize(
     """Resize every image in IN into OUT, keeping relative names, format and mode.
 
     Grayscale images through a 3-channel learned resizer use the gray picture as RGB; alpha is
-    premultiplied while resizing (see downsizenet_hub.channels). Unreadable files are reported and
-    skipped; the exit code is 1 if any file failed.
+    premultiplied while resizing (see downsizenet_hub.tools.channels). Unreadable files are
+    reported and skipped; the exit code is 1 if any file failed.
 
     \b
     Example:
@@ -136,13 +136,13 @@ def resize(
         TimeElapsedColumn,
     )
 
-    from downsizenet_hub.folder_resize import plan_resize, resize_files
-    from downsizenet_hub.resizers import build_resizer
+    from downsizenet_hub.registry import create_resizer
+    from downsizenet_hub.tools.folder_resize import plan_resize, resize_files
 
     with user_errors():
         target_size, target_scale = resize_target(size, scale)
         tasks = plan_resize(inputs, out, overwrite=overwrite)
-        model = build_resizer(resizer)
+        model = create_resizer(resizer)
         run_on = resolve_device(device)
         check_resize_memory(tasks, model, target_size, target_scale, batch_size)
     stderr = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -92,7 +92,7 @@ def transfer(
     """
     from downsizenet_hub.engine import TrainConfig, TrainingError
     from downsizenet_hub.experiments.transfer import TransferOptions, run_transfer
-    from downsizenet_hub.limits import check_output_size
+    from downsizenet_hub.resizing.limits import check_output_size
 
     with user_errors(TrainingError):
         options = TransferOptions(

@@ -31,8 +31,8 @@ from downsizenet_hub.experiments.common import (
     write_summary,
 )
 from downsizenet_hub.pipelines.segmentation import SegmentationPipeline
-from downsizenet_hub.resizer import DownsizeNet
-from downsizenet_hub.resizers import build_resizer
+from downsizenet_hub.registry import create_resizer
+from downsizenet_hub.resizing.downsizenet import DownsizeNet
 
 #: The built-in data has about 27 items per scene on a photographed background: down-weighting
 #: the background class keeps the network from predicting background everywhere.
@@ -98,7 +98,7 @@ def build_pipeline(options: PretrainOptions, resizer_ref: str, num_classes: int)
     resize = options.data.resize_kwargs()
     return seeded_build(
         options.train.seed,
-        lambda: build_resizer(resizer_ref, **config),
+        lambda: create_resizer(resizer_ref, **config),
         lambda resizer: SegmentationPipeline(
             resizer,
             num_classes,
@@ -131,7 +131,7 @@ def run_pretrain(options: PretrainOptions) -> PretrainReport:
     )
     for name in arm_names:  # a bad name fails now, not after the first arm has trained
         _check_arm_name(name)
-        build_resizer(name, **(options.resizer_config if name == "downsizenet" else {}))
+        create_resizer(name, **(options.resizer_config if name == "downsizenet" else {}))
     info = dataset_info(options.data.name)
     train_set, val_set = options.data.datasets("segmentation")
     arms: list[ArmResult] = []

@@ -27,7 +27,7 @@ from downsizenet_hub.experiments.common import (
     write_summary,
 )
 from downsizenet_hub.pipelines.detection import HEADS, DetectionPipeline, stride8_trunk
-from downsizenet_hub.resizers import build_resizer
+from downsizenet_hub.registry import create_resizer
 from downsizenet_hub.tensor_hash import module_sha256
 
 
@@ -72,14 +72,14 @@ def run_transfer(options: TransferOptions) -> TransferReport:
         [options.compare] if options.compare and options.compare != options.resizer else []
     )
     for name in arm_names:  # a bad name fails now, not after the first arm has trained
-        build_resizer(name)
+        create_resizer(name)
     info = dataset_info(options.data.name)
     train_set, val_set = options.data.datasets("detection")
     trunk = stride8_trunk(frozen_vgg16(options.backbone_weights))
     trunk_hash = module_sha256(trunk)
     arms: list[ArmResult] = []
     for name in arm_names:
-        resizer = build_resizer(name)
+        resizer = create_resizer(name)
         pipeline = build_pipeline(options, resizer, trunk, info.num_classes)
         recipe = {
             "task": "detection-transfer",

@@ -4,6 +4,7 @@ push_to_hub`` and the ``downsizenet hub`` commands."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -11,7 +12,8 @@ import torch
 from downsizenet_hub.hub import files, remote
 from downsizenet_hub.hub.record import TrainingRecord
 from downsizenet_hub.hub.refs import resolve
-from downsizenet_hub.resizer import DownsizeNet
+from downsizenet_hub.resizing.config import DownsizeNetConfig
+from downsizenet_hub.resizing.downsizenet import DownsizeNet
 
 
 def save_pretrained(
@@ -41,11 +43,15 @@ def from_pretrained(
     cache_dir: str | os.PathLike[str] | None = None,
     token: str | bool | None = None,
     endpoint: str | None = None,
+    build: Callable[[DownsizeNetConfig], DownsizeNet] | None = None,
 ) -> DownsizeNet:
     """Load a published resizer (a directory, a local-hub or shipped name, or
     ``hf-hub:owner/name[@revision]`` on the Hugging Face Hub), strictly, in eval mode on
-    ``device``. Only the ``hf-hub:`` form goes online."""
-    model, _ = load(ref, revision=revision, cache_dir=cache_dir, token=token, endpoint=endpoint)
+    ``device``. Only the ``hf-hub:`` form goes online. ``build``: the class (or function) that
+    makes the module from its config (default: the core DownsizeNet)."""
+    model, _ = load(
+        ref, revision=revision, cache_dir=cache_dir, token=token, endpoint=endpoint, build=build
+    )
     return model.to(device)
 
 
@@ -56,10 +62,11 @@ def load(
     cache_dir: str | os.PathLike[str] | None = None,
     token: str | bool | None = None,
     endpoint: str | None = None,
+    build: Callable[[DownsizeNetConfig], DownsizeNet] | None = None,
 ) -> tuple[DownsizeNet, TrainingRecord | None]:
     """Like :func:`from_pretrained` (on CPU), also returning the training record if any."""
     resolved = resolve(ref, revision=revision, cache_dir=cache_dir, token=token, endpoint=endpoint)
-    return files.load_folder(resolved.folder)
+    return files.load_folder(resolved.folder, build)
 
 
 def push_to_hub(

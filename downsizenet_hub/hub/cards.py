@@ -21,7 +21,7 @@ from downsizenet_hub.hub.record import TrainingRecord
 if TYPE_CHECKING:
     from huggingface_hub import ModelCardData
 
-    from downsizenet_hub.resizer import DownsizeNetConfig
+    from downsizenet_hub.resizing.config import DownsizeNetConfig
 
 #: The templates ship inside the package (``downsizenet_hub/model_cards`` links to the repository's
 #: top-level ``model_cards/``; the wheel carries them as package data).

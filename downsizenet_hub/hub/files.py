@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ from downsizenet_hub.resizing.config import DownsizeNetConfig
 if TYPE_CHECKING:  # torch is imported where tensors are read or written, not to list the hub
     import torch
 
-    from downsizenet_hub.resizer import DownsizeNet
+    from downsizenet_hub.resizing.downsizenet import DownsizeNet
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -177,20 +177,27 @@ def check_state(
             raise ValueError(f"{path}: tensor {key!r} contains NaN or infinite values.")
 
 
-def load_folder(folder: Path) -> tuple[DownsizeNet, TrainingRecord | None]:
+def load_folder(
+    folder: Path, build: Callable[[DownsizeNetConfig], DownsizeNet] | None = None
+) -> tuple[DownsizeNet, TrainingRecord | None]:
     """The DownsizeNet stored in ``folder`` (config.json + model.safetensors), in eval mode.
+
+    ``build`` makes the module from its configuration (default: the core
+    :class:`~downsizenet_hub.resizing.DownsizeNet`; :mod:`.model` passes its own class).
 
     A link (a local-hub name) is followed once, so both files come from the same version even if
     the name is re-published meanwhile.
     """
     if folder.is_symlink():
         folder = Path(os.path.realpath(folder))
-    from downsizenet_hub.resizer import DownsizeNet
+    if build is None:
+        from downsizenet_hub.resizing.downsizenet import DownsizeNet
 
+        build = DownsizeNet
     config, record = read_config(folder / CONFIG_FILE)
     weights_path = folder / WEIGHTS_FILE
     state = read_weights(weights_path)
-    model = DownsizeNet(config)
+    model = build(config)
     check_state(weights_path, model.state_dict(), state)
     model.load_state_dict(state, strict=True)
     return model.eval(), record

@@ -28,7 +28,7 @@ from downsizenet_hub.hub.record import TrainingRecord
 from downsizenet_hub.resizing.config import DownsizeNetConfig
 
 if TYPE_CHECKING:  # listing the hub reads config.json only: torch is imported to publish
-    from downsizenet_hub.resizer import DownsizeNet
+    from downsizenet_hub.resizing.downsizenet import DownsizeNet
 
 #: Resizers shipped with the package (made by this project's ``pretrain`` command).
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
@@ -92,7 +92,7 @@ def publish(
         OSError: the disk is full or not writable (one line naming the path and the cause); the
             hub is then as it was.
     """
-    from downsizenet_hub.resizer import DownsizeNet
+    from downsizenet_hub.resizing.downsizenet import DownsizeNet
 
     if not isinstance(model, DownsizeNet):
         raise TypeError(f"publish expects a DownsizeNet, got {type(model).__name__}.")

@@ -37,7 +37,7 @@ from downsizenet_hub.hub import files
 from downsizenet_hub.hub.errors import HubAccessError
 from downsizenet_hub.hub.names import HF_HUB_PREFIX, HubRef, validate_name
 from downsizenet_hub.hub.record import TrainingRecord
-from downsizenet_hub.resizer import DownsizeNet
+from downsizenet_hub.resizing.downsizenet import DownsizeNet
 
 LIBRARY_NAME = "downsizenet-hub"
 _TRUE = {"1", "ON", "YES", "TRUE"}

@@ -11,8 +11,10 @@ pretrained on segmentation in front); the resizer and the trunk never train. Two
 torchvision's ``FasterRCNN`` normalises and resizes its input again in ``GeneralizedRCNNTransform``.
 This pipeline does not use that transform at all: the heads run directly on the trunk's features
 of the resizer's output, so the image the backbone sees is exactly the resizer's output (a test
-checks it). Targets are mapped into the resized frame (``x * w/W``, ``y * h/H``, the
-``align_corners=False`` convention) and predictions back to the input image's coordinates.
+checks it). Targets are mapped into the resized frame and predictions back to the input image's
+coordinates by the resize target's coordinate map
+(:class:`~downsizenet_hub.resizing.target.ResizeTarget`, ``align_corners=False``: step ``1 / s``
+with a scale factor, ``in / out`` with a size), the very step the resizer samples the image with.
 
 The trunk is cut after ``conv4_3`` (stride 8, 512 channels, as SSD uses VGG16): at the small
 resolutions of the study (90 to 165 px) a stride-16 map has too few cells for the objects.
@@ -34,6 +36,7 @@ from downsizenet_hub.backbones import FrozenVGG16
 from downsizenet_hub.pipelines.centernet import CenterNetHead
 from downsizenet_hub.pipelines.feature_cache import CachedFrozenFront
 from downsizenet_hub.pipelines.roi_pool import BinCentreRoIAlign
+from downsizenet_hub.resizing.target import ResizeTarget, resize_target
 
 #: VGG16 ``features`` index just after conv4_3's ReLU: the stride-8 trunk.
 CONV4_3_END = 23
@@ -207,8 +210,7 @@ class DetectionPipeline(nn.Module):
         cache_dir: Any = None,
     ) -> None:
         super().__init__()
-        if (size is None) == (scale_factor is None):
-            raise ValueError("give exactly one of size or scale_factor for the resized images.")
+        self.target: ResizeTarget = resize_target(size, scale_factor)
         if head not in HEADS:
             raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}.")
         resize_kwargs: dict[str, Any] = (
@@ -243,41 +245,32 @@ class DetectionPipeline(nn.Module):
     def forward(self, images: torch.Tensor, targets: list[dict[str, Any]] | None = None) -> dict:
         batch, _, in_h, in_w = images.shape
         features = self.features(images)
-        out_h, out_w = _resized_size(in_h, in_w, self.front.resize_kwargs)
-        sy, sx = out_h / in_h, out_w / in_w
+        in_size = (int(in_h), int(in_w))
+        out_size = self.target.output_size(in_size)
         scaled = None
         if self.training:
             if targets is None:
                 raise ValueError("training the detection heads needs targets.")
-            scaled = [_scale_target(t, sx, sy, features.device) for t in targets]
-        detections, losses = self.heads(features, [(out_h, out_w)] * batch, scaled)
+            scaled = [_map_target(t, self.target, in_size, features.device) for t in targets]
+        detections, losses = self.heads(features, [out_size] * batch, scaled)
         out: dict[str, Any] = {}
         if self.training:
             out["loss"] = sum(losses.values())
             out["losses"] = {k: float(v.detach()) for k, v in losses.items()}
             out["preds"] = []
         else:
-            out["preds"] = [_unscale_detection(d, sx, sy) for d in detections]
+            out["preds"] = [
+                {**d, "boxes": self.target.unmap_boxes(d["boxes"], in_size)} for d in detections
+            ]
         return out
 
     def build_metric(self) -> DetectionMetrics:
         return DetectionMetrics()
 
 
-def _resized_size(in_h: int, in_w: int, resize_kwargs: dict[str, Any]) -> tuple[int, int]:
-    if "size" in resize_kwargs:
-        h, w = resize_kwargs["size"]
-        return int(h), int(w)
-    s = float(resize_kwargs["scale_factor"])
-    return int(in_h * s), int(in_w * s)
-
-
-def _scale_target(target: dict[str, Any], sx: float, sy: float, device: torch.device) -> dict:
+def _map_target(
+    target: dict[str, Any], resize: ResizeTarget, in_size: tuple[int, int], device: torch.device
+) -> dict:
+    """A training target's boxes moved onto the resized image (XYXY, float32, on ``device``)."""
     boxes = target["boxes"].as_subclass(torch.Tensor).float().to(device)
-    scale = boxes.new_tensor([sx, sy, sx, sy])
-    return {"boxes": boxes * scale, "labels": target["labels"].to(device)}
-
-
-def _unscale_detection(detection: dict[str, torch.Tensor], sx: float, sy: float) -> dict:
-    boxes = detection["boxes"]
-    return {**detection, "boxes": boxes / boxes.new_tensor([sx, sy, sx, sy])}
+    return {"boxes": resize.map_boxes(boxes, in_size), "labels": target["labels"].to(device)}

@@ -28,6 +28,8 @@ from torchvision import models
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.segmentation.deeplabv3 import ASPP
 
+from downsizenet_hub.resizing.target import resize_target
+
 BACKBONES = ("tiny", "resnet18", "resnet34", "resnet50", "resnet101")
 IGNORE_INDEX = 255
 
@@ -179,8 +181,7 @@ class SegmentationPipeline(nn.Module):
         ignore_index: int = IGNORE_INDEX,
     ) -> None:
         super().__init__()
-        if (size is None) == (scale_factor is None):
-            raise ValueError("give exactly one of size or scale_factor for the resized images.")
+        resize_target(size, scale_factor)  # the one check of a size or scale factor
         if backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {list(BACKBONES)}, got {backbone!r}.")
         self.resizer = resizer

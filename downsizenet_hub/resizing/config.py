@@ -1,7 +1,7 @@
 """The architecture of a DownsizeNet as plain data: :class:`DownsizeNetConfig`.
 
 Free of torch, so that reading a published resizer's ``config.json`` (``downsizenet hub list``,
-``hub show``) does not pay torch's import time. :mod:`downsizenet_hub.resizer` builds the module.
+``hub show``) does not pay torch's import time. :mod:`.downsizenet` builds the module.
 """
 
 from __future__ import annotations

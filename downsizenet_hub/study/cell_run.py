@@ -32,7 +32,7 @@ from downsizenet_hub.experiments.common import DataOptions
 from downsizenet_hub.experiments.pretrain import PretrainOptions, run_pretrain
 from downsizenet_hub.experiments.transfer import TransferOptions, run_transfer
 from downsizenet_hub.jsonfile import read_json
-from downsizenet_hub.resizer import DownsizeNet
+from downsizenet_hub.resizing.downsizenet import DownsizeNet
 from downsizenet_hub.study.cells import CELL_FORMAT, Cell
 from downsizenet_hub.study.config import DataSettings, PretrainSettings, TransferSettings
 from downsizenet_hub.study.fingerprint import code_fingerprint

@@ -21,7 +21,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from downsizenet_hub.engine import TrainConfig
-from downsizenet_hub.resizer import DownsizeNetConfig
+from downsizenet_hub.resizing.config import DownsizeNetConfig
 from downsizenet_hub.study.config import (
     BASELINE,
     DataSettings,

@@ -12,13 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from downsizenet_hub.resizer import DownsizeNetConfig
-from downsizenet_hub.resizers import TRAINABLE
+from downsizenet_hub.registry import TRAINABLE, list_resizers
+from downsizenet_hub.resizing.config import DownsizeNetConfig
 
 #: The resizer every difference is measured against (paired by seed).
 BASELINE = "bilinear"
 #: Fixed resizers a study may compare (nearest is left out: it is not a downsizing method).
-STUDY_FIXED = ("bilinear", "bicubic", "area", "antialias")
+STUDY_FIXED = tuple(name for name in list_resizers(fixed=True) if name != "nearest")
 #: Named DownsizeNet variants: the paper's ablations, as DownsizeNetConfig overrides.
 RESIZER_ALIASES: dict[str, dict[str, Any]] = {
     "downsizenet": {},
@@ -48,7 +48,7 @@ class ResizerSpec:
 
     @property
     def ref(self) -> str:
-        """What :func:`downsizenet_hub.resizers.build_resizer` takes."""
+        """What :func:`downsizenet_hub.registry.create_resizer` takes."""
         return TRAINABLE if self.learned else self.label
 
     @property

@@ -48,7 +48,7 @@ from downsizenet_hub.data.transforms import VARIANTS
 from downsizenet_hub.jsonfile import loads_json
 from downsizenet_hub.pipelines.detection import HEADS
 from downsizenet_hub.pipelines.segmentation import BACKBONES
-from downsizenet_hub.resizers import TRAINABLE
+from downsizenet_hub.registry import TRAINABLE
 from downsizenet_hub.study.config import (
     BASELINE,
     EXPERIMENT_KINDS,

@@ -21,10 +21,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import nn
 
-from downsizenet_hub.compare import compare_figure, save_figure
 from downsizenet_hub.hub import from_pretrained
-from downsizenet_hub.resizer import DownsizeNet
-from downsizenet_hub.resizers import build_resizer
+from downsizenet_hub.registry import create_resizer
+from downsizenet_hub.resizing.downsizenet import DownsizeNet
 from downsizenet_hub.study.aggregate import Estimate
 from downsizenet_hub.study.cell_run import RESIZER_DIR, cell_folder, data_options
 from downsizenet_hub.study.cells import PRIMARY_METRIC, Cell, StudyPlan
@@ -34,6 +33,7 @@ from downsizenet_hub.study.config import (
     TransferExperiment,
 )
 from downsizenet_hub.study.report import RowSummary
+from downsizenet_hub.tools.compare import compare_figure, save_figure
 
 _DPI = 110
 #: One colour per resizer in every figure, so that bilinear is always the same line.
@@ -254,7 +254,7 @@ def grid_resizers(plan: StudyPlan, results_dir: Path) -> tuple[float, list[tuple
         best = chosen.get(neighbourhood)
         if best is None or _preference(cell, scale) > _preference(best, scale):
             chosen[neighbourhood] = cell
-    resizers: list[tuple[str, nn.Module]] = [(name, build_resizer(name)) for name in fixed]
+    resizers: list[tuple[str, nn.Module]] = [(name, create_resizer(name)) for name in fixed]
     for cell in chosen.values():
         folder = cell_folder(results_dir, cell) / RESIZER_DIR
         if folder.is_dir():
@@ -269,7 +269,7 @@ def _preference(cell: Cell, scale: float) -> tuple[bool, int, int]:
 
 
 def resizer_grids(plan: StudyPlan, results_dir: Path, count: int) -> list[Figure]:
-    """``count`` comparison figures (see :func:`downsizenet_hub.compare.compare_figure`)."""
+    """``count`` comparison figures (see :func:`downsizenet_hub.tools.compare.compare_figure`)."""
     if count < 1:
         return []
     scale, resizers = grid_resizers(plan, results_dir)

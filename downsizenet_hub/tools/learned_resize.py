@@ -2,13 +2,14 @@
 
 :class:`LearnedResize` resizes images with the resizer and, in the same call, everything that
 lives on those images by the very same geometry: masks with nearest neighbour, bounding boxes and
-key points by the coordinate scale of the resizer.
+key points by the coordinate map of the resize target.
 
-Geometry (``F.interpolate(align_corners=False)``): a continuous coordinate ``x`` in input pixels
-(pixel ``i`` spans ``[i, i + 1]``) lands at ``x * r`` in the output, with ``r = w_out / w_in``
-(``h_out / h_in`` for ``y``) when a size is given, and ``r = scale_factor`` when a scale factor is
-given (then the output has ``floor(w_in * s)`` pixels and PyTorch steps ``1 / s`` input pixels per
-output pixel). With a size this is exactly what ``transforms.v2.Resize`` does to boxes. Masks use
+Geometry: the one coordinate map of :class:`~downsizenet_hub.resizing.target.ResizeTarget`
+(``F.interpolate(align_corners=False)``): a continuous coordinate ``x`` in input pixels (pixel
+``i`` spans ``[i, i + 1]``) lands at ``x / step`` in the output, where the step is ``w_in / w_out``
+with a size and ``1 / scale_factor`` with a scale factor (the output then has ``floor(w_in * s)``
+pixels), exactly the step the resizer samples with. With a size this is what
+``transforms.v2.Resize`` does to boxes. Masks use
 ``"nearest-exact"`` by default (each output pixel takes the label under its centre, the same
 half-pixel convention as the image); ``mask_interpolation="nearest"`` gives torchvision's own
 (legacy, shifted by half a pixel) choice.
@@ -26,10 +27,10 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import Transform, query_size
 from torchvision.transforms.v2 import functional as TF
 
-from downsizenet_hub.channels import resize_any_channels
-from downsizenet_hub.limits import check_output_size
-from downsizenet_hub.resizer import ScaleArg, SizeArg, resolve_output_size
-from downsizenet_hub.resizers import build_resizer
+from downsizenet_hub.registry import create_resizer
+from downsizenet_hub.resizing.limits import check_output_size
+from downsizenet_hub.resizing.target import ResizeTarget, ScaleArg, SizeArg, resize_target
+from downsizenet_hub.tools.channels import resize_any_channels
 
 MaskInterpolation = Literal["nearest-exact", "nearest"]
 _PIL_MODES = ("L", "LA", "RGB", "RGBA")
@@ -40,7 +41,7 @@ class LearnedResize(Transform):
 
     Args:
         resizer: a resizer module or a reference for
-            :func:`~downsizenet_hub.resizers.build_resizer`.
+            :func:`~downsizenet_hub.registry.create_resizer`.
             It is put in eval mode with gradients off, and runs under ``torch.no_grad``.
         size: output ``(h, w)`` (an int means square); or
         scale_factor: output ``floor(H * s) x floor(W * s)``. Exactly one of the two.
@@ -51,8 +52,8 @@ class LearnedResize(Transform):
     ``(..., H, W)`` of any dtype; ``tv_tensors.BoundingBoxes`` (axis-aligned formats) and
     ``tv_tensors.KeyPoints``. Outputs keep their type and dtype (uint8 is rounded and clamped).
     1-channel images through a 3-channel learned resizer are handled as in
-    :mod:`downsizenet_hub.channels`. The transform moves with ``.to(device)``; images must be on
-    the resizer's device (CPU in DataLoader workers, or the GPU for batches already there).
+    :mod:`downsizenet_hub.tools.channels`. The transform moves with ``.to(device)``; images must
+    be on the resizer's device (CPU in DataLoader workers, or the GPU for batches already there).
 
     Example:
         >>> import torch
@@ -89,19 +90,16 @@ class LearnedResize(Transform):
         mask_interpolation: MaskInterpolation = "nearest-exact",
     ) -> None:
         super().__init__()
-        if (size is None) == (scale_factor is None):
-            raise ValueError("give exactly one of size=(h, w) or scale_factor=s.")
+        # Checked now rather than in a DataLoader worker.
+        self.target: ResizeTarget = resize_target(size, scale_factor)
         if mask_interpolation not in ("nearest-exact", "nearest"):
             raise ValueError(
                 "mask_interpolation must be 'nearest-exact' or 'nearest', "
                 f"got {mask_interpolation!r}."
             )
-        # Check size / scale_factor now rather than in a DataLoader worker (an empty probe batch
-        # of a large image: no memory, and any sensible scale factor leaves pixels).
-        out, _ = resolve_output_size(torch.empty(0, 1, 1 << 16, 1 << 16), size, scale_factor)
-        if size is not None:  # a fixed output size that one image cannot fit is refused now
-            check_output_size("size", out, batch=1)
-        self.resizer = build_resizer(resizer).eval().requires_grad_(False)
+        # A fixed output size that one image cannot fit is refused now.
+        check_output_size("size", self.target.size, batch=1)
+        self.resizer = create_resizer(resizer).eval().requires_grad_(False)
         self.size = size
         self.scale_factor = scale_factor
         self.mask_interpolation = mask_interpolation
@@ -113,28 +111,18 @@ class LearnedResize(Transform):
         return self
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        height, width = query_size(flat_inputs)
-        probe = torch.empty(1, 1, height, width)
-        (out_h, out_w), (scale_y, scale_x) = resolve_output_size(
-            probe, self.size, self.scale_factor
-        )
-        # The coordinate ratio of the resize geometry (see the module docstring).
-        ratio_y = scale_y if scale_y is not None else out_h / height
-        ratio_x = scale_x if scale_x is not None else out_w / width
-        return {"out_size": (out_h, out_w), "ratio": (ratio_y, ratio_x)}
+        in_size = tuple(query_size(flat_inputs))
+        return {"in_size": in_size, "out_size": self.target.output_size(in_size)}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         if isinstance(inpt, tv_tensors.Mask):
             resized = self._resize_mask(inpt.as_subclass(torch.Tensor), params["out_size"])
             return tv_tensors.wrap(resized, like=inpt)
         if isinstance(inpt, tv_tensors.BoundingBoxes):
-            return _scale_boxes(inpt, params["ratio"], params["out_size"])
+            return self._map_boxes(inpt, params["in_size"], params["out_size"])
         if isinstance(inpt, tv_tensors.KeyPoints):
-            ratio_y, ratio_x = params["ratio"]
-            points = inpt.as_subclass(torch.Tensor)
-            scale = torch.tensor([ratio_x, ratio_y], device=points.device)
-            scaled = points.mul(scale).to(points.dtype)
-            return tv_tensors.wrap(scaled, like=inpt, canvas_size=params["out_size"])
+            points = self.target.map_points(inpt.as_subclass(torch.Tensor), params["in_size"])
+            return tv_tensors.wrap(points, like=inpt, canvas_size=params["out_size"])
         if isinstance(inpt, PIL.Image.Image):
             if inpt.mode not in _PIL_MODES:
                 raise ValueError(
@@ -154,8 +142,8 @@ class LearnedResize(Transform):
     def resize_images(self, images: torch.Tensor, *, alpha: bool = False) -> torch.Tensor:
         """Resize a plain tensor ``(..., C, H, W)``, uint8 or float, keeping shape and dtype.
 
-        ``alpha``: the last channel is alpha (see :mod:`downsizenet_hub.channels`); PIL ``RGBA``
-        and ``LA`` images are resized that way.
+        ``alpha``: the last channel is alpha (see :mod:`downsizenet_hub.tools.channels`); PIL
+        ``RGBA`` and ``LA`` images are resized that way.
         """
         if images.dim() < 3:
             raise ValueError(f"images must have shape (..., C, H, W), got {tuple(images.shape)}.")
@@ -182,13 +170,24 @@ class LearnedResize(Transform):
         flat = mask.reshape(1, -1, height, width)
         # Nearest interpolation needs a float (or uint8) tensor; labels up to 2**24 stay exact.
         work = flat if flat.dtype in (torch.uint8, torch.float32, torch.float64) else flat.float()
-        kwargs: dict[str, Any] = {"mode": self.mask_interpolation}
-        if self.scale_factor is not None:
-            kwargs["scale_factor"] = self.scale_factor  # PyTorch's 1/s step, as for the image
-        else:
-            kwargs["size"] = out_size
-        out = F.interpolate(work, **kwargs)
+        # The target's own size= or scale_factor= (PyTorch's 1/s step), as for the image.
+        out = F.interpolate(work, mode=self.mask_interpolation, **self.target.resize_kwargs())
         return out.to(mask.dtype).reshape(*leading, *out.shape[-2:])
+
+    def _map_boxes(
+        self,
+        boxes: tv_tensors.BoundingBoxes,
+        in_size: tuple[int, int],
+        out_size: tuple[int, int],
+    ) -> tv_tensors.BoundingBoxes:
+        if tv_tensors.is_rotated_bounding_format(boxes.format):
+            raise ValueError(
+                f"rotated bounding boxes ({boxes.format.name}) are not supported by "
+                "LearnedResize; use an axis-aligned format (XYXY, XYWH, CXCYWH)."
+            )
+        # x, y, w, h all scale by the axis ratio in every axis-aligned format.
+        mapped = self.target.map_boxes(boxes.as_subclass(torch.Tensor), in_size)
+        return tv_tensors.wrap(mapped, like=boxes, canvas_size=out_size)
 
     def _check_device(self, images: torch.Tensor) -> None:
         parameter = next(self.resizer.parameters(), None)
@@ -203,21 +202,6 @@ class LearnedResize(Transform):
             f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
         )
         return f"{target}, mask_interpolation={self.mask_interpolation!r}"
-
-
-def _scale_boxes(
-    boxes: tv_tensors.BoundingBoxes, ratio: tuple[float, float], out_size: tuple[int, int]
-) -> tv_tensors.BoundingBoxes:
-    if tv_tensors.is_rotated_bounding_format(boxes.format):
-        raise ValueError(
-            f"rotated bounding boxes ({boxes.format.name}) are not supported by LearnedResize; "
-            "use an axis-aligned format (XYXY, XYWH, CXCYWH)."
-        )
-    ratio_y, ratio_x = ratio
-    # x, y, w, h all scale by the axis ratio in every axis-aligned format.
-    scale = torch.tensor([ratio_x, ratio_y, ratio_x, ratio_y], device=boxes.device)
-    scaled = boxes.as_subclass(torch.Tensor).mul(scale).to(boxes.dtype)
-    return tv_tensors.wrap(scaled, like=boxes, canvas_size=out_size)
 
 
 def _work_dtype(resizer: nn.Module, images: torch.Tensor) -> torch.dtype:

@@ -7,8 +7,8 @@ Two steps, so that every check happens before the first file is written:
    path that is an input, (without ``overwrite``) an output file that already exists, or an
    output folder that cannot be written (no permission, a read-only file system).
 2. :func:`resize_files` reads each file's header, groups same-sized images into batches, resizes
-   them with :func:`~downsizenet_hub.channels.resize_any_channels` (grayscale and alpha handled as
-   documented there), and writes each result atomically in the input's mode and format
+   them with :func:`~downsizenet_hub.tools.channels.resize_any_channels` (grayscale and alpha
+   handled as documented there), and writes each result atomically in the input's mode and format
    (:mod:`downsizenet_hub.imageio`). A file that cannot be read or written is reported and
    skipped; the others go on.
 """
@@ -25,7 +25,6 @@ import torch
 from torch import nn
 
 from downsizenet_hub.atomic import WriteError
-from downsizenet_hub.channels import resize_any_channels
 from downsizenet_hub.imageio import (
     IMAGE_SUFFIXES,
     ImageFileError,
@@ -34,7 +33,8 @@ from downsizenet_hub.imageio import (
     read_image,
     write_image,
 )
-from downsizenet_hub.resizer import ScaleArg, SizeArg
+from downsizenet_hub.resizing.target import ScaleArg, SizeArg
+from downsizenet_hub.tools.channels import resize_any_channels
 
 _GLOB_CHARACTERS = frozenset("*?[")
 

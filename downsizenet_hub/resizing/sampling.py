@@ -7,9 +7,9 @@ has its centre at ``i + 0.5``; output pixel ``i`` projects to the input coordina
 to the image, so border pixels repeat.
 
 Everything here is separable: an :class:`AxisSampling` describes one axis, and a 2-D neighbourhood
-is the outer product of a row and a column sampling. The results depend only on the sizes and the
-scale, so :class:`~downsizenet_hub.resizer.DownsizeNet` computes them once per shape and reuses
-them.
+is the outer product of a row and a column sampling (:mod:`.geometry`). The results depend only
+on the sizes and the scale, so :class:`~downsizenet_hub.resizing.downsizenet.DownsizeNet` computes
+them once per shape and reuses them.
 """
 
 from __future__ import annotations

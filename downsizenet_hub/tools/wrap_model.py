@@ -13,11 +13,13 @@ and runs the model on the result, so a published resizer can be tried in an exis
   output. Training targets given in input coordinates are mapped onto the resized images, and
   predicted boxes, key points and masks are mapped back to input coordinates.
 
-Coordinates follow ``align_corners=False``: input ``x`` maps to ``x * w_out / w_in`` with a
-size, ``x * s`` with a scale factor (see :mod:`downsizenet_hub.transforms`), and back by the
-inverse. Images go to the resizer as the model would get them: detection models take ``[0, 1]``
-images and normalise inside; for classification and segmentation pass ``normalize=(mean, std)``
-to feed ``[0, 1]`` images to the resizer and normalised ones to the model.
+Boxes, key points and masks follow the one coordinate map of the resize target
+(:class:`~downsizenet_hub.resizing.target.ResizeTarget`, ``align_corners=False``): input ``x``
+maps to ``x / step``, the step being ``w_in / w_out`` with a size and ``1 / s`` with a scale
+factor, the step the resizer samples with; predictions come back by the inverse. Images go to
+the resizer as the model would get them: detection models take ``[0, 1]`` images and normalise
+inside; for classification and segmentation pass ``normalize=(mean, std)`` to feed ``[0, 1]``
+images to the resizer and normalised ones to the model.
 
 By default the resizer is frozen (no gradients, kept in eval mode even in ``.train()``), which is
 how a published resizer is reused; ``trainable_resizer=True`` trains it with the model.
@@ -34,13 +36,12 @@ from torch import nn
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.models.segmentation import FCN, LRASPP, DeepLabV3
 
-from downsizenet_hub.limits import check_output_size
-from downsizenet_hub.resizer import ScaleArg, SizeArg, resolve_output_size
-from downsizenet_hub.resizers import build_resizer
+from downsizenet_hub.registry import create_resizer
+from downsizenet_hub.resizing.limits import check_output_size
+from downsizenet_hub.resizing.target import ResizeTarget, ScaleArg, SizeArg, resize_target
 
 Task = Literal["classification", "segmentation", "detection"]
 _TASKS = ("classification", "segmentation", "detection")
-Ratio = tuple[float, float]  # (y, x): output coordinate = input coordinate * ratio
 
 
 def with_resizer(
@@ -59,7 +60,7 @@ def with_resizer(
     Args:
         model: a torchvision model (or any model for ``task="classification"``/``"segmentation"``).
         resizer: a resizer module or a reference for
-            :func:`~downsizenet_hub.resizers.build_resizer`.
+            :func:`~downsizenet_hub.registry.create_resizer`.
         size: output size ``(h, w)`` of the resizer; or
         scale: its scale factor. Exactly one of the two.
         task: found from the model when None (detection if it has a ``GeneralizedRCNNTransform``,
@@ -140,12 +141,11 @@ class _ResizerInFront(nn.Module):
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
-        # Check size / scale now (an empty probe batch of a large image costs no memory).
-        out, _ = resolve_output_size(torch.empty(0, 1, 1 << 16, 1 << 16), size, scale)
-        if size is not None:  # a fixed output size that one image cannot fit is refused now
-            check_output_size("size", out, batch=1)
+        self.target: ResizeTarget = resize_target(size, scale, names=("size", "scale"))
+        # A fixed output size that one image cannot fit is refused now.
+        check_output_size("size", self.target.size, batch=1)
         self.model = model
-        self.resizer = build_resizer(resizer)
+        self.resizer = create_resizer(resizer)
         self.size = size
         self.scale_factor = scale
         self.trainable_resizer = trainable_resizer
@@ -164,17 +164,6 @@ class _ResizerInFront(nn.Module):
     def resize(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` images through the resizer (not normalised)."""
         return self.resizer(images, size=self.size, scale_factor=self.scale_factor)
-
-    def ratio(self, height: int, width: int) -> Ratio:
-        """The coordinate ratio ``(y, x)`` from an input of this size to the resized image."""
-        probe = torch.empty(0, 1, height, width)
-        (out_h, out_w), (scale_y, scale_x) = resolve_output_size(
-            probe, self.size, self.scale_factor
-        )
-        return (
-            scale_y if scale_y is not None else out_h / height,
-            scale_x if scale_x is not None else out_w / width,
-        )
 
     def _normalise(self, images: torch.Tensor) -> torch.Tensor:
         if self.mean is None or self.std is None:
@@ -288,19 +277,19 @@ class ResizedDetector(_ResizerInFront):
         if targets is not None and len(targets) != len(images):
             raise ValueError(f"got {len(targets)} targets for {len(images)} images.")
         resized = self._resize_each(images)
-        ratios = [self.ratio(int(i.shape[-2]), int(i.shape[-1])) for i in images]
+        in_sizes = [(int(i.shape[-2]), int(i.shape[-1])) for i in images]
         mapped = None
         if targets is not None:
             mapped = [
-                _targets_forward(t, r, (int(x.shape[-2]), int(x.shape[-1])))
-                for t, r, x in zip(targets, ratios, resized, strict=True)
+                _targets_forward(t, self.target, size)
+                for t, size in zip(targets, in_sizes, strict=True)
             ]
         outputs = self.model(resized, mapped)
         if self.model.training:
             return outputs
         return [
-            _predictions_back(p, r, (int(i.shape[-2]), int(i.shape[-1])))
-            for p, r, i in zip(outputs, ratios, images, strict=True)
+            _predictions_back(p, self.target, size)
+            for p, size in zip(outputs, in_sizes, strict=True)
         ]
 
     def _resize_each(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -350,49 +339,54 @@ class ResizeFreeTransform(GeneralizedRCNNTransform):
 
 
 def _targets_forward(
-    target: dict[str, torch.Tensor], ratio: Ratio, out_size: tuple[int, int]
+    target: dict[str, torch.Tensor], resize: ResizeTarget, in_size: tuple[int, int]
 ) -> dict[str, torch.Tensor]:
     """Input-coordinate targets to resized-image coordinates (a new dict)."""
     mapped = dict(target)
     if "boxes" in target:
-        mapped["boxes"] = _scale_xy(target["boxes"], ratio, multiply=True)
+        mapped["boxes"] = resize.map_boxes(target["boxes"], in_size)
     if "keypoints" in target:
-        mapped["keypoints"] = _scale_xy(target["keypoints"], ratio, multiply=True)
+        mapped["keypoints"] = resize.map_points(target["keypoints"], in_size)
     if "masks" in target:
         masks = target["masks"]
-        resized = F.interpolate(masks[:, None].float(), size=out_size, mode="nearest-exact")
+        resized = F.interpolate(
+            masks[:, None].float(), mode="nearest-exact", **resize.resize_kwargs()
+        )
         mapped["masks"] = resized[:, 0].to(masks.dtype)
     return mapped
 
 
 def _predictions_back(
-    prediction: dict[str, torch.Tensor], ratio: Ratio, in_size: tuple[int, int]
+    prediction: dict[str, torch.Tensor], resize: ResizeTarget, in_size: tuple[int, int]
 ) -> dict[str, torch.Tensor]:
     """Resized-image predictions to input coordinates (a new dict)."""
     mapped = dict(prediction)
     if "boxes" in prediction:
-        mapped["boxes"] = _scale_xy(prediction["boxes"], ratio, multiply=False)
+        mapped["boxes"] = resize.unmap_boxes(prediction["boxes"], in_size)
     if "keypoints" in prediction:
-        mapped["keypoints"] = _scale_xy(prediction["keypoints"], ratio, multiply=False)
+        mapped["keypoints"] = resize.unmap_points(prediction["keypoints"], in_size)
     if "masks" in prediction and prediction["masks"].numel():
-        mapped["masks"] = F.interpolate(
-            prediction["masks"], size=in_size, mode="bilinear", align_corners=False
-        )
+        mapped["masks"] = _maps_back(prediction["masks"], resize, in_size)
     elif "masks" in prediction:
         mapped["masks"] = prediction["masks"].new_zeros(*prediction["masks"].shape[:-2], *in_size)
     return mapped
 
 
-def _scale_xy(values: torch.Tensor, ratio: Ratio, *, multiply: bool) -> torch.Tensor:
-    """Scale x, y pairs in the last dim (XYXY boxes ``(N, 4)`` or key points ``(N, K, 3)``)."""
-    ratio_y, ratio_x = ratio
-    scaled = values.clone()
-    for column in range(0, 4 if values.shape[-1] == 4 else 2):
-        factor = ratio_x if column % 2 == 0 else ratio_y
-        scaled[..., column] = (
-            values[..., column] * factor if multiply else values[..., column] / factor
-        )
-    return scaled
+def _maps_back(maps: torch.Tensor, resize: ResizeTarget, in_size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear maps ``(N, K, h, w)`` on the resized image back to ``in_size``: each input pixel
+    centre reads the map where the target's coordinate map puts it (border values repeat, as
+    ``F.interpolate`` does). With a size this equals ``F.interpolate(size=in_size)``."""
+    ratio_y, ratio_x = resize.ratio(in_size)
+    out_h, out_w = maps.shape[-2:]
+
+    def normalised(length: int, ratio: float, out: int) -> torch.Tensor:
+        centres = torch.arange(length, dtype=torch.float64, device=maps.device) + 0.5
+        return (centres * ratio * 2 / out - 1).to(maps.dtype)
+
+    rows, cols = normalised(in_size[0], ratio_y, out_h), normalised(in_size[1], ratio_x, out_w)
+    grid = torch.stack(torch.meshgrid(cols, rows, indexing="xy"), dim=-1)  # (H, W, 2): x, y
+    grid = grid.unsqueeze(0).expand(maps.shape[0], -1, -1, -1)
+    return F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def _upsample(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

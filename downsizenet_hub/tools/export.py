@@ -15,11 +15,11 @@ batch size always dynamic):
 * TorchScript: a fixed input size only, every resizer. Tracing records the geometry of one input
   size; a scripted guard refuses other sizes instead of resizing them wrongly.
 
-Why dynamic input sizes are limited for DownsizeNet: the dynamo ONNX exporter computes the
-in-graph sampling geometry with float32 scalars; see :mod:`downsizenet_hub.export_geometry`. The
-scales that pass (0.25, 0.3, 0.35, 0.4, 0.5, ...; not e.g. 0.6) still shift sampling positions by
-about ``6e-8 * H`` pixels, well below 1e-4 up to inputs of a few thousand pixels. The output size
-itself can never be a runtime input: the resizer takes it as Python ints.
+Why dynamic input sizes are limited for DownsizeNet: the dynamo ONNX exporter computes the in-graph
+sampling geometry with float32 scalars; see :mod:`.export_geometry`. The scales that pass (0.25,
+0.3, 0.35, 0.4, 0.5, ...; not e.g. 0.6) still shift sampling positions by about ``6e-8 * H`` pixels,
+well below 1e-4 up to inputs of a few thousand pixels. The output size itself can never be a runtime
+input: the resizer takes it as Python ints.
 
 Fixed resizers (``F.interpolate``) export through PyTorch's translation of the interpolation op,
 which differs from PyTorch in some cases (seen with torch 2.14: ``antialias`` with a scale factor,
@@ -41,21 +41,16 @@ import torch
 from torch import nn
 
 from downsizenet_hub.atomic import write_atomic_path
-from downsizenet_hub.export_geometry import (
+from downsizenet_hub.registry import create_resizer
+from downsizenet_hub.resizing.downsizenet import DownsizeNet, resize_memory_estimate
+from downsizenet_hub.resizing.limits import check_memory
+from downsizenet_hub.resizing.target import ScaleArg, SizeArg, resize_target
+from downsizenet_hub.tools.export_geometry import (
     BoundResizer,
     cache_free,
     check_dynamic_possible,
     warmed,
 )
-from downsizenet_hub.limits import check_memory
-from downsizenet_hub.resizer import (
-    DownsizeNet,
-    ScaleArg,
-    SizeArg,
-    resize_memory_estimate,
-    resolve_output_size,
-)
-from downsizenet_hub.resizers import build_resizer
 
 #: Largest difference from PyTorch an export may show on the check images.
 DEFAULT_ATOL = 1e-4
@@ -95,7 +90,7 @@ def export_onnx(
 
     Args:
         resizer: a resizer module or a reference for
-            :func:`~downsizenet_hub.resizers.build_resizer`.
+            :func:`~downsizenet_hub.registry.create_resizer`.
         path: the ``.onnx`` file to write (atomically).
         size, scale_factor: the bound output, exactly one.
         input_size: ``(H, W)`` of the input; required unless ``dynamic`` (then the example size).
@@ -254,7 +249,7 @@ def _prepare(
     channels: int | None,
     dynamic: bool,
 ) -> tuple[nn.Module, BoundResizer, int, tuple[int, int]]:
-    net = build_resizer(resizer).eval()
+    net = create_resizer(resizer).eval()
     if channels is None:
         reads = isinstance(net, DownsizeNet) and net.config.conv_layers > 0
         channels = net.config.in_channels if reads and isinstance(net, DownsizeNet) else 3
@@ -267,7 +262,7 @@ def _prepare(
     example_size = _check_input_size(input_size)
     bound = BoundResizer(net, size, scale_factor).eval()
     # Fails early, with the resizer's own message, on e.g. a scale that leaves no pixel.
-    resolve_output_size(torch.empty(0, channels, *example_size), size, scale_factor)
+    resize_target(size, scale_factor).output_size(example_size)
     _check_memory(net, channels, example_size, size, scale_factor, dynamic)
     return net, bound, channels, example_size
 
@@ -386,7 +381,7 @@ def _check_input_size(input_size: Any) -> tuple[int, int]:
 def _output_shape(
     input_size: tuple[int, int], size: SizeArg | None, scale_factor: ScaleArg | None
 ) -> tuple[int, int]:
-    return resolve_output_size(torch.empty(0, 1, *input_size), size, scale_factor)[0]
+    return resize_target(size, scale_factor).output_size(input_size)
 
 
 def _images(shape: tuple[int, ...], seed: int) -> torch.Tensor:

@@ -13,9 +13,10 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from downsizenet_hub import DownsizeNet, transforms
-from downsizenet_hub.sampling import axis_sampling
-from downsizenet_hub.transforms import LearnedResize
+from downsizenet_hub import DownsizeNet
+from downsizenet_hub.resizing.sampling import axis_sampling
+from downsizenet_hub.tools import learned_resize as transforms
+from downsizenet_hub.tools.learned_resize import LearnedResize
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -29,8 +29,9 @@ from matplotlib.patches import Rectangle
 from torch import nn
 
 from downsizenet_hub.atomic import write_atomic_path
-from downsizenet_hub.channels import guide_image, resize_any_channels
-from downsizenet_hub.resizer import DownsizeNet, ScaleArg, SizeArg, resolve_output_size
+from downsizenet_hub.resizing.downsizenet import DownsizeNet
+from downsizenet_hub.resizing.target import ScaleArg, SizeArg, resolve_output_size
+from downsizenet_hub.tools.channels import guide_image, resize_any_channels
 
 _PAD = 14  # pixels between panels
 _TITLE = 40  # pixels above each panel for its caption
@@ -117,10 +118,10 @@ def compare_figure(
     Example:
         >>> import torch
         >>> from downsizenet_hub import DownsizeNet
-        >>> from downsizenet_hub.resizers import build_resizer
+        >>> from downsizenet_hub.registry import create_resizer
         >>> figure = compare_figure(
         ...     torch.rand(3, 120, 100),
-        ...     [("bilinear", build_resizer("bilinear")), ("fresh DownsizeNet", DownsizeNet())],
+        ...     [("bilinear", create_resizer("bilinear")), ("fresh DownsizeNet", DownsizeNet())],
         ...     scale_factor=0.3,
         ... )
         >>> len(figure.axes)  # input + 2 resizers in 2 rows, + 2 coefficient panels (4 maps)
@@ -131,7 +132,7 @@ def compare_figure(
     if not resizers:
         raise ValueError("give at least one resizer to compare.")
     batch = image.unsqueeze(0).float()
-    (out_h, out_w), _ = resolve_output_size(batch, size, scale_factor)
+    _, (out_h, out_w) = resolve_output_size(batch, size, scale_factor)
     outputs = []
     for _, resizer in resizers:
         with torch.no_grad():

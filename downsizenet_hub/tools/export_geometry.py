@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from downsizenet_hub import resizer as resizer_module
-from downsizenet_hub.resizer import DownsizeNet, ScaleArg, SizeArg, resolve_output_size
+from downsizenet_hub.resizing.downsizenet import DownsizeNet
+from downsizenet_hub.resizing.target import ScaleArg, SizeArg, resize_target
 
 
 class BoundResizer(nn.Module):
@@ -47,7 +46,7 @@ class BoundResizer(nn.Module):
         self, resizer: nn.Module, size: SizeArg | None = None, scale_factor: ScaleArg | None = None
     ) -> None:
         super().__init__()
-        resolve_output_size(torch.empty(0, 1, 1 << 16, 1 << 16), size, scale_factor)
+        resize_target(size, scale_factor)  # checked now, not at the first call
         self.resizer = resizer
         self.size = size
         self.scale_factor = scale_factor
@@ -128,17 +127,12 @@ def cache_free(bound: BoundResizer) -> BoundResizer:
     """A copy whose DownsizeNet rebuilds its geometry on every call (needed for symbolic shapes).
 
     DownsizeNet caches geometry per shape; during export shapes are symbols, which a dict cannot
-    key, so the copy calls the geometry builder directly (same function, no cache).
+    key, so the copy turns the cache off (:attr:`DownsizeNet.cache_geometry`) and every call runs
+    :func:`~downsizenet_hub.resizing.geometry.build_geometry` on the shapes it is given.
     """
     clone = copy.deepcopy(bound)
-    net = clone.resizer
-    if isinstance(net, DownsizeNet):
-        config = net.config
-
-        def build(in_size: Any, out_size: Any, scales: Any, device: Any) -> Any:
-            return resizer_module._build_geometry(config, tuple(in_size), out_size, scales, device)
-
-        net._geometry = build  # type: ignore[method-assign]
+    if isinstance(clone.resizer, DownsizeNet):
+        clone.resizer.cache_geometry = False
     return clone
 
 

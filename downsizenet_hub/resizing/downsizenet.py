@@ -17,9 +17,14 @@ Because the coefficients are non-negative and sum to one, the output stays an im
 lies within the range of the pixels it mixes, whatever the weights. That is what lets a resizer
 trained in one pipeline be reused frozen in another.
 
-The module imports nothing else of this package but its configuration
-(:mod:`downsizenet_hub.resizing.config`), its sampling geometry and input limits
-(:mod:`downsizenet_hub.limits`); storage lives in :mod:`downsizenet_hub.hub`.
+Where the pieces live: the architecture as data in :mod:`.config`; which input pixels feed
+each output pixel in :mod:`.sampling` (one axis) and :mod:`.geometry` (the 2-D layout the module
+consumes); the size or scale factor asked for, checked once, in :mod:`.target`; the functional
+form in :mod:`.functional`. This module holds the learned part: the texture branch, floating
+pooling, the 1x1 head and the normalisation. It knows nothing of storage: a published resizer is
+loaded by :func:`downsizenet_hub.registry.create_resizer`, and the ``DownsizeNet`` exported by the
+package root adds ``from_pretrained`` / ``save_pretrained`` / ``push_to_hub`` on top of this class
+(see :mod:`downsizenet_hub.hub.model`).
 """
 
 from __future__ import annotations
@@ -27,26 +32,25 @@ from __future__ import annotations
 import functools
 import math
 from collections import OrderedDict
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from downsizenet_hub.limits import check_memory, check_scale_factor, resize_memory_bytes
-from downsizenet_hub.resizing.config import (
-    ANTIALIAS_GRID,
-    DownsizeNetConfig,
+from downsizenet_hub.resizing.config import ANTIALIAS_GRID, DownsizeNetConfig
+from downsizenet_hub.resizing.functional import mix, pixel_major
+from downsizenet_hub.resizing.geometry import Geometry, build_geometry
+from downsizenet_hub.resizing.limits import check_memory, resize_memory_bytes
+from downsizenet_hub.resizing.sampling import antialias_taps, coordinate_scale
+from downsizenet_hub.resizing.target import (
+    ResizeTarget,
+    ScaleArg,
+    SizeArg,
+    describe_resize,
+    resize_target,
+    resolve_output_size,
 )
-from downsizenet_hub.sampling import (
-    AxisSampling,
-    antialias_taps,
-    axis_sampling,
-    coordinate_scale,
-)
-
-SizeArg = int | tuple[int, int] | list[int] | torch.Size
-ScaleArg = float | tuple[float, float] | list[float]
 
 #: Std of the texture part of the 1x1 head at ``init="bilinear"``: small enough that the start is
 #: bilinear to ~1e-4, non-zero so that gradients reach the texture branch from the first step.
@@ -59,33 +63,6 @@ _CHANNELS_LAST = torch.channels_last
 #: whole, which is faster (513x513, batch 8: 150 ms instead of 173 on the 2-core CPU).
 INFERENCE_BANDING_MIN_PIXELS = 1 << 19
 INFERENCE_BAND_PIXELS = 1 << 17
-
-
-class _Geometry(NamedTuple):
-    """Per-shape constants, in pixel-major (channels-last) order: output pixel, then tap.
-
-    Flat indices address ``H * W`` input pixels, so gathers move whole pixel vectors.
-    """
-
-    taps_index: torch.Tensor  # (h * w * Ky * Kx,) long, flat input pixel of every tap
-    anchor_index: torch.Tensor  # (h * w,) long, flat input pixel of each top-left neighbour
-    distance: torch.Tensor  # (h * w, D), the relative-distance vectors
-    log_prior: torch.Tensor  # (h, w, Ky, Kx), log(prior * mask): -inf on padding taps
-    prior: torch.Tensor  # (h, w, Ky, Kx), convex weights (ones when there is no prior)
-    mask: torch.Tensor  # (h, w, Ky, Kx), 1 for real taps, 0 for padding taps
-    grid_y: torch.Tensor | None  # (h, Ky, G) hat-function weights of the antialias logit grid
-    grid_x: torch.Tensor | None  # (w, Kx, G)
-    out_size: tuple[int, int]
-    taps: tuple[int, int]
-    anchor_rows: torch.Tensor  # (h,) long, non-decreasing
-    anchor_cols: torch.Tensor  # (w,) long
-
-
-def _hat_weights(position: torch.Tensor, nodes: int) -> torch.Tensor:
-    """Linear-interpolation weights of ``position`` in [-1, 1] on ``nodes`` evenly spaced nodes."""
-    grid = torch.linspace(-1.0, 1.0, nodes, dtype=position.dtype)
-    spacing = 2.0 / (nodes - 1)
-    return (1.0 - (position[..., None] - grid).abs() / spacing).clamp_min(0.0)
 
 
 class DownsizeNet(nn.Module):
@@ -134,7 +111,10 @@ class DownsizeNet(nn.Module):
         texture_channels = config.channels if config.conv_layers else 0
         self.head = nn.Conv2d(texture_channels + config.distance_channels, config.logit_channels, 1)
         self._texture_channels = texture_channels
-        self._geometry_cache: OrderedDict[tuple[Any, ...], _Geometry] = OrderedDict()
+        self._geometry_cache: OrderedDict[tuple[Any, ...], Geometry] = OrderedDict()
+        #: Reuse the geometry of the last shapes seen (keyed by shape). An export with symbolic
+        #: shapes turns this off, so that the graph rebuilds the geometry from the shapes.
+        self.cache_geometry = True
         if config.init == "bilinear":
             self.reset_to_interpolation()
 
@@ -197,20 +177,40 @@ class DownsizeNet(nn.Module):
           pixels on a side (``H = 0`` or ``W = 0``): ValueError.
         * ``scale_factor`` must be finite and positive, and the output at least one pixel per
           side: ValueError otherwise.
-        * A request whose estimated memory (:func:`downsizenet_hub.limits.resize_memory_bytes`)
-          exceeds the limit of :mod:`downsizenet_hub.limits` raises
-          :class:`~downsizenet_hub.limits.MemoryLimitError` (a ValueError) before allocating.
+        * A request whose estimated memory (:func:`.limits.resize_memory_bytes`) exceeds the
+          limit of :mod:`downsizenet_hub.resizing.limits` raises
+          :class:`~.limits.MemoryLimitError` (a ValueError) before allocating.
         * NaN or infinite pixels are not checked (that would cost a pass over the input): they
           propagate to the output pixels whose taps or texture receptive field (a square of
           ``2 * conv_layers + 1`` input pixels around the anchor) include them; every other output
           pixel is unaffected.
         """
-        coefficients, geometry = self._coefficients(images, size, scale_factor)
+        return self.resample(images, self.prepare(images, size, scale_factor))
+
+    def prepare(
+        self,
+        images: torch.Tensor,
+        size: SizeArg | None = None,
+        scale_factor: ScaleArg | None = None,
+    ) -> Geometry:
+        """Check a resize call (images, target, channels, memory) and return its sampling
+        geometry: cached per shape, or built afresh when :attr:`cache_geometry` is False."""
+        target, out_size = resolve_output_size(images, size, scale_factor)
+        if self.config.conv_layers and images.shape[1] != self.config.in_channels:
+            raise ValueError(
+                f"images have {images.shape[1]} channels but this DownsizeNet's texture branch "
+                f"reads in_channels={self.config.in_channels}."
+            )
+        self._check_memory(images, out_size, target)
+        return self.geometry(images.shape[-2:], out_size, target.scales, self.head.weight.device)
+
+    def resample(self, images: torch.Tensor, geometry: Geometry) -> torch.Tensor:
+        """Resize ``images`` with the sampling ``geometry`` of :meth:`prepare` (unchecked)."""
         if images.shape[0] == 0:
             batch, channels = images.shape[:2]
             empty = images.new_empty((batch, channels, *geometry.out_size))
             return empty.contiguous(memory_format=_CHANNELS_LAST)
-        return self._mix(images, coefficients, geometry)
+        return mix(images, self.coefficients(images, geometry), geometry)
 
     def coefficient_maps(
         self,
@@ -223,28 +223,16 @@ class DownsizeNet(nn.Module):
         ``Ky x Kx`` is the neighbourhood (2x2, 4x4, or the antialias support), ordered top to
         bottom and left to right.
         """
-        coefficients, _ = self._coefficients(images, size, scale_factor)
-        return coefficients
+        return self.coefficients(images, self.prepare(images, size, scale_factor))
 
-    def _coefficients(
-        self,
-        images: torch.Tensor,
-        size: SizeArg | None,
-        scale_factor: ScaleArg | None,
-    ) -> tuple[torch.Tensor, _Geometry]:
-        out_size, scales = resolve_output_size(images, size, scale_factor)
-        if self.config.conv_layers and images.shape[1] != self.config.in_channels:
-            raise ValueError(
-                f"images have {images.shape[1]} channels but this DownsizeNet's texture branch "
-                f"reads in_channels={self.config.in_channels}."
-            )
-        self._check_memory(images, out_size, scales, size, scale_factor)
+    def coefficients(self, images: torch.Tensor, geometry: Geometry) -> torch.Tensor:
+        """The mixing coefficients ``(B, h, w, Ky, Kx)`` for ``images`` sampled with ``geometry``
+        (from :meth:`prepare` or :func:`~downsizenet_hub.resizing.geometry.build_geometry`)."""
         weight = self.head.weight
-        geometry = self._geometry(images.shape[-2:], out_size, scales, weight.device)
         batch = images.shape[0]
         if batch == 0:
             ky, kx = geometry.taps
-            return weight.new_empty((0, *out_size, ky, kx), dtype=torch.float32), geometry
+            return weight.new_empty((0, *geometry.out_size, ky, kx), dtype=torch.float32)
         inputs = []
         if self._texture_channels:
             # The texture branch reads the images in the parameters' dtype (float64 or float16
@@ -258,7 +246,7 @@ class DownsizeNet(nn.Module):
         logits = F.linear(head_in, weight.flatten(1).to(head_in.dtype), self.head.bias)
         # Coefficients are computed in float32 at least (autocast may hand back half precision).
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-        return self._normalise(logits.view(batch, *out_size, -1), geometry), geometry
+        return self._normalise(logits.view(batch, *geometry.out_size, -1), geometry)
 
     def memory_estimate(
         self,
@@ -270,7 +258,7 @@ class DownsizeNet(nn.Module):
         autograd: bool = False,
     ) -> int:
         """Bytes a resize of a ``shape`` batch to ``out_size`` holds at once, a floor (see
-        :func:`downsizenet_hub.limits.resize_memory_bytes`); ``scales`` as ``F.interpolate``'s."""
+        :func:`.limits.resize_memory_bytes`); ``scales`` as ``F.interpolate``'s."""
         batch, channels, height, width = shape
         taps = 1
         for in_size, out, scale in zip((height, width), out_size, scales, strict=True):
@@ -296,22 +284,19 @@ class DownsizeNet(nn.Module):
         self,
         images: torch.Tensor,
         out_size: tuple[int, int],
-        scales: tuple[float | None, float | None],
-        size: SizeArg | None,
-        scale_factor: ScaleArg | None,
+        target: ResizeTarget,
     ) -> None:
         """MemoryLimitError, before anything is allocated, if this resize cannot fit."""
         estimate = self.memory_estimate(
             tuple(images.shape),  # type: ignore[arg-type]
             out_size,
-            scales,
+            target.scales,
             itemsize=images.element_size(),
             autograd=torch.is_grad_enabled(),
         )
-        asked = f"size={size!r}" if size is not None else f"scale_factor={scale_factor!r}"
-        check_memory(f"DownsizeNet({asked}) on {_describe_resize(images, out_size)}", estimate)
+        check_memory(f"DownsizeNet({target}) on {describe_resize(images, out_size)}", estimate)
 
-    def _pooled_texture(self, images: torch.Tensor, geometry: _Geometry) -> torch.Tensor:
+    def _pooled_texture(self, images: torch.Tensor, geometry: Geometry) -> torch.Tensor:
         """Floating pooling: the texture feature at each output pixel's top-left neighbour.
 
         Returns ``(B, h*w, channels)``. Without autograd and on large images, the texture branch
@@ -322,7 +307,7 @@ class DownsizeNet(nn.Module):
         images = images.contiguous(memory_format=_CHANNELS_LAST)
         height, width = images.shape[-2:]
         if torch.is_grad_enabled() or height * width < INFERENCE_BANDING_MIN_PIXELS:
-            features = _pixel_major(self._texture_maps(images))
+            features = pixel_major(self._texture_maps(images))
             return features.index_select(1, geometry.anchor_index)
         halo = self.config.conv_layers
         rows_per_band = max(1, INFERENCE_BAND_PIXELS // width)
@@ -365,7 +350,7 @@ class DownsizeNet(nn.Module):
                 features = _conv3x3_relu(features, layer.weight, layer.bias)
         return features
 
-    def _normalise(self, logits: torch.Tensor, geometry: _Geometry) -> torch.Tensor:
+    def _normalise(self, logits: torch.Tensor, geometry: Geometry) -> torch.Tensor:
         """Logits ``(B, h, w, L)`` to convex coefficients ``(B, h, w, Ky, Kx)``."""
         batch, h, w, _ = logits.shape
         ky, kx = geometry.taps
@@ -390,32 +375,24 @@ class DownsizeNet(nn.Module):
         weights = torch.exp(scores - scores.amax(dim=(3, 4), keepdim=True))
         return weights / weights.sum(dim=(3, 4), keepdim=True)
 
-    @staticmethod
-    def _mix(images: torch.Tensor, coefficients: torch.Tensor, geometry: _Geometry) -> torch.Tensor:
-        """Gather every tap's pixel vector and take the convex mix: ``(B, C, h, w)``."""
-        pixels = _pixel_major(images)
-        batch, channels = images.shape[:2]
-        h, w = geometry.out_size
-        taps = pixels.index_select(1, geometry.taps_index)  # (B, h*w*K, C)
-        taps = taps.view(batch, h * w, -1, channels)
-        weights = coefficients.reshape(batch, h * w, 1, -1).to(taps.dtype)
-        out = torch.matmul(weights, taps).view(batch, h, w, channels)
-        return out.permute(0, 3, 1, 2).to(images.dtype)
-
     # ------------------------------------------------------------------ geometry
-    def _geometry(
+    def geometry(
         self,
         in_size: torch.Size,
         out_size: tuple[int, int],
         scales: tuple[float | None, float | None],
         device: torch.device,
-    ) -> _Geometry:
+    ) -> Geometry:
+        """The sampling geometry of one resize on ``device``, cached per shape (see
+        :attr:`cache_geometry`)."""
+        if not self.cache_geometry:
+            return build_geometry(self.config, tuple(in_size), out_size, scales, device)
         key = (tuple(in_size), out_size, scales, device)
         cached = self._geometry_cache.get(key)
         if cached is not None:
             self._geometry_cache.move_to_end(key)
             return cached
-        geometry = _build_geometry(self.config, tuple(in_size), out_size, scales, device)
+        geometry = build_geometry(self.config, tuple(in_size), out_size, scales, device)
         self._geometry_cache[key] = geometry
         if len(self._geometry_cache) > _GEOMETRY_CACHE_SIZE:
             self._geometry_cache.popitem(last=False)
@@ -433,79 +410,6 @@ class DownsizeNet(nn.Module):
             f"distance_prior={c.distance_prior}"
         )
 
-    # ------------------------------------------------------------------ storage (see hub/)
-    def save_pretrained(self, save_directory: str, **kwargs: Any) -> Any:
-        """Write ``model.safetensors``, ``config.json`` and a model card to ``save_directory``;
-        return the folder. Keywords: ``record`` (a hub.TrainingRecord), ``name`` (how the card
-        says to load it). See :func:`downsizenet_hub.hub.save_pretrained`."""
-        from downsizenet_hub import hub  # storage lives in hub/; imported lazily on purpose
-
-        return hub.save_pretrained(self, save_directory, **kwargs)
-
-    @classmethod
-    def from_pretrained(cls, ref: str, **kwargs: Any) -> DownsizeNet:
-        """Load a published resizer, strictly, in eval mode: a directory, a local-hub name, a
-        shipped resizer, or a Hugging Face repo id ``owner/name[@revision]``. Keywords:
-        ``revision``, ``device``, ``cache_dir``, ``token``. See
-        :func:`downsizenet_hub.hub.from_pretrained`."""
-        from downsizenet_hub import hub
-
-        return hub.from_pretrained(ref, **kwargs)
-
-    def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
-        """Upload this resizer to the Hugging Face Hub (safetensors, config.json, model card);
-        return the commit URL. Keywords: ``record``, ``private``, ``revision``, ``force``
-        (replace a resizer already there), ``token``. See
-        :func:`downsizenet_hub.hub.push_to_hub`."""
-        from downsizenet_hub import hub
-
-        return hub.push_to_hub(self, repo_id, **kwargs)
-
-
-def resolve_output_size(
-    images: torch.Tensor, size: SizeArg | None, scale_factor: ScaleArg | None
-) -> tuple[tuple[int, int], tuple[float | None, float | None]]:
-    """Validate a resize call and return ``(h, w)`` plus the scale factors that set the geometry.
-
-    Shared by every resizer so that bad input gets the same one-sentence errors everywhere.
-    """
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}.")
-    if images.dim() != 4:
-        raise ValueError(
-            f"images must be a 4-D tensor B x C x H x W, got shape {tuple(images.shape)}."
-        )
-    if not images.is_floating_point():
-        raise TypeError(f"images must have a floating dtype, got {images.dtype}.")
-    if (size is None) == (scale_factor is None):
-        raise ValueError("give exactly one of size=(h, w) or scale_factor=s.")
-    batch, channels, in_h, in_w = images.shape
-    scales: tuple[float | None, float | None] = (None, None)
-    if min(in_h, in_w) < 1:
-        raise ValueError(f"images must have at least one pixel per side, got {in_h}x{in_w}.")
-    if size is not None:
-        pair = _pair(size, "size")
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair):
-            raise ValueError(f"size must be positive integers (h, w), got {size!r}.")
-        out = (int(pair[0]), int(pair[1]))
-        asked = f"size={size!r}"
-    else:
-        factors = _pair(scale_factor, "scale_factor")
-        sy, sx = (check_scale_factor(v, "scale_factor") for v in factors)
-        out, scales = (math.floor(in_h * sy), math.floor(in_w * sx)), (sy, sx)
-        if min(out) < 1:
-            raise ValueError(
-                f"scale_factor={scale_factor!r} shrinks a {in_h}x{in_w} image to "
-                f"{out[0]}x{out[1]}; the output needs at least one pixel per side."
-            )
-        asked = f"scale_factor={scale_factor!r}"
-    if batch > 0:  # an empty batch resizes to an empty batch and allocates nothing
-        estimate = resize_memory_bytes(
-            batch, channels, (in_h, in_w), out, itemsize=images.element_size(), taps=1
-        )
-        check_memory(f"{asked} ({_describe_resize(images, out)})", estimate)
-    return out, scales
-
 
 def resize_memory_estimate(
     resizer: nn.Module,
@@ -518,73 +422,17 @@ def resize_memory_estimate(
 ) -> int:
     """Bytes that resizing a ``shape`` batch with ``resizer`` holds at once, inputs included (a
     floor): :meth:`DownsizeNet.memory_estimate` for a DownsizeNet, the output and one gather for
-    any other resizer. Validates ``size`` / ``scale_factor`` as :func:`resolve_output_size` does,
-    without its memory check (the caller decides what to refuse)."""
-    probe = torch.empty(0, *shape[1:], device="meta")
-    out, scales = resolve_output_size(probe, size, scale_factor)
+    any other resizer. Checks ``size`` / ``scale_factor`` (:func:`.target.resize_target`), not
+    the memory itself (the caller decides what to refuse)."""
+    target = resize_target(size, scale_factor)
+    out = target.output_size((shape[2], shape[3]))
     if isinstance(resizer, DownsizeNet):
-        resize = resizer.memory_estimate(shape, out, scales, itemsize=itemsize, autograd=autograd)
+        resize = resizer.memory_estimate(
+            shape, out, target.scales, itemsize=itemsize, autograd=autograd
+        )
     else:
         resize = resize_memory_bytes(*shape[:2], shape[2:], out, itemsize=itemsize, taps=1)
     return math.prod(shape) * itemsize + resize
-
-
-def _describe_resize(images: torch.Tensor, out: tuple[int, int]) -> str:
-    """``"a 2x3x300x300 batch to 160x160"``."""
-    return f"a {'x'.join(str(v) for v in images.shape)} batch to {out[0]}x{out[1]}"
-
-
-def _pair(value: Any, name: str) -> tuple[Any, Any]:
-    if isinstance(value, (tuple, list, torch.Size)):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be one value or a pair (h, w), got {value!r}.")
-        return value[0], value[1]
-    return value, value
-
-
-def _build_geometry(
-    config: DownsizeNetConfig,
-    in_size: tuple[int, ...],
-    out_size: tuple[int, int],
-    scales: tuple[float | None, float | None],
-    device: torch.device,
-) -> _Geometry:
-    rows = axis_sampling(config.neighbourhood, in_size[0], out_size[0], scales[0])
-    cols = axis_sampling(config.neighbourhood, in_size[1], out_size[1], scales[1])
-    ky, kx = rows.index.shape[1], cols.index.shape[1]
-    width = in_size[1]
-
-    def outer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # (h, Ky), (w, Kx) -> (h,w,Ky,Kx)
-        return a[:, None, :, None] * b[None, :, None, :]
-
-    grid_y: torch.Tensor | None = None
-    grid_x: torch.Tensor | None = None
-    if config.neighbourhood == "antialias":
-        distance = _distance_map(_bilinear_pair(rows), _bilinear_pair(cols))
-        grid_y = _hat_weights(rows.position, ANTIALIAS_GRID).float().to(device)
-        grid_x = _hat_weights(cols.position, ANTIALIAS_GRID).float().to(device)
-    else:
-        distance = _distance_map(rows.weight, cols.weight)
-    mask = outer(rows.valid.double(), cols.valid.double()).float()
-    prior = (
-        outer(rows.prior, cols.prior).float() if config.distance_prior else torch.ones_like(mask)
-    )
-    taps_index = rows.index[:, None, :, None] * width + cols.index[None, :, None, :]
-    anchor_index = rows.anchor[:, None] * width + cols.anchor[None, :]
-    return _Geometry(
-        taps_index=taps_index.reshape(-1).to(device),
-        anchor_index=anchor_index.reshape(-1).to(device),
-        distance=distance.float().to(device),
-        log_prior=(prior * mask).log().to(device),
-        prior=prior.to(device),
-        mask=mask.to(device),
-        grid_y=grid_y,
-        grid_x=grid_x,
-        out_size=out_size,
-        taps=(ky, kx),
-        anchor_rows=rows.anchor.to(device),
-        anchor_cols=cols.anchor.to(device),
-    )
 
 
 def _conv3x3_relu(
@@ -615,23 +463,3 @@ def _fused_conv_relu_available() -> bool:
         return bool(torch.allclose(fused, plain, atol=1e-5, rtol=1e-5))
     except (AttributeError, RuntimeError, NotImplementedError):
         return False
-
-
-def _pixel_major(images: torch.Tensor) -> torch.Tensor:
-    """``(B, C, H, W)`` as ``(B, H*W, C)`` pixel vectors (a view when already channels-last)."""
-    batch, channels = images.shape[:2]
-    return images.permute(0, 2, 3, 1).reshape(batch, -1, channels)
-
-
-def _bilinear_pair(axis: AxisSampling) -> torch.Tensor:
-    return torch.stack([1 - axis.offset, axis.offset], dim=1)
-
-
-def _distance_map(weight_y: torch.Tensor, weight_x: torch.Tensor) -> torch.Tensor:
-    """The relative-distance vectors ``(h*w, Ky*Kx)``: products ``wy[a] * wx[b]``, row-major.
-
-    For 2 taps this is the paper's ``[(1-dx)(1-dy), dx(1-dy), (1-dx)dy, dxdy]``.
-    """
-    products = weight_y[:, None, :, None] * weight_x[None, :, None, :]  # (h, w, Ky, Kx)
-    h, w, ky, kx = products.shape
-    return products.reshape(h * w, ky * kx)

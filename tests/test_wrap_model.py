@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import detection, resnet18, segmentation
 
-from downsizenet_hub import DownsizeNet, with_resizer, wrap
-from downsizenet_hub.wrap import ResizedDetector, ResizeFreeTransform, detect_task
+from downsizenet_hub import DownsizeNet, with_resizer
+from downsizenet_hub.tools import wrap_model as wrap
+from downsizenet_hub.tools.wrap_model import ResizedDetector, ResizeFreeTransform, detect_task
 
 
 @pytest.fixture(autouse=True)

@@ -23,8 +23,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from downsizenet_hub.resizer import DownsizeNet, ScaleArg, SizeArg, resolve_output_size
-from downsizenet_hub.sampling import axis_sampling
+from downsizenet_hub.resizing.downsizenet import DownsizeNet
+from downsizenet_hub.resizing.sampling import axis_sampling
+from downsizenet_hub.resizing.target import ScaleArg, SizeArg, resolve_output_size
 
 #: ITU-R BT.601 luma weights, the ones PIL uses for ``convert("L")``.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
@@ -93,10 +94,11 @@ def mix_neighbours(
 
     ``coefficients`` come from :meth:`DownsizeNet.coefficient_maps` for the same input size,
     ``size``/``scale_factor`` and ``neighbourhood``; the neighbours are those of
-    :func:`~downsizenet_hub.sampling.axis_sampling`. For a guide equal to ``images`` this is
-    exactly what the resizer's forward computes.
+    :func:`~downsizenet_hub.resizing.sampling.axis_sampling`. For a guide equal to ``images`` this
+    is exactly what the resizer's forward computes.
     """
-    out_size, scales = resolve_output_size(images, size, scale_factor)
+    target, out_size = resolve_output_size(images, size, scale_factor)
+    scales = target.scales
     height, width = images.shape[-2:]
     rows = axis_sampling(neighbourhood, height, out_size[0], scales[0])  # type: ignore[arg-type]
     cols = axis_sampling(neighbourhood, width, out_size[1], scales[1])  # type: ignore[arg-type]

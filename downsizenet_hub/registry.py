@@ -1,0 +1,139 @@
+"""The one way to name a resizer: :func:`create_resizer` and :func:`list_resizers`.
+
+As timm's ``create_model``, a name is looked up in a table of builders, not in a chain of ifs::
+
+    create_resizer("bilinear")                      # a fixed resizer (no parameters)
+    create_resizer("downsizenet", conv_layers=2)    # a fresh DownsizeNet, config overrides
+    create_resizer("hf-hub:owner/name@revision")    # published on the Hugging Face Hub
+    create_resizer("downsizenet/scenes-noisy-x0.3") # the local hub, then the shipped resizers
+    create_resizer("path/to/folder")                # a folder with config.json + weights
+    create_resizer(module)                          # an nn.Module passes through
+
+A name that is not in the table is a published resizer: it is resolved and loaded by
+:mod:`downsizenet_hub.hub` (strictly, safetensors only, in eval mode).
+
+**Registering an architecture.** A builder takes the architecture's configuration as keywords and
+returns a fresh module with the resizer call signature ``(images, size=None,
+scale_factor=None)``. One line adds it::
+
+    register_resizer("talebi", TalebiResizer)
+
+after which ``create_resizer("talebi", **config)`` builds it, :func:`list_resizers` lists it, and
+everything that names resizers through this module (``pretrain --resizer talebi``, the tools,
+``hubconf.py``) can train or use it. Storing one in the hub is a separate step: the hub's
+``config.json`` holds a DownsizeNetConfig today (see :mod:`downsizenet_hub.hub.files`).
+
+**Why the model's storage methods live outside the core.** :mod:`downsizenet_hub.resizing` must
+import nothing else of the package (an import-linter contract), and the storage of
+:mod:`downsizenet_hub.hub` builds a DownsizeNet when it loads one, so the core class cannot call
+into the hub, not even lazily inside a method (import-linter counts function-level imports, and the
+loop would be real). Instead the direction is one way: the registry and the hub import the core.
+``downsizenet_hub.DownsizeNet`` (what the README imports) is
+:class:`downsizenet_hub.hub.model.DownsizeNet`, the core class plus ``from_pretrained`` /
+``save_pretrained`` / ``push_to_hub`` that delegate to the hub (which takes the class to build as
+an argument, so it never imports it back); the registry loads published resizers as that class.
+Code that only resizes can import :class:`downsizenet_hub.resizing.DownsizeNet` without paying for
+storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from downsizenet_hub.resizing.fixed import FIXED_RESIZERS, FixedResizer
+
+#: A builder: configuration keywords in, a fresh resizer module out.
+Builder = Callable[..., nn.Module]
+
+#: The name of a fresh, trainable DownsizeNet (the paper's default configuration).
+TRAINABLE = "downsizenet"
+
+_BUILDERS: dict[str, Builder] = {}
+_FIXED: set[str] = set()
+
+
+def register_resizer(name: str, builder: Builder, *, fixed: bool = False) -> None:
+    """Make ``create_resizer(name, **config)`` call ``builder(**config)``.
+
+    ``fixed``: a classical resizer without parameters or configuration (never trained).
+    A name already registered, or one that looks like a published reference (it contains ``/``
+    or ``:``), is refused with a ValueError.
+    """
+    if not isinstance(name, str) or not name or "/" in name or ":" in name:
+        raise ValueError(f"a registered resizer name is a plain word, got {name!r}.")
+    if name in _BUILDERS:
+        raise ValueError(f"a resizer named {name!r} is already registered.")
+    _BUILDERS[name] = builder
+    if fixed:
+        _FIXED.add(name)
+
+
+def list_resizers(*, fixed: bool | None = None) -> list[str]:
+    """The registered names, in registration order: all, only the fixed ones (``fixed=True``), or
+    only those with parameters (``fixed=False``). Published resizers are listed by
+    ``downsizenet hub list`` (:func:`downsizenet_hub.hub.list_published`)."""
+    return [name for name in _BUILDERS if fixed is None or (name in _FIXED) == fixed]
+
+
+def is_fixed(name: str) -> bool:
+    """Whether ``name`` is a registered classical resizer (no parameters, nothing to train)."""
+    return name in _FIXED
+
+
+def is_registered(name: str) -> bool:
+    """Whether ``name`` is in the table (else :func:`create_resizer` treats it as published)."""
+    return name in _BUILDERS
+
+
+def create_resizer(name: str | nn.Module, **config: Any) -> nn.Module:
+    """The resizer ``name`` refers to (see the module docstring for the forms).
+
+    Args:
+        name: a module (returned as is), a registered name, or a published resizer reference.
+        **config: the architecture's configuration for a fresh learned resizer; refused for fixed
+            and published ones (a published resizer's architecture comes from its config.json).
+
+    Raises:
+        ValueError: an empty name, configuration given where none is taken; FileNotFoundError
+            (from the hub) when a published reference leads nowhere.
+    """
+    if isinstance(name, nn.Module):
+        if config:
+            raise ValueError("a resizer module takes no configuration; build it configured.")
+        return name
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a resizer reference must be a non-empty string, got {name!r}.")
+    builder = _BUILDERS.get(name)
+    if builder is not None:
+        if config and name in _FIXED:
+            raise ValueError(f"the fixed resizer {name!r} takes no configuration.")
+        return builder(**config)
+    if config:
+        raise ValueError("a published resizer's configuration comes from its config.json.")
+    return load_published(name)
+
+
+def load_published(ref: str, **options: Any) -> nn.Module:
+    """A published resizer, loaded strictly in eval mode (``options``: revision, device,
+    cache_dir, token, endpoint; see :func:`downsizenet_hub.hub.from_pretrained`)."""
+    from downsizenet_hub.hub.model import DownsizeNet  # storage, imported on first use
+
+    return DownsizeNet.from_pretrained(ref, **options)
+
+
+def _fresh_downsizenet(**config: Any) -> nn.Module:
+    from downsizenet_hub.hub.model import DownsizeNet  # the class with the storage methods
+
+    return DownsizeNet(**config)
+
+
+def _fixed_builder(mode: str) -> Builder:
+    return lambda: FixedResizer(mode)  # type: ignore[arg-type]
+
+
+for _mode in FIXED_RESIZERS:
+    register_resizer(_mode, _fixed_builder(_mode), fixed=True)
+register_resizer(TRAINABLE, _fresh_downsizenet)
