@@ -54,7 +54,7 @@ def test_pretrain_compares_publishes_and_reuses(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--scale", "0.3", "--size", "90x90"], "not both"),
+        (["--scale", "0.3", "--size", "90x90"], "exactly one of --size HxW or --scale S"),
         (["--size", "90by90"], "HxW"),
         (["--data", "imagenet"], "imagenet"),
         (["--resizer", "lanczos", "--publish", "a/b"], "--publish needs"),

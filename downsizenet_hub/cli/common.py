@@ -142,15 +142,15 @@ def data_options_from(
     default_scale: float,
     items: str = "large",
 ) -> DataOptions:
-    """The data options of a training command, with --scale / --size checked."""
+    """The data options of a training command (``--scale`` defaults to ``default_scale`` when
+    ``--size`` is not given; DataOptions checks the pair)."""
     from downsizenet_hub.experiments.common import DataOptions
 
     parsed = parse_size(size)
-    if parsed is not None and scale is not None:
-        raise ValueError("give --scale or --size, not both.")
+    if parsed is None and scale is None:
+        scale = default_scale
     return DataOptions(
-        name=data, root=data_root, variant=variant,
-        scale=None if parsed else (scale if scale is not None else default_scale), size=parsed,
+        name=data, root=data_root, variant=variant, scale=scale, size=parsed,
         train_images=train_images, val_images=val_images, items=items,
     )  # fmt: skip
 

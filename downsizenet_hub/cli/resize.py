@@ -15,7 +15,7 @@ from downsizenet_hub.cli.common import (
     parse_size,
     user_errors,
 )
-from downsizenet_hub.resizing.limits import check_memory, check_scale_factor
+from downsizenet_hub.resizing.limits import check_memory
 
 if TYPE_CHECKING:
     import torch
@@ -41,12 +41,12 @@ ResizerOpt = Annotated[
 def resize_target(
     size: str | None, scale: float | None
 ) -> tuple[tuple[int, int] | None, float | None]:
-    """``--size HxW`` or ``--scale S``, exactly one (a ValueError otherwise)."""
+    """``--size HxW`` or ``--scale S``, exactly one, checked by the resizing core's one check
+    (:func:`downsizenet_hub.resizing.target.resize_target`; a ValueError naming the options)."""
+    from downsizenet_hub.resizing import target
+
     parsed = parse_size(size)
-    if (parsed is None) == (scale is None):
-        raise ValueError("give exactly one of --size HxW or --scale S.")
-    if scale is not None:
-        check_scale_factor(scale, "--scale")
+    target.resize_target(parsed, scale, names=("--size", "--scale"))
     return parsed, scale
 
 

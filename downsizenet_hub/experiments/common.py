@@ -25,6 +25,7 @@ from downsizenet_hub.data.composition import DEFAULT_LAYOUT, scene_layout
 from downsizenet_hub.engine import FitResult, TrainConfig, fit, init_from_env, is_main_process
 from downsizenet_hub.engine.distributed import barrier
 from downsizenet_hub.jsonfile import read_json
+from downsizenet_hub.resizing.target import resize_target
 
 SizePair = tuple[int, int]
 
@@ -52,8 +53,7 @@ class DataOptions:
     items: str = DEFAULT_LAYOUT
 
     def __post_init__(self) -> None:
-        if (self.scale is None) == (self.size is None):
-            raise ValueError("give exactly one of --scale or --size.")
+        resize_target(self.size, self.scale, names=("--size", "--scale"))  # the one check
         if self.scale is not None and not 0 < self.scale <= 4:
             raise ValueError(f"--scale must be in (0, 4], got {self.scale}.")
         scene_layout(self.items)  # validates the name
