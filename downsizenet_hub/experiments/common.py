@@ -23,6 +23,7 @@ from downsizenet_hub.atomic import write_atomic
 from downsizenet_hub.data import build_dataset, collate, dataset_info
 from downsizenet_hub.data.composition import DEFAULT_LAYOUT, scene_layout
 from downsizenet_hub.engine import FitResult, TrainConfig, fit, init_from_env, is_main_process
+from downsizenet_hub.engine.checkpoint import CHECKPOINT_NAME
 from downsizenet_hub.engine.distributed import barrier
 from downsizenet_hub.jsonfile import read_json
 from downsizenet_hub.resizing.target import resize_target
@@ -109,6 +110,11 @@ class ArmResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def checkpoint_path(run_dir: Path) -> Path:
+    """Where an arm's run keeps its latest checkpoint (the final weights once it has finished)."""
+    return run_dir / CHECKPOINT_NAME
+
+
 def seeded_build(seed: int, build_resizer: Callable[[], nn.Module], build_rest: Callable) -> Any:
     """Build an arm so that everything but the resizer starts identically in every arm.
 
@@ -168,7 +174,7 @@ def train_arm(
             float(done.get("images_per_s") or 0.0), str(run_dir), reused=True,
         )  # fmt: skip
         return arm, None
-    has_checkpoint = (run_dir / "checkpoint.pt").is_file()
+    has_checkpoint = checkpoint_path(run_dir).is_file()
     result = fit(
         pipeline, train_set, val_set, config, run_dir,
         resume=resume and has_checkpoint, collate_fn=collate, progress=progress,

@@ -7,7 +7,9 @@ local hub and, on request, the Hugging Face Hub.
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ from downsizenet_hub.experiments.common import (
     ArmResult,
     DataOptions,
     arms_payload,
+    checkpoint_path,
     print_table,
     seeded_build,
     summary_table,
@@ -168,8 +171,13 @@ def run_pretrain(options: PretrainOptions) -> PretrainReport:
     if options.publish is not None and is_main_process():
         net = trained[options.resizer].resizer
         assert isinstance(net, DownsizeNet)
-        record = _training_record(options, arms, info.generated)
-        hub.publish(net, options.publish, record=record, force=options.force)
+        record = training_record(
+            options,
+            arms[0].metrics["miou"],
+            baseline=arms[1].name if len(arms) > 1 else "none",
+            baseline_score=arms[1].metrics.get("miou") if len(arms) > 1 else None,
+        )
+        publish_resizer(net, record, name=options.publish, force=options.force)
         published = options.publish
         if options.push_to_hub:
             hub.push_published(options.publish, options.push_to_hub)
@@ -216,31 +224,64 @@ def _device_of(module: nn.Module) -> torch.device:
 
 
 def _load_final_weights(pipeline: nn.Module, run_dir: Path) -> None:
-    checkpoint = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    checkpoint = torch.load(checkpoint_path(run_dir), map_location="cpu", weights_only=True)
     pipeline.load_state_dict(checkpoint["model"])
 
 
-def _training_record(
-    options: PretrainOptions, arms: list[ArmResult], generated: bool
+def training_record(
+    options: PretrainOptions,
+    score: float,
+    *,
+    baseline: str = "none",
+    baseline_score: float | None = None,
+    command: str | None = None,
 ) -> hub.TrainingRecord:
-    score = arms[0].metrics["miou"]
-    baseline = arms[1].metrics.get("miou") if len(arms) > 1 else None
+    """What a resizer pretrained with ``options`` publishes about itself: its mIoU ``score``, the
+    ``baseline`` and its score, and the ``command`` that reproduces it (default: this process's
+    command line). The study records its cells through this function too."""
     data = options.data
-    input_size = data.image_size or dataset_info(data.name).image_size
+    info = dataset_info(data.name)
+    input_size = data.image_size or info.image_size
+    if command is None:
+        command = shlex.join(["downsizenet", *sys.argv[1:]]) if sys.argv else "run_pretrain()"
     return hub.TrainingRecord(
         task="segmentation",
         pipeline=f"deeplabv3plus-{options.backbone} (torchvision ASPP)",
         dataset=data.name,
-        generated_data=generated,
+        generated_data=info.generated,
         epochs=options.train.epochs,
         seed=options.train.seed,
         metric="mIoU",
-        score=score,
-        baseline_score=baseline,
-        baseline=arms[1].name if len(arms) > 1 else "none",
-        command=shlex.join(["downsizenet", *sys.argv[1:]]) if sys.argv else "run_pretrain()",
+        score=float(score),
+        baseline_score=baseline_score,
+        baseline=baseline,
+        command=command,
         data_variant=data.variant,
         input_size=(input_size[0], input_size[1]),
         output_size=(data.size[0], data.size[1]) if data.size else None,
         scale_factor=data.scale,
     )
+
+
+def publish_resizer(
+    net: DownsizeNet,
+    record: hub.TrainingRecord,
+    *,
+    name: str | None = None,
+    folder: Path | None = None,
+    force: bool = False,
+) -> None:
+    """Publish a trained resizer with its record, one way for ``pretrain --publish`` and the
+    study: to the local hub as ``name`` (replacing it only with ``force``), or into ``folder`` in
+    the hub layout, written beside it and renamed into place so that a folder that exists is
+    always complete."""
+    if (name is None) == (folder is None):
+        raise ValueError("publish_resizer needs exactly one of name= or folder=.")
+    if name is not None:
+        hub.publish(net, name, record=record, force=force)
+        return
+    assert folder is not None
+    staging = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    hub.save_pretrained(net, staging, record=record, name=str(folder))
+    os.replace(staging, folder)

@@ -15,24 +15,24 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from downsizenet_hub import hub
 from downsizenet_hub.atomic import write_atomic
-from downsizenet_hub.data import dataset_info
 from downsizenet_hub.engine import is_main_process
-from downsizenet_hub.engine.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from downsizenet_hub.engine.distributed import barrier
-from downsizenet_hub.experiments.common import DataOptions
-from downsizenet_hub.experiments.pretrain import PretrainOptions, run_pretrain
+from downsizenet_hub.experiments.common import DataOptions, checkpoint_path
+from downsizenet_hub.experiments.pretrain import (
+    PretrainOptions,
+    publish_resizer,
+    run_pretrain,
+    training_record,
+)
 from downsizenet_hub.experiments.transfer import TransferOptions, run_transfer
 from downsizenet_hub.jsonfile import read_json
-from downsizenet_hub.resizing.downsizenet import DownsizeNet
 from downsizenet_hub.study.cells import CELL_FORMAT, Cell
 from downsizenet_hub.study.config import DataSettings, PretrainSettings, TransferSettings
 from downsizenet_hub.study.fingerprint import code_fingerprint
@@ -192,7 +192,17 @@ def _run_segmentation(
     result = _result(cell, arm.metrics, arm.images_per_s)
     if cell.resizer.learned:
         if is_main_process() and not resizer_dir.is_dir():
-            _export_resizer(cell, arm_dir, resizer_dir, arm.metrics, command, baseline_score)
+            # The trained resizer as pretrain hands it back (from the run's final weights when
+            # the run was reused), recorded and published as pretrain --publish does.
+            assert report.resizer is not None
+            record = training_record(
+                options,
+                arm.metrics["miou"],
+                baseline="bilinear",
+                baseline_score=baseline_score,
+                command=command,
+            )
+            publish_resizer(report.resizer, record, folder=resizer_dir)
         barrier()  # the transfers that load it may run on every rank
         result.extra["resizer_dir"] = str(Path("cells") / cell.key / RESIZER_DIR)
     return result
@@ -202,49 +212,9 @@ def _finished_without_weights(arm_dir: Path, resizer_dir: Path) -> bool:
     """A finished run whose checkpoint was removed before its resizer was exported."""
     return (
         (arm_dir / "metrics.json").is_file()
-        and not (arm_dir / CHECKPOINT_NAME).is_file()
+        and not checkpoint_path(arm_dir).is_file()
         and not resizer_dir.is_dir()
     )
-
-
-def _export_resizer(
-    cell: Cell,
-    arm_dir: Path,
-    resizer_dir: Path,
-    metrics: dict[str, float],
-    command: str,
-    baseline_score: float | None,
-) -> None:
-    """Save the trained DownsizeNet from the run's final checkpoint, with its training record."""
-    state = load_checkpoint(arm_dir / CHECKPOINT_NAME).model
-    prefix = "resizer."
-    net = DownsizeNet(**cell.resizer.config)
-    net.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
-    settings = cell.settings
-    assert isinstance(settings, PretrainSettings)
-    info = dataset_info(cell.data.name)
-    size = cell.data.image_size or info.image_size
-    record = hub.TrainingRecord(
-        task="segmentation",
-        pipeline=f"deeplabv3plus-{settings.backbone} (torchvision ASPP)",
-        dataset=cell.data.name,
-        generated_data=info.generated,
-        epochs=cell.epochs,
-        seed=cell.seed,
-        metric="mIoU",
-        score=float(metrics["miou"]),
-        baseline="bilinear",
-        baseline_score=baseline_score,
-        command=command,
-        data_variant=cell.variant,
-        input_size=(size[0], size[1]),
-        scale_factor=cell.scale,
-    )
-    # Written beside its place and renamed into it: a folder that exists is always complete.
-    staging = resizer_dir.with_name(f".{resizer_dir.name}.{os.getpid()}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    hub.save_pretrained(net, staging, record=record, name=str(resizer_dir))
-    os.replace(staging, resizer_dir)
 
 
 def _run_transfer(
@@ -288,5 +258,6 @@ def remove_checkpoints(results_dir: Path, cell: Cell) -> None:
     """Delete a finished cell's checkpoints (~16 MB per segmentation cell, 9 MB per transfer
     cell); metrics and logs stay."""
     if is_main_process():
-        for path in (cell_folder(results_dir, cell) / RUN_DIR).glob(f"*/{CHECKPOINT_NAME}"):
-            path.unlink(missing_ok=True)
+        for arm_dir in (cell_folder(results_dir, cell) / RUN_DIR).glob("*"):
+            if arm_dir.is_dir():
+                checkpoint_path(arm_dir).unlink(missing_ok=True)

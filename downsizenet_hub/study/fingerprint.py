@@ -21,10 +21,8 @@ RESULT_CODE = (
     "engine",
     "experiments",
     "pipelines",
-    "channels.py",
-    "resizer.py",
-    "resizers.py",
-    "sampling.py",
+    "registry.py",
+    "resizing",
 )
 
 

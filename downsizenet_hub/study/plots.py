@@ -21,7 +21,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import nn
 
-from downsizenet_hub.hub import from_pretrained
 from downsizenet_hub.registry import create_resizer
 from downsizenet_hub.resizing.downsizenet import DownsizeNet
 from downsizenet_hub.study.aggregate import Estimate
@@ -259,7 +258,7 @@ def grid_resizers(plan: StudyPlan, results_dir: Path) -> tuple[float, list[tuple
         folder = cell_folder(results_dir, cell) / RESIZER_DIR
         if folder.is_dir():
             label = f"{cell.resizer.label}\n(x{cell.scale:g}, {cell.epochs} ep, seed {cell.seed})"
-            resizers.append((label, from_pretrained(folder)))
+            resizers.append((label, create_resizer(str(folder))))
     return scale, resizers
 
 
