@@ -326,7 +326,7 @@ def test_banded_inference_is_exact(
     monkeypatch: pytest.MonkeyPatch, layers: int, kwargs: dict
 ) -> None:
     """Without autograd, large inputs run the texture branch in bands: same output, less memory."""
-    import downsizenet_hub.resizing.downsizenet as resizer_module
+    import downsizenet_hub.resizing.texture as resizer_module
 
     net = DownsizeNet(init="random", conv_layers=layers).eval()
     images = torch.rand(2, 3, 120, 50)
@@ -341,7 +341,7 @@ def test_banded_inference_is_exact(
 def test_inference_fuses_conv_and_relu_on_the_cpu_and_matches_the_plain_layers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import downsizenet_hub.resizing.downsizenet as resizer_module
+    import downsizenet_hub.resizing.texture as resizer_module
 
     if not resizer_module._fused_conv_relu_available():
         pytest.skip("this PyTorch build has no fused oneDNN conv + relu")

@@ -29,7 +29,6 @@ package root adds ``from_pretrained`` / ``save_pretrained`` / ``push_to_hub`` on
 
 from __future__ import annotations
 
-import functools
 import math
 from collections import OrderedDict
 from typing import Any, cast
@@ -39,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from downsizenet_hub.resizing.config import ANTIALIAS_GRID, DownsizeNetConfig
-from downsizenet_hub.resizing.functional import mix, pixel_major
+from downsizenet_hub.resizing.functional import mix
 from downsizenet_hub.resizing.geometry import Geometry, build_geometry
 from downsizenet_hub.resizing.limits import check_memory, resize_memory_bytes
 from downsizenet_hub.resizing.sampling import antialias_taps, coordinate_scale
@@ -51,18 +50,17 @@ from downsizenet_hub.resizing.target import (
     resize_target,
     resolve_output_size,
 )
+from downsizenet_hub.resizing.texture import (
+    INFERENCE_BAND_PIXELS,
+    INFERENCE_BANDING_MIN_PIXELS,
+    pooled_texture,
+)
 
 #: Std of the texture part of the 1x1 head at ``init="bilinear"``: small enough that the start is
 #: bilinear to ~1e-4, non-zero so that gradients reach the texture branch from the first step.
 TEXTURE_HEAD_INIT_STD = 1e-4
 _GEOMETRY_CACHE_SIZE = 16
 _CHANNELS_LAST = torch.channels_last
-#: Without autograd, inputs of at least ``INFERENCE_BANDING_MIN_PIXELS`` pixels (about 724x724)
-#: run the texture branch in bands of about ``INFERENCE_BAND_PIXELS`` pixels: Cityscapes-sized
-#: images then need ~3x the input's bytes of extra memory instead of ~16x. Smaller inputs run
-#: whole, which is faster (513x513, batch 8: 150 ms instead of 173 on the 2-core CPU).
-INFERENCE_BANDING_MIN_PIXELS = 1 << 19
-INFERENCE_BAND_PIXELS = 1 << 17
 
 
 class DownsizeNet(nn.Module):
@@ -297,58 +295,8 @@ class DownsizeNet(nn.Module):
         check_memory(f"DownsizeNet({target}) on {describe_resize(images, out_size)}", estimate)
 
     def _pooled_texture(self, images: torch.Tensor, geometry: Geometry) -> torch.Tensor:
-        """Floating pooling: the texture feature at each output pixel's top-left neighbour.
-
-        Returns ``(B, h*w, channels)``. Without autograd and on large images, the texture branch
-        runs on horizontal bands of the input (each with ``conv_layers`` rows of halo, so the
-        result is exactly the same), which keeps peak memory near the size of the input instead
-        of ``channels`` times it.
-        """
-        images = images.contiguous(memory_format=_CHANNELS_LAST)
-        height, width = images.shape[-2:]
-        if torch.is_grad_enabled() or height * width < INFERENCE_BANDING_MIN_PIXELS:
-            features = pixel_major(self._texture_maps(images))
-            return features.index_select(1, geometry.anchor_index)
-        halo = self.config.conv_layers
-        rows_per_band = max(1, INFERENCE_BAND_PIXELS // width)
-        out_rows = geometry.anchor_rows
-        pooled = []
-        start = 0
-        while start < len(out_rows):
-            # Output rows whose anchors fall in the next band of input rows.
-            first = int(out_rows[start])
-            stop = int(torch.searchsorted(out_rows, first + rows_per_band))
-            stop = max(stop, start + 1)
-            last = int(out_rows[stop - 1])
-            top, bottom = max(0, first - halo), min(height, last + 1 + halo)
-            # Plain layers here: the fused kernel's peak memory is ~1.4x theirs at 1024x2048.
-            band = self.texture(images[:, :, top:bottom])
-            band = band.index_select(2, out_rows[start:stop] - top)
-            band = band.index_select(3, geometry.anchor_cols)
-            pooled.append(band.permute(0, 2, 3, 1).reshape(band.shape[0], -1, band.shape[1]))
-            start = stop
-        return torch.cat(pooled, dim=1)
-
-    def _texture_maps(self, images: torch.Tensor) -> torch.Tensor:
-        """The texture branch on a whole image. Without autograd on the CPU, each 3x3 conv and its
-        ReLU run as one oneDNN call (equal to float rounding, 7-9% faster on the 2-core machine);
-        otherwise, and whenever the fused kernel is missing or the module is being traced or
-        compiled, the plain layers run."""
-        if (
-            torch.is_grad_enabled()
-            or images.device.type != "cpu"
-            or images.dtype != torch.float32
-            or torch.jit.is_scripting()
-            or torch.jit.is_tracing()
-            or torch.compiler.is_compiling()
-            or not _fused_conv_relu_available()
-        ):
-            return self.texture(images)
-        features = images
-        for layer in self.texture:
-            if isinstance(layer, nn.Conv2d):  # each conv is followed by its ReLU (see __init__)
-                features = _conv3x3_relu(features, layer.weight, layer.bias)
-        return features
+        """Floating pooling of the texture branch's features, ``(B, h*w, channels)``."""
+        return pooled_texture(self.texture, self.config.conv_layers, images, geometry)
 
     def _normalise(self, logits: torch.Tensor, geometry: Geometry) -> torch.Tensor:
         """Logits ``(B, h, w, L)`` to convex coefficients ``(B, h, w, Ky, Kx)``."""
@@ -433,33 +381,3 @@ def resize_memory_estimate(
     else:
         resize = resize_memory_bytes(*shape[:2], shape[2:], out, itemsize=itemsize, taps=1)
     return math.prod(shape) * itemsize + resize
-
-
-def _conv3x3_relu(
-    images: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
-) -> torch.Tensor:
-    """``relu(conv2d(images, weight, bias, padding=1))`` in one oneDNN call (the kernel that
-    torch.compile uses on the CPU; a private op, so its presence is checked once beforehand)."""
-    one = [1, 1]
-    return cast(
-        torch.Tensor,
-        torch.ops.mkldnn._convolution_pointwise(
-            images, weight, bias, one, one, one, 1, "relu", [], ""
-        ),
-    )
-
-
-@functools.cache
-def _fused_conv_relu_available() -> bool:
-    """Whether this PyTorch build has the fused kernel and it agrees with conv2d + relu."""
-    try:
-        generator = torch.Generator().manual_seed(0)
-        images = torch.randn(1, 2, 5, 6, generator=generator)
-        images = images.contiguous(memory_format=_CHANNELS_LAST)
-        weight, bias = torch.randn(3, 2, 3, 3, generator=generator), torch.randn(3)
-        with torch.no_grad():
-            fused = _conv3x3_relu(images, weight, bias)
-            plain = F.relu(F.conv2d(images, weight, bias, padding=1))
-        return bool(torch.allclose(fused, plain, atol=1e-5, rtol=1e-5))
-    except (AttributeError, RuntimeError, NotImplementedError):
-        return False
