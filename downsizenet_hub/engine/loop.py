@@ -4,6 +4,13 @@ One epoch: reseed from (seed, epoch, rank) -> train on full batches in the seede
 in :mod:`~downsizenet_hub.engine.step`) -> evaluate when due -> write the checkpoint, metrics.json
 and a train.log line (rank 0) -> ``on_epoch_end`` -> stop here if Ctrl-C or SIGTERM came
 meanwhile.
+
+Why this file is longer than ~400 lines: it is the one epoch loop, and the state it carries
+(resume position, seeded order, best metrics, the stop request, the run lock) is shared by every
+phase of an epoch, so :class:`_Trainer` reads top to bottom as one sequence. Everything that does
+not need that state already lives beside it: one step in :mod:`.step`, evaluation in
+:mod:`.evaluation`, checkpoint files in :mod:`.checkpoint`, progress in :mod:`.progress`, signals
+and stopping in :mod:`.stopping`, the run lock in :mod:`.runlock`.
 """
 
 from __future__ import annotations

@@ -21,6 +21,10 @@ sampling geometry with float32 scalars; see :mod:`.export_geometry`. The scales 
 well below 1e-4 up to inputs of a few thousand pixels. The output size itself can never be a runtime
 input: the resizer takes it as Python ints.
 
+This file is about 400 lines because ONNX and TorchScript share the one checked, atomic write
+(:func:`_write_checked`) and the input checks; the geometry that decides what can be exported is
+in :mod:`.export_geometry`.
+
 Fixed resizers (``F.interpolate``) export through PyTorch's translation of the interpolation op,
 which differs from PyTorch in some cases (seen with torch 2.14: ``antialias`` with a scale factor,
 ``area`` with a dynamic input, ``nearest`` with some sizes); the check refuses those.

@@ -23,6 +23,10 @@ images to the resizer and normalised ones to the model.
 
 By default the resizer is frozen (no gradients, kept in eval mode even in ``.train()``), which is
 how a published resizer is reused; ``trainable_resizer=True`` trains it with the model.
+
+Why this file is a little over ~400 lines: the three wrappers share one base class (the resizer,
+its target and the frozen policy), and the detection wrapper's coordinate mapping only makes sense
+next to the torchvision transform it replaces; split, each half would import the other.
 """
 
 from __future__ import annotations
