@@ -8,7 +8,7 @@ flat gather indices, the relative-distance map the 1x1 head reads (the paper's
 real taps. Everything depends only on the configuration, the sizes and the scale factors.
 
 The module caches one Geometry per shape; :func:`build_geometry` is the uncached builder, public so
-that an exported graph (``tools/export_geometry.py``) can rebuild it from symbolic shapes.
+that an exported graph (the ONNX exporter of the tools) can rebuild it from symbolic shapes.
 """
 
 from __future__ import annotations

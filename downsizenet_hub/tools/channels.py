@@ -42,7 +42,8 @@ def resize_any_channels(
     """Resize ``images`` ``(B, C, H, W)`` (float, values in [0, 1]) whatever ``C`` is.
 
     Args:
-        resizer: any module with the resizer call signature (see :mod:`downsizenet_hub.resizers`).
+        resizer: any module with the resizer call signature (see
+            :mod:`downsizenet_hub.resizing.fixed`).
         images: colour channels first, then alpha when ``alpha`` is True.
         size, scale_factor: exactly one, as in :class:`~downsizenet_hub.DownsizeNet`.
         alpha: whether the last channel is alpha (premultiplied while resizing, see module doc).
