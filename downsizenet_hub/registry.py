@@ -4,13 +4,15 @@ As timm's ``create_model``, a name is looked up in a table of builders, not in a
 
     create_resizer("bilinear")                      # a fixed resizer (no parameters)
     create_resizer("downsizenet", conv_layers=2)    # a fresh DownsizeNet, config overrides
+    create_resizer("talebi", residual_blocks=2)     # a fresh learned baseline (also "strided")
     create_resizer("hf-hub:owner/name@revision")    # published on the Hugging Face Hub
     create_resizer("downsizenet/scenes-noisy-x0.3") # the local hub, then the shipped resizers
     create_resizer("path/to/folder")                # a folder with config.json + weights
     create_resizer(module)                          # an nn.Module passes through
 
 A name that is not in the table is a published resizer: it is resolved and loaded by
-:mod:`downsizenet_hub.hub` (strictly, safetensors only, in eval mode).
+:mod:`downsizenet_hub.hub` (strictly, safetensors only, in eval mode) as the architecture its
+config.json names.
 
 **Registering an architecture.** A builder takes the architecture's configuration as keywords and
 returns a fresh module with the resizer call signature ``(images, size=None,
@@ -20,8 +22,9 @@ scale_factor=None)``. One line adds it::
 
 after which ``create_resizer("talebi", **config)`` builds it, :func:`list_resizers` lists it, and
 everything that names resizers through this module (``pretrain --resizer talebi``, the tools,
-``hubconf.py``) can train or use it. Storing one in the hub is a separate step: the hub's
-``config.json`` holds a DownsizeNetConfig today (see :mod:`downsizenet_hub.hub.files`).
+``hubconf.py``) can train or use it. Storing one in the hub is a separate step: its config class
+and module class get an entry in :data:`downsizenet_hub.hub.architectures.ARCHITECTURES`, which
+names the architecture in ``config.json`` (talebi and strided have both).
 
 **Why the model's storage methods live outside the core.** :mod:`downsizenet_hub.resizing` must
 import nothing else of the package (an import-linter contract), and the storage of
@@ -44,6 +47,8 @@ from typing import Any
 from torch import nn
 
 from downsizenet_hub.resizing.fixed import FIXED_RESIZERS, FixedResizer
+from downsizenet_hub.resizing.strided import StridedResizer
+from downsizenet_hub.resizing.talebi import TalebiResizer
 
 #: A builder: configuration keywords in, a fresh resizer module out.
 Builder = Callable[..., nn.Module]
@@ -117,11 +122,13 @@ def create_resizer(name: str | nn.Module, **config: Any) -> nn.Module:
 
 
 def load_published(ref: str, **options: Any) -> nn.Module:
-    """A published resizer, loaded strictly in eval mode (``options``: revision, device,
-    cache_dir, token, endpoint; see :func:`downsizenet_hub.hub.from_pretrained`)."""
-    from downsizenet_hub.hub.model import DownsizeNet  # storage, imported on first use
+    """A published resizer, loaded strictly in eval mode as the class of its architecture (a
+    DownsizeNet as ``downsizenet_hub.DownsizeNet``); ``options``: revision, device, cache_dir,
+    token, endpoint; see :func:`downsizenet_hub.hub.from_pretrained`."""
+    from downsizenet_hub.hub import api  # storage, imported on first use
+    from downsizenet_hub.hub.model import DownsizeNet
 
-    return DownsizeNet.from_pretrained(ref, **options)
+    return api.from_pretrained(ref, build=DownsizeNet, **options)
 
 
 def _fresh_downsizenet(**config: Any) -> nn.Module:
@@ -137,3 +144,5 @@ def _fixed_builder(mode: str) -> Builder:
 for _mode in FIXED_RESIZERS:
     register_resizer(_mode, _fixed_builder(_mode), fixed=True)
 register_resizer(TRAINABLE, _fresh_downsizenet)
+register_resizer("talebi", TalebiResizer)
+register_resizer("strided", StridedResizer)

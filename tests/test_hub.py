@@ -219,9 +219,9 @@ def test_a_file_is_not_a_resizer_reference(tmp_path: Path) -> None:
             "neighbourhood must be one of",
         ),
         (
-            lambda d: d.update(format_version=2),
+            lambda d: d.update(format_version=3),
             ValueError,
-            "format_version 2, newer than this downsizenet-hub reads",
+            "format_version 3, newer than this downsizenet-hub reads",
         ),
         (
             lambda d: d.update(format_version="1"),

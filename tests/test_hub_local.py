@@ -242,7 +242,7 @@ def test_names_in_the_original_layout_load_and_are_replaced_and_removed() -> Non
 
 
 def test_publish_refuses_non_resizers() -> None:
-    with pytest.raises(TypeError, match="expects a DownsizeNet"):
+    with pytest.raises(TypeError, match="expects a resizer of a storable architecture"):
         publish(torch.nn.Linear(2, 2), "me/a")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="TrainingRecord"):
         publish(tiny(), "me/a", record={"task": "x"})  # type: ignore[arg-type]

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from downsizenet_hub.hub import PublishedResizer, TrainingRecord
-    from downsizenet_hub.resizing.config import DownsizeNetConfig
 
 app = typer.Typer(
     help=(
@@ -196,6 +195,8 @@ def print_table(rows: list[list[str]], console: Console, *, local_hub: str) -> N
 
 def list_row(entry: PublishedResizer) -> list[str]:
     """Name, source, resizer, what it was trained for, score beside the baseline."""
+    from downsizenet_hub.hub.architectures import describe  # torch-free
+
     if entry.config is None or entry.problem is not None:
         # Short: file names inside the resizer's folder, its name for the folder itself.
         problem = str(entry.problem).replace(f"{entry.path}{os.sep}", "")
@@ -203,25 +204,12 @@ def list_row(entry: PublishedResizer) -> list[str]:
         return [entry.name, entry.source, f"unreadable: {problem}", "", ""]
     record = entry.record
     if record is None:
-        return [entry.name, entry.source, describe_resizer(entry.config), "-", "-"]
+        return [entry.name, entry.source, describe(entry.config), "-", "-"]
     score = f"{record.metric} {record.score:.4g}"
     if record.baseline_score is not None:
         score += f", {record.baseline} {record.baseline_score:.4g}"
     trained = f"{record.task} {_scale(record)}"
-    return [entry.name, entry.source, describe_resizer(entry.config), trained, score]
-
-
-def describe_resizer(config: DownsizeNetConfig) -> str:
-    """What a resizer is, e.g. ``DownsizeNet, 2x2 taps, 3x16 convs``."""
-    taps = {"bilinear": "2x2 taps", "bicubic": "4x4 taps", "antialias": "antialias taps"}
-    parts = [
-        "DownsizeNet",
-        taps.get(config.neighbourhood, f"{config.neighbourhood} taps"),
-        f"{config.conv_layers}x{config.channels} convs" if config.conv_layers else "no convs",
-    ]
-    if not config.use_distance:
-        parts.append("texture only")
-    return ", ".join(parts)
+    return [entry.name, entry.source, describe(entry.config), trained, score]
 
 
 def _scale(record: TrainingRecord) -> str:

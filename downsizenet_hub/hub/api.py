@@ -8,16 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from downsizenet_hub.hub import files, remote
 from downsizenet_hub.hub.record import TrainingRecord
 from downsizenet_hub.hub.refs import resolve
 from downsizenet_hub.resizing.config import DownsizeNetConfig
-from downsizenet_hub.resizing.downsizenet import DownsizeNet
 
 
 def save_pretrained(
-    model: DownsizeNet,
+    model: nn.Module,
     save_directory: str | os.PathLike[str],
     *,
     record: TrainingRecord | None = None,
@@ -27,6 +27,7 @@ def save_pretrained(
 
     The folder is created if needed; each file is replaced atomically; other files are left
     alone. ``name`` is how the card tells readers to load it (default: the directory path).
+    ``model``: a resizer of a storable architecture (see :mod:`.architectures`).
     """
     _check_model(model, record)
     folder = Path(save_directory).expanduser()
@@ -43,12 +44,13 @@ def from_pretrained(
     cache_dir: str | os.PathLike[str] | None = None,
     token: str | bool | None = None,
     endpoint: str | None = None,
-    build: Callable[[DownsizeNetConfig], DownsizeNet] | None = None,
-) -> DownsizeNet:
+    build: Callable[[DownsizeNetConfig], nn.Module] | None = None,
+) -> nn.Module:
     """Load a published resizer (a directory, a local-hub or shipped name, or
     ``hf-hub:owner/name[@revision]`` on the Hugging Face Hub), strictly, in eval mode on
-    ``device``. Only the ``hf-hub:`` form goes online. ``build``: the class (or function) that
-    makes the module from its config (default: the core DownsizeNet)."""
+    ``device``, as the class its config.json's architecture names. Only the ``hf-hub:`` form
+    goes online. ``build``: the class (or function) that makes a DownsizeNet from its config
+    (default: the core DownsizeNet)."""
     model, _ = load(
         ref, revision=revision, cache_dir=cache_dir, token=token, endpoint=endpoint, build=build
     )
@@ -62,15 +64,15 @@ def load(
     cache_dir: str | os.PathLike[str] | None = None,
     token: str | bool | None = None,
     endpoint: str | None = None,
-    build: Callable[[DownsizeNetConfig], DownsizeNet] | None = None,
-) -> tuple[DownsizeNet, TrainingRecord | None]:
+    build: Callable[[DownsizeNetConfig], nn.Module] | None = None,
+) -> tuple[nn.Module, TrainingRecord | None]:
     """Like :func:`from_pretrained` (on CPU), also returning the training record if any."""
     resolved = resolve(ref, revision=revision, cache_dir=cache_dir, token=token, endpoint=endpoint)
     return files.load_folder(resolved.folder, build)
 
 
 def push_to_hub(
-    model: DownsizeNet,
+    model: nn.Module,
     repo_id: str,
     *,
     record: TrainingRecord | None = None,
@@ -134,7 +136,6 @@ def push_published(
 
 
 def _check_model(model: object, record: object) -> None:
-    if not isinstance(model, DownsizeNet):
-        raise TypeError(f"expected a DownsizeNet, got {type(model).__name__}.")
+    files.model_config(model)  # TypeError unless of a storable architecture
     if record is not None and not isinstance(record, TrainingRecord):
         raise TypeError(f"record must be a TrainingRecord or None, got {type(record).__name__}.")

@@ -1,8 +1,10 @@
 """Model cards: rendered from ``model_cards/resizer_card.md`` with huggingface_hub's ModelCard.
 
 The YAML header is what the Hugging Face Hub reads (library_name, tags, license, datasets and a
-model-index with the resizer's result beside its baseline's); the body is the recipe, the results,
-how to load it, and its limitations.
+model-index with the resizer's result beside its baseline's); the body states the architecture,
+then the recipe, the results, how to load it, and its limitations. For an architecture whose
+output is not an image (talebi, strided) it also shows the trained resizer's output statistics
+on the evaluation images (the record's ``outputs``).
 
 A published folder's card is re-rendered in place, after a template change, without touching its
 weights: ``files.write_card(folder, *files.load_folder(folder), name)`` (how the shipped
@@ -15,13 +17,13 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from downsizenet_hub.hub.architectures import ResizerConfig, architecture_of
 from downsizenet_hub.hub.names import HF_HUB_PREFIX
 from downsizenet_hub.hub.record import TrainingRecord
+from downsizenet_hub.resizing.baseline_config import StridedConfig, TalebiConfig
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCardData
-
-    from downsizenet_hub.resizing.config import DownsizeNetConfig
 
 #: The templates ship inside the package (``downsizenet_hub/model_cards`` links to the repository's
 #: top-level ``model_cards/``; the wheel carries them as package data).
@@ -38,24 +40,23 @@ _HF_TASKS = {
 }
 
 
-def card_data(config: DownsizeNetConfig, record: TrainingRecord | None, ref: str) -> ModelCardData:
+def card_data(config: ResizerConfig, record: TrainingRecord | None, ref: str) -> ModelCardData:
     """The card's YAML metadata."""
     from huggingface_hub import EvalResult, ModelCardData
 
-    tags = [
-        "downsizenet",
-        "image-resizing",
-        "learned-downsampling",
-        "pytorch",
-        f"{config.neighbourhood}-neighbourhood",
-    ]
+    kind = architecture_of(config)
+    tags = [kind.name, "image-resizing", "learned-downsampling", "pytorch"]
+    if isinstance(config, (TalebiConfig, StridedConfig)):
+        tags.append("downsizenet-baseline")
+    else:
+        tags.append(f"{config.neighbourhood}-neighbourhood")
     if record is None:
         return ModelCardData(library_name=LIBRARY_NAME, license=LICENSE, tags=tags)
     task = _HF_TASKS.get(record.task, record.task)
     tags.append(task)
     if record.generated_data:
         tags.append("generated-data")
-    scores = [(record.score, f"{record.metric} (this DownsizeNet)")]
+    scores = [(record.score, f"{record.metric} (this {_short_title(config)})")]
     if record.baseline_score is not None:
         scores.append((record.baseline_score, f"{record.metric} ({record.baseline} baseline)"))
     results = [
@@ -83,7 +84,7 @@ def card_data(config: DownsizeNetConfig, record: TrainingRecord | None, ref: str
 
 
 def render_card(
-    config: DownsizeNetConfig,
+    config: ResizerConfig,
     record: TrainingRecord | None,
     ref: str,
     *,
@@ -98,16 +99,26 @@ def render_card(
     """
     from huggingface_hub import ModelCard
 
+    kind = architecture_of(config)
     card = ModelCard.from_template(
         card_data(config, record, ref.removeprefix(HF_HUB_PREFIX)),
         template_path=str(RESIZER_TEMPLATE),
-        title=f"DownsizeNet resizer `{ref.removeprefix(HF_HUB_PREFIX)}`",
+        title=f"{kind.title[0].upper()}{kind.title[1:]} `{ref.removeprefix(HF_HUB_PREFIX)}`",
         ref=ref,
+        architecture_name=kind.name,
+        convex=kind.convex,
+        short_title=_short_title(config),
         architecture=describe_architecture(config),
         parameters=f"{parameters:,}",
         weights_size=_human_bytes(weights_bytes),
-        in_channels=config.in_channels,
+        in_channels=config.in_channels if kind.convex else config.channels,  # type: ignore[union-attr]
         record=record,
+        outputs=_output_rows(record) if record and record.outputs else [],
+        example_call=(
+            f"scale_factor={1 / config.k:g}"
+            if isinstance(config, StridedConfig)
+            else "scale_factor=0.5"
+        ),
         data_description=_describe_data(record) if record else "",
         size_description=describe_size(record) if record else "",
         score=_with_spread(record.score, record.score_std, record.n_seeds) if record else "",
@@ -126,8 +137,21 @@ def render_card(
     return str(card).rstrip() + "\n"
 
 
-def describe_architecture(config: DownsizeNetConfig) -> str:
+def describe_architecture(config: ResizerConfig) -> str:
     """One sentence, e.g. 'bilinear (2x2) neighbourhood, 3 conv layers x 16 channels, ...'."""
+    if isinstance(config, TalebiConfig):
+        blocks = config.residual_blocks
+        return (
+            f"{config.filters} filters, {blocks} residual block{'s' if blocks > 1 else ''}, a "
+            f"{config.output_kernel}x{config.output_kernel} output convolution added to the "
+            "bilinearly resized input (Talebi and Milanfar, ICCV 2021; defaults of the Keras "
+            "example)."
+        )
+    if isinstance(config, StridedConfig):
+        return (
+            f"a learned {config.k}x{config.k} convolution with stride {config.k} from image "
+            f"channels to image channels: it downsizes by exactly 1/{config.k}."
+        )
     taps = {"bilinear": "2x2", "bicubic": "4x4", "antialias": "antialiased"}[config.neighbourhood]
     texture = (
         f"{config.conv_layers} conv layers x {config.channels} channels"
@@ -139,6 +163,33 @@ def describe_architecture(config: DownsizeNetConfig) -> str:
         f"{config.neighbourhood} ({taps}) neighbourhood, {texture}, {distance} the distance map, "
         f"{config.coefficients} coefficients."
     )
+
+
+def _short_title(config: ResizerConfig) -> str:
+    """How the results table names this resizer: 'DownsizeNet', 'Talebi resizer', ..."""
+    if isinstance(config, TalebiConfig):
+        return "Talebi resizer"
+    if isinstance(config, StridedConfig):
+        return "strided resizer"
+    return "DownsizeNet"
+
+
+def _output_rows(record: TrainingRecord) -> list[tuple[str, str]]:
+    """The output statistics table of the card: (what, value)."""
+    outputs = record.outputs
+    assert outputs is not None
+    return [
+        ("Evaluation images", f"{outputs.images}"),
+        ("Output range", f"[{outputs.min:.4f}, {outputs.max:.4f}]"),
+        ("Mean ± std", f"{outputs.mean:.4f} ± {outputs.std:.4f}"),
+        ("Outside [0, 1]", f"{100 * outputs.outside_unit_range:.3f}% of values"),
+        ("Outside the input image's range", f"{100 * outputs.outside_input_range:.3f}% of values"),
+        (
+            f"Moved from {outputs.start} (mean abs. difference, first {outputs.moved_images} "
+            "images)",
+            f"{outputs.moved_from_start:.5f}",
+        ),
+    ]
 
 
 def describe_size(record: TrainingRecord) -> str:

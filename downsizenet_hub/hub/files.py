@@ -1,9 +1,12 @@
 """One resizer on disk, in the Hugging Face repo layout: ``config.json``, ``model.safetensors``
 and ``README.md`` (the card).
 
-``config.json`` is ``{"format_version": 1, "downsizenet": <DownsizeNetConfig>, "training":
-<TrainingRecord, optional>}``. Weights are read only from safetensors, never unpickled, and loading
-is strict: every tensor present, none extra, every shape the one the config implies.
+``config.json`` of a DownsizeNet is ``{"format_version": 1, "downsizenet": <DownsizeNetConfig>,
+"training": <TrainingRecord, optional>}``, as it always was; any other architecture (see
+:mod:`.architectures`) writes ``{"format_version": 2, "architecture": "talebi", "talebi":
+<TalebiConfig>, "training": ...}``, so that a downsizenet-hub that predates it says to upgrade.
+Weights are read only from safetensors, never unpickled, and loading is strict: every tensor
+present (batch-norm statistics too), none extra, every shape and kind the one the config implies.
 """
 
 from __future__ import annotations
@@ -17,31 +20,49 @@ from typing import TYPE_CHECKING, Any
 from safetensors import SafetensorError
 
 from downsizenet_hub.atomic import write_atomic
+from downsizenet_hub.hub.architectures import (
+    DEFAULT_ARCHITECTURE,
+    ResizerConfig,
+    architecture,
+    architecture_of,
+)
 from downsizenet_hub.hub.cards import render_card
 from downsizenet_hub.hub.record import TrainingRecord
 from downsizenet_hub.jsonfile import read_json
-from downsizenet_hub.resizing.config import DownsizeNetConfig
 
 if TYPE_CHECKING:  # torch is imported where tensors are read or written, not to list the hub
     import torch
+    from torch import nn
 
-    from downsizenet_hub.resizing.downsizenet import DownsizeNet
+    from downsizenet_hub.resizing.config import DownsizeNetConfig
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "README.md"
-#: Bumped when config.json changes incompatibly; newer files are refused with a clear message.
+#: The version a DownsizeNet's config.json is written with (readable by every release).
 FORMAT_VERSION = 1
+#: The version of a config.json with an "architecture" key, and the newest this release reads:
+#: bumped when config.json changes incompatibly; newer files are refused with a clear message.
+ARCHITECTURE_FORMAT_VERSION = 2
 #: Weight files that would need unpickling: recognised only to refuse them with a message.
 PICKLED_WEIGHTS = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth")
-_CONFIG_KEYS = ("format_version", "downsizenet", "training")
+_CONFIG_KEYS = ("format_version", "architecture", "training")
 #: A config.json is a few KB; anything much larger is not one.
 CONFIG_MAX_BYTES = 1024 * 1024
 
 
-def config_document(config: DownsizeNetConfig, record: TrainingRecord | None) -> dict[str, Any]:
-    """The config.json object for ``config`` and an optional training record."""
-    document: dict[str, Any] = {"format_version": FORMAT_VERSION, "downsizenet": config.to_dict()}
+def config_document(config: ResizerConfig, record: TrainingRecord | None) -> dict[str, Any]:
+    """The config.json object for ``config`` (any storable architecture) and an optional record."""
+    name = architecture_of(config).name
+    document: dict[str, Any]
+    if name == DEFAULT_ARCHITECTURE:
+        document = {"format_version": FORMAT_VERSION, name: config.to_dict()}
+    else:
+        document = {
+            "format_version": ARCHITECTURE_FORMAT_VERSION,
+            "architecture": name,
+            name: config.to_dict(),
+        }
     if record is not None:
         document["training"] = record.to_dict()
     return document
@@ -53,7 +74,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_atomic(path, lambda handle: handle.write(data))
 
 
-def write_weights(path: Path, model: DownsizeNet) -> None:
+def write_weights(path: Path, model: nn.Module) -> None:
     """Save the model's state dict to ``path`` as safetensors (atomically).
 
     Serialised in memory (a resizer is a few KB) and written by Python, so that a full disk is an
@@ -66,17 +87,17 @@ def write_weights(path: Path, model: DownsizeNet) -> None:
     write_atomic(path, lambda handle: handle.write(data))
 
 
-def write_model_files(folder: Path, model: DownsizeNet, record: TrainingRecord | None) -> None:
+def write_model_files(folder: Path, model: nn.Module, record: TrainingRecord | None) -> None:
     """Write config.json and model.safetensors into an existing ``folder``."""
-    document = config_document(model.config, record)
+    document = config_document(model_config(model), record)
     write_text_atomic(folder / CONFIG_FILE, json.dumps(document, indent=2) + "\n")
     write_weights(folder / WEIGHTS_FILE, model)
 
 
-def write_card(folder: Path, model: DownsizeNet, record: TrainingRecord | None, ref: str) -> None:
+def write_card(folder: Path, model: nn.Module, record: TrainingRecord | None, ref: str) -> None:
     """Render the model card into ``folder/README.md``; call after the weights are written."""
     text = render_card(
-        model.config,
+        model_config(model),
         record,
         ref,
         parameters=sum(p.numel() for p in model.parameters()),
@@ -85,7 +106,7 @@ def write_card(folder: Path, model: DownsizeNet, record: TrainingRecord | None, 
     write_text_atomic(folder / CARD_FILE, text)
 
 
-def write_folder(folder: Path, model: DownsizeNet, record: TrainingRecord | None, ref: str) -> None:
+def write_folder(folder: Path, model: nn.Module, record: TrainingRecord | None, ref: str) -> None:
     """Write the three files of a published resizer into an existing ``folder``.
 
     ``ref`` is how the card tells readers to load it (a hub name, a repo id or a path).
@@ -94,8 +115,23 @@ def write_folder(folder: Path, model: DownsizeNet, record: TrainingRecord | None
     write_card(folder, model, record, ref)
 
 
-def read_config(path: Path) -> tuple[DownsizeNetConfig, TrainingRecord | None]:
-    """Parse and validate config.json; every problem is one sentence naming ``path``."""
+def model_config(model: object) -> ResizerConfig:
+    """The configuration of a storable resizer module; TypeError in one sentence otherwise."""
+    config = getattr(model, "config", None)
+    try:
+        architecture_of(config)
+    except TypeError:
+        raise TypeError(
+            "expects a resizer of a storable architecture (DownsizeNet, TalebiResizer or "
+            f"StridedResizer), got {type(model).__name__}."
+        ) from None
+    return config  # type: ignore[return-value]
+
+
+def read_config(path: Path) -> tuple[ResizerConfig, TrainingRecord | None]:
+    """Parse and validate config.json; every problem is one sentence naming ``path``.
+
+    The configuration's type says the architecture (see :mod:`.architectures`)."""
     try:
         document = read_json(path, what="resizer config", max_bytes=CONFIG_MAX_BYTES)
     except FileNotFoundError:
@@ -104,21 +140,23 @@ def read_config(path: Path) -> tuple[DownsizeNetConfig, TrainingRecord | None]:
         ) from None
     if not isinstance(document, dict):
         raise ValueError(f"{path} must hold a JSON object, got {type(document).__name__}.")
-    unknown = sorted(set(document) - set(_CONFIG_KEYS))
-    if unknown:
-        raise ValueError(f"{path} has unknown key(s) {unknown}; expected {list(_CONFIG_KEYS)}.")
     version = document.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError(f"{path}: format_version must be a positive integer, got {version!r}.")
-    if version > FORMAT_VERSION:
+    if version > ARCHITECTURE_FORMAT_VERSION:
         raise ValueError(
             f"{path} has format_version {version}, newer than this downsizenet-hub reads "
-            f"({FORMAT_VERSION}); upgrade downsizenet-hub to load it."
+            f"({ARCHITECTURE_FORMAT_VERSION}); upgrade downsizenet-hub to load it."
         )
-    if "downsizenet" not in document:
-        raise ValueError(f"{path} has no 'downsizenet' object (the DownsizeNetConfig).")
+    kind = architecture(document.get("architecture", DEFAULT_ARCHITECTURE), path)
+    expected = [*_CONFIG_KEYS, kind.name]
+    unknown = sorted(set(document) - set(expected))
+    if unknown:
+        raise ValueError(f"{path} has unknown key(s) {unknown}; expected {expected}.")
+    if kind.name not in document:
+        raise ValueError(f"{path} has no {kind.name!r} object (the {kind.config_type.__name__}).")
     try:
-        config = DownsizeNetConfig.from_dict(document["downsizenet"])
+        config = kind.parse(document[kind.name])
         training = document.get("training")
         record = None if training is None else TrainingRecord.from_dict(training)
     except (TypeError, ValueError) as error:
@@ -150,7 +188,8 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
 def check_state(
     path: Path, expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]
 ) -> None:
-    """Strict loading: same tensor names, same shapes, floating and finite values."""
+    """Strict loading: same tensor names, same shapes, floating and finite values where the
+    module has floating tensors, the module's own dtype for its integer ones (counters)."""
     import torch
 
     missing = sorted(set(expected) - set(found))
@@ -169,6 +208,12 @@ def check_state(
                 f"{path}: tensor {key!r} has shape {tuple(tensor.shape)} but the config needs "
                 f"{tuple(reference.shape)}."
             )
+        if not reference.is_floating_point():  # a count, e.g. batch norm's num_batches_tracked
+            if tensor.dtype != reference.dtype:
+                raise ValueError(
+                    f"{path}: tensor {key!r} has dtype {tensor.dtype}; expected {reference.dtype}."
+                )
+            continue
         if not tensor.is_floating_point():
             raise ValueError(
                 f"{path}: tensor {key!r} has dtype {tensor.dtype}; expected floating point."
@@ -178,26 +223,27 @@ def check_state(
 
 
 def load_folder(
-    folder: Path, build: Callable[[DownsizeNetConfig], DownsizeNet] | None = None
-) -> tuple[DownsizeNet, TrainingRecord | None]:
-    """The DownsizeNet stored in ``folder`` (config.json + model.safetensors), in eval mode.
+    folder: Path, build: Callable[[DownsizeNetConfig], nn.Module] | None = None
+) -> tuple[nn.Module, TrainingRecord | None]:
+    """The resizer stored in ``folder`` (config.json + model.safetensors), in eval mode.
 
-    ``build`` makes the module from its configuration (default: the core
-    :class:`~downsizenet_hub.resizing.DownsizeNet`; :mod:`.model` passes its own class).
+    ``build`` makes a DownsizeNet from its configuration (default: the core
+    :class:`~downsizenet_hub.resizing.DownsizeNet`; :mod:`.model` passes its own class); other
+    architectures are built by the class :mod:`.architectures` names.
 
     A link (a local-hub name) is followed once, so both files come from the same version even if
     the name is re-published meanwhile.
     """
     if folder.is_symlink():
         folder = Path(os.path.realpath(folder))
-    if build is None:
-        from downsizenet_hub.resizing.downsizenet import DownsizeNet
-
-        build = DownsizeNet
     config, record = read_config(folder / CONFIG_FILE)
     weights_path = folder / WEIGHTS_FILE
     state = read_weights(weights_path)
-    model = build(config)
+    kind = architecture_of(config)
+    make: Callable[[Any], nn.Module] = kind.module_class()
+    if build is not None and kind.name == DEFAULT_ARCHITECTURE:
+        make = build
+    model = make(config)
     check_state(weights_path, model.state_dict(), state)
     model.load_state_dict(state, strict=True)
     return model.eval(), record

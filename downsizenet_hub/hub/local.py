@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Literal
 from downsizenet_hub import paths
 from downsizenet_hub.atomic import WriteError
 from downsizenet_hub.hub import files, store
+from downsizenet_hub.hub.architectures import ResizerConfig
 from downsizenet_hub.hub.names import name_problem, validate_name
 from downsizenet_hub.hub.record import TrainingRecord
-from downsizenet_hub.resizing.config import DownsizeNetConfig
 
 if TYPE_CHECKING:  # listing the hub reads config.json only: torch is imported to publish
-    from downsizenet_hub.resizing.downsizenet import DownsizeNet
+    from torch import nn
 
 #: Resizers shipped with the package (made by this project's ``pretrain`` command).
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
@@ -44,7 +44,8 @@ class PublishedResizer:
     name: str
     source: Source
     path: Path
-    config: DownsizeNetConfig | None
+    # Its architecture's configuration (the type says which: see hub.architectures).
+    config: ResizerConfig | None
     record: TrainingRecord | None
     size_bytes: int
     # The record's date, else the day the weights file was written.
@@ -75,7 +76,7 @@ def shipped_path(name: str) -> Path:
 
 
 def publish(
-    model: DownsizeNet,
+    model: nn.Module,
     name: str,
     *,
     record: TrainingRecord | None = None,
@@ -85,17 +86,17 @@ def publish(
 
     Writes config.json, model.safetensors and the model card into a new version folder, checks
     that it loads back, then points the name at it. An existing name is refused unless ``force``.
+    ``model``: a resizer of a storable architecture (a DownsizeNet, TalebiResizer or
+    StridedResizer; see :mod:`.architectures`).
 
     Raises:
+        TypeError: ``model`` is not of a storable architecture.
         FileExistsError: ``name`` is taken and ``force`` is False.
         ValueError: the name is invalid or leads outside the hub through a link.
         OSError: the disk is full or not writable (one line naming the path and the cause); the
             hub is then as it was.
     """
-    from downsizenet_hub.resizing.downsizenet import DownsizeNet
-
-    if not isinstance(model, DownsizeNet):
-        raise TypeError(f"publish expects a DownsizeNet, got {type(model).__name__}.")
+    files.model_config(model)  # TypeError unless storable
     if record is not None and not isinstance(record, TrainingRecord):
         raise TypeError(f"record must be a TrainingRecord or None, got {type(record).__name__}.")
     target = _entry(name)
@@ -163,7 +164,7 @@ def remove(name: str) -> Path:
 
 
 def _publish_locked(
-    model: DownsizeNet, name: str, target: Path, record: TrainingRecord | None, force: bool
+    model: nn.Module, name: str, target: Path, record: TrainingRecord | None, force: bool
 ) -> None:
     namespace = target.parent
     _check_namespace(namespace, name)  # again, now that it is locked

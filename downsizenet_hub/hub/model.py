@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from downsizenet_hub.resizing.downsizenet import DownsizeNet as CoreDownsizeNet
 
@@ -42,7 +42,13 @@ class DownsizeNet(CoreDownsizeNet):
         ``device``, ``cache_dir``, ``token``. See :func:`downsizenet_hub.hub.from_pretrained`."""
         from downsizenet_hub.hub import api
 
-        return cast(DownsizeNet, api.from_pretrained(ref, build=cls, **kwargs))
+        model = api.from_pretrained(ref, build=cls, **kwargs)
+        if not isinstance(model, cls):
+            raise ValueError(
+                f"{os.fspath(ref)} holds a {type(model).__name__}, not a DownsizeNet; load it with "
+                f"downsizenet_hub.registry.create_resizer({os.fspath(ref)!r})."
+            )
+        return model
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
         """Upload this resizer to the Hugging Face Hub (safetensors, config.json, model card);

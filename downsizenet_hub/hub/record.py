@@ -18,6 +18,61 @@ def _today() -> str:
 
 
 @dataclass(frozen=True)
+class OutputStatistics:
+    """What a trained resizer's outputs look like on the evaluation images, for resizers whose
+    output is not constrained to be an image (the learned baselines): the mechanism behind the
+    DownsizeNet paper's claim that such resizers do not generalise to other pipelines.
+
+    The fields from ``values`` to ``outside_unit_range`` are
+    :func:`downsizenet_hub.experiments.output_stats.output_statistics` over the ``images``
+    evaluation images; ``moved_from_start`` is the mean ``|output - start(image)|`` over the first
+    ``moved_images`` of them, where ``start`` is the classical resizer the architecture starts as
+    (``bilinear`` for talebi, ``area`` for strided): how far training moved it, in pixel values.
+    """
+
+    images: int
+    values: int
+    min: float
+    max: float
+    mean: float
+    std: float
+    # Fraction of output values outside [min, max] of the input image they come from.
+    outside_input_range: float
+    # Fraction of output values outside [0, 1].
+    outside_unit_range: float
+    start: str
+    moved_from_start: float
+    moved_images: int
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.type in ("int", int) and isinstance(value, int) and not isinstance(value, bool):
+                continue
+            if item.type in ("str", str) and isinstance(value, str) and value.strip():
+                continue
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if number and item.type not in ("int", int) and math.isfinite(value):
+                object.__setattr__(self, item.name, float(value))
+                continue
+            raise TypeError(f"OutputStatistics.{item.name} must be {item.type}, got {value!r}.")
+
+    @classmethod
+    def from_dict(cls, data: object) -> OutputStatistics:
+        """Build from the training record's ``outputs`` object, refusing unknown keys."""
+        if not isinstance(data, dict):
+            raise TypeError(f"outputs must be a JSON object, got {type(data).__name__}.")
+        known = {item.name for item in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown outputs key(s) {unknown}; expected {sorted(known)}.")
+        missing = sorted(known - set(data))
+        if missing:
+            raise TypeError(f"outputs is missing {missing}.")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
 class TrainingRecord:
     """The recipe and result of one training run, enough to reproduce it and to judge it.
 
@@ -61,8 +116,12 @@ class TrainingRecord:
     package_version: str = __version__
     # ISO date (YYYY-MM-DD) of the run.
     date: str = field(default_factory=_today)
+    # The trained resizer's output statistics, for architectures whose output is not an image.
+    outputs: OutputStatistics | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.outputs, dict):  # from config.json
+            object.__setattr__(self, "outputs", OutputStatistics.from_dict(self.outputs))
         hints = typing.get_type_hints(type(self))
         for item in fields(self):
             value = getattr(self, item.name)
@@ -145,6 +204,8 @@ def _check_type(name: str, value: object, hint: Any) -> None:
         if option in (int, float) and isinstance(value, option) and not isinstance(value, bool):
             return
         if option is str and isinstance(value, str):
+            return
+        if option is OutputStatistics and isinstance(value, OutputStatistics):
             return
         if (
             typing.get_origin(option) is tuple

@@ -13,6 +13,7 @@ import importlib
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from huggingface_hub import (
     HfApi,
@@ -34,10 +35,13 @@ from huggingface_hub.errors import (
 
 from downsizenet_hub import __version__
 from downsizenet_hub.hub import files
+from downsizenet_hub.hub.architectures import architecture_of
 from downsizenet_hub.hub.errors import HubAccessError
 from downsizenet_hub.hub.names import HF_HUB_PREFIX, HubRef, validate_name
 from downsizenet_hub.hub.record import TrainingRecord
-from downsizenet_hub.resizing.downsizenet import DownsizeNet
+
+if TYPE_CHECKING:
+    from torch import nn
 
 LIBRARY_NAME = "downsizenet-hub"
 _TRUE = {"1", "ON", "YES", "TRUE"}
@@ -148,7 +152,7 @@ def download(
 
 
 def upload(
-    model: DownsizeNet,
+    model: nn.Module,
     repo_id: str,
     *,
     record: TrainingRecord | None = None,
@@ -195,7 +199,7 @@ def upload(
                 repo_id=repo_id,
                 folder_path=staging,
                 commit_message=commit_message
-                or f"Upload DownsizeNet resizer (downsizenet-hub {__version__})",
+                or f"Upload {_title(model)} (downsizenet-hub {__version__})",
                 revision=revision,
                 create_pr=create_pr,
                 allow_patterns=[files.CONFIG_FILE, files.WEIGHTS_FILE, files.CARD_FILE],
@@ -216,6 +220,10 @@ def upload(
                 "was uploaded."
             ) from None
     return str(commit.commit_url)
+
+
+def _title(model: nn.Module) -> str:
+    return architecture_of(files.model_config(model)).title
 
 
 def _probe(ref: HubRef, *, token: str | bool | None, endpoint: str | None) -> None:

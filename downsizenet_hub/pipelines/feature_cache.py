@@ -2,7 +2,8 @@
 
 When every module in front of the trainable heads is frozen, its output is a pure function of the
 input image. :class:`CachedFrozenFront` keys each image by a hash of its bytes, salted with the
-hashes of the frozen modules' tensors and the resize arguments, and computes features only for
+hashes of the frozen modules' tensors, their classes and configurations (the module tree's
+``repr``) and the resize arguments, and computes features only for
 images it has not seen. Changing any frozen weight changes the salt, so stale features are never
 reused. The cache lives in memory and, optionally, in a folder of safetensors files.
 """
@@ -34,7 +35,11 @@ class CachedFrozenFront(nn.Module):
         if any(p.requires_grad for p in front.parameters()):
             raise ValueError("CachedFrozenFront needs a frozen front: a parameter requires grad.")
         self.front = front
-        self.key_salt = hashlib.sha256(f"{module_sha256(front)}|{salt}".encode()).hexdigest()
+        # The tensors alone do not say what the front computes: fixed resizers have none (bilinear
+        # and area would share features), and a DownsizeNet's neighbourhood is no tensor. The
+        # module tree's repr names every class with its configuration.
+        identity = f"{module_sha256(front)}|{front!r}|{salt}"
+        self.key_salt = hashlib.sha256(identity.encode()).hexdigest()
         self.directory = Path(directory) / self.key_salt[:16] if directory is not None else None
         self._memory: dict[str, torch.Tensor] = {}
         self.hits = 0

@@ -23,6 +23,8 @@ another; and with a zero head it is exactly bilinear interpolation, so it starts
 * :mod:`.functional`: the same resize as functions (``downsize``, ``mix``, ``interpolate``).
 * :mod:`.fixed`: the classical resizers behind the same call signature.
 * :mod:`.limits`: checks that a request fits the machine before anything is allocated.
+* :mod:`.talebi`, :mod:`.strided` (configs in :mod:`.baseline_config`): the learned baselines
+  the paper argues against, whose outputs are not constrained to be images.
 
 This package imports nothing else of downsizenet-hub (a contract that CI checks): storage lives in
 :mod:`downsizenet_hub.hub`, names in :mod:`downsizenet_hub.registry`. Its torch-backed names are

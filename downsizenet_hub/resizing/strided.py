@@ -5,52 +5,25 @@ Image Downsizing Network") argues cannot generalise to other pipelines: a k x k,
 convolution from image channels to image channels, whose output, once trained, need not be an
 image. It starts as k x k averaging (area resizing) and only resizes by integer factors 1/k.
 
-Imports nothing of this package but the resizing core's config validation and the call and
-config helpers it shares with :mod:`.talebi`.
+Imports nothing of this package but its torch-free config (:mod:`.baseline_config`) and the
+call check it shares with :mod:`.talebi`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from downsizenet_hub.resizing.config import _check_choice, _check_int
-from downsizenet_hub.resizing.talebi import check_resize_call, config_from_dict, resolve_config
+from downsizenet_hub.resizing.baseline_config import StridedConfig, resolve_config
+from downsizenet_hub.resizing.talebi import check_resize_call
 
-Init = Literal["area", "random"]
-_INITS = ("area", "random")
+__all__ = ["SCALE_TOLERANCE", "StridedConfig", "StridedResizer"]
+
 #: How far a scale factor may be from 1/k and still count as 1/k.
 SCALE_TOLERANCE = 1e-9
-
-
-@dataclass(frozen=True)
-class StridedConfig:
-    """Architecture of a :class:`StridedResizer`. JSON-serialisable via :meth:`to_dict`."""
-
-    # Image channels in and out.
-    channels: int = 3
-    # Kernel size and stride: the resizer downsizes by exactly 1/k (2: the study's x0.5).
-    k: int = 2
-    # "area": start as k x k averaging per channel; "random": PyTorch's default initialisation.
-    init: Init = "area"
-
-    def __post_init__(self) -> None:
-        _check_int("channels", self.channels, 1, 1024)
-        _check_int("k", self.k, 1, 64)
-        _check_choice("init", self.init, _INITS)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain dict of the fields, for config.json."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StridedConfig:
-        """Build from a dict, refusing unknown keys (a typo must not pass silently)."""
-        return config_from_dict(cls, data, "strided config")
 
 
 class StridedResizer(nn.Module):
@@ -81,6 +54,10 @@ class StridedResizer(nn.Module):
         >>> resizer(torch.rand(1, 3, 513, 513), scale_factor=0.5).shape
         torch.Size([1, 3, 256, 256])
     """
+
+    #: The classical resizer it starts as (with the default init): what ``pretrain`` measures how
+    #: far the trained module moved from.
+    starts_as: ClassVar[str] = "area"
 
     def __init__(self, config: StridedConfig | None = None, **overrides: Any) -> None:
         super().__init__()

@@ -5,50 +5,23 @@ bilinear skip path plus a learned residual. Unlike a DownsizeNet, nothing constr
 be an image (its pixels are not convex mixes of input pixels); that is the difference the study
 measures (see :mod:`downsizenet_hub.experiments.output_stats`).
 
-Imports nothing of this package but the resizing core's config validation.
+Imports nothing of this package but its torch-free config (:mod:`.baseline_config`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from downsizenet_hub.resizing.config import _check_choice, _check_int
+from downsizenet_hub.resizing.baseline_config import TalebiConfig, resolve_config
 
-Init = Literal["bilinear", "random"]
-_INITS = ("bilinear", "random")
+__all__ = ["NEGATIVE_SLOPE", "TalebiConfig", "TalebiResizer", "check_resize_call"]
+
 #: Negative slope of every LeakyReLU (the Keras example's ``LeakyReLU(0.2)``).
 NEGATIVE_SLOPE = 0.2
-_Config = TypeVar("_Config")
-
-
-def config_from_dict(cls: type[_Config], data: object, what: str) -> _Config:
-    """Build the config dataclass ``cls`` from a dict, refusing unknown keys (a typo must not pass
-    silently); ``what`` names it in errors ("Talebi config"). Shared by the learned baselines."""
-    if not isinstance(data, dict):
-        raise TypeError(f"a {what} must be a JSON object, got {type(data).__name__}.")
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown {what} key(s) {unknown}; expected some of {sorted(known)}.")
-    return cls(**data)
-
-
-def resolve_config(
-    cls: type[_Config], config: _Config | None, overrides: dict[str, Any]
-) -> _Config:
-    """``config`` with ``overrides`` applied (a fresh default config when None), validated."""
-    if config is None:
-        return cls(**overrides)
-    if not isinstance(config, cls):
-        raise TypeError(f"config must be a {cls.__name__}, got {type(config).__name__}.")
-    if overrides:
-        return cls(**{**asdict(config), **overrides})  # type: ignore[call-overload]
-    return config
 
 
 def check_resize_call(
@@ -60,49 +33,6 @@ def check_resize_call(
         raise ValueError("give exactly one of size=(h, w) or scale_factor=s.")
     if images.dim() != 4 or images.shape[1] != channels:
         raise ValueError(f"images must be B x {channels} x H x W, got {tuple(images.shape)}.")
-
-
-@dataclass(frozen=True)
-class TalebiConfig:
-    """Architecture of a :class:`TalebiResizer`. JSON-serialisable via :meth:`to_dict`.
-
-    Defaults follow the public Keras example (Sayak Paul, "Learning to Resize in Computer
-    Vision", keras.io), which implements the paper's figure: 16 filters, 1 residual block, a 7x7
-    output convolution.
-    """
-
-    # Image channels in and out (the skip path adds the residual to the resized image).
-    channels: int = 3
-    # Filters of every intermediate convolution (the paper's n; 16 in the Keras example).
-    filters: int = 16
-    # Residual blocks at the target resolution (the paper's r; 1 in the Keras example, which
-    # notes that more may be used; the issue compares 1 and 2).
-    residual_blocks: int = 1
-    # Kernel of the last convolution, features -> image channels (7 in the Keras example).
-    output_kernel: int = 7
-    # "bilinear": the last convolution starts at zero, so the module starts exactly as bilinear;
-    # "random": PyTorch's default initialisation everywhere (the Keras example's behaviour).
-    init: Init = "bilinear"
-
-    def __post_init__(self) -> None:
-        _check_int("channels", self.channels, 1, 1024)
-        _check_int("filters", self.filters, 1, 1024)
-        _check_int("residual_blocks", self.residual_blocks, 1, 16)
-        _check_int("output_kernel", self.output_kernel, 1, 15)
-        if self.output_kernel % 2 == 0:
-            raise ValueError(
-                f"output_kernel must be odd (same-size padding), got {self.output_kernel}."
-            )
-        _check_choice("init", self.init, _INITS)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain dict of the fields, for config.json."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TalebiConfig:
-        """Build from a dict, refusing unknown keys (a typo must not pass silently)."""
-        return config_from_dict(cls, data, "Talebi config")
 
 
 def _conv_bn(filters: int, activation: bool) -> nn.Sequential:
@@ -173,6 +103,10 @@ class TalebiResizer(nn.Module):
         >>> resizer(torch.rand(1, 3, 513, 513), scale_factor=0.3).shape
         torch.Size([1, 3, 153, 153])
     """
+
+    #: The classical resizer it starts as (with the default init): what ``pretrain`` measures how
+    #: far the trained module moved from.
+    starts_as: ClassVar[str] = "bilinear"
 
     def __init__(self, config: TalebiConfig | None = None, **overrides: Any) -> None:
         super().__init__()
