@@ -15,7 +15,9 @@ def tensors_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
     for name, tensor in sorted(tensors.items()):
         data = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{data.dtype}:{tuple(data.shape)}".encode())
-        digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+        # Flattened first: a 0-d tensor (batch norm's num_batches_tracked) cannot be viewed as
+        # bytes of another size; the bytes, and so every digest, are those of the tensor itself.
+        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"")
     return digest.hexdigest()
 
 

@@ -29,6 +29,8 @@ from downsizenet_hub.cli.common import (
 )
 from downsizenet_hub.experiments import defaults
 
+#: The learned baselines: --neighbourhood, --conv-layers and --texture-only do not apply to them.
+BASELINES = ("talebi", "strided")
 # \b keeps click from rewrapping the example (a paragraph of its own, as in transfer and study).
 EXAMPLE = (
     "\b\n    Example:\n      downsizenet pretrain --scale 0.3 --compare bilinear \\\n"
@@ -46,7 +48,9 @@ def pretrain(
         str,
         typer.Option(
             "--resizer",
-            help="downsizenet (learned) or a fixed resizer: bilinear, bicubic, area, antialias.",
+            help="downsizenet (learned); a learned baseline: talebi (Talebi-Milanfar) or strided "
+            "(a k x k stride-k convolution, --scale 1/k only); or a fixed resizer: bilinear, "
+            "bicubic, area, antialias.",
         ),
     ] = "downsizenet",
     neighbourhood: Annotated[
@@ -56,6 +60,9 @@ def pretrain(
     texture_only: Annotated[
         bool, typer.Option("--texture-only", help="Ablation: no relative-distance map.")
     ] = False,
+    residual_blocks: Annotated[
+        int, typer.Option(min=1, max=16, help="Residual blocks of --resizer talebi.")
+    ] = 1,
     compare: Annotated[
         str | None,
         typer.Option(help="Baseline trained beside it under identical settings ('none' to skip)."),
@@ -109,9 +116,11 @@ def pretrain(
             items=items,
         )
         check_output_size("--size", data_options.size, batch_size)
-        config = {"neighbourhood": neighbourhood, "conv_layers": conv_layers}
+        config: dict[str, object] = {"neighbourhood": neighbourhood, "conv_layers": conv_layers}
         if texture_only:
             config["use_distance"] = False
+        if resizer in BASELINES:  # its k comes from --scale
+            config = {"residual_blocks": residual_blocks} if resizer == "talebi" else {}
         options = PretrainOptions(
             data=data_options,
             resizer=resizer,

@@ -88,3 +88,29 @@ def output_statistics(
         "outside_input_range": outside_input / count,
         "outside_unit_range": outside_unit / count,
     }
+
+
+def mean_abs_difference(
+    resizer: nn.Module,
+    reference: nn.Module,
+    images: torch.Tensor,
+    *,
+    size: int | tuple[int, int] | None = None,
+    scale_factor: float | tuple[float, float] | None = None,
+) -> float:
+    """Mean of ``|resizer(images) - reference(images)|`` over all output values (same resize
+    arguments; both in eval mode under ``torch.no_grad``, training flags restored; ``reference``
+    runs on the CPU, ``resizer`` where its parameters are). In pixel values: 0 for a resizer
+    that still computes ``reference``; ``pretrain`` reports it as how far a learned baseline
+    moved from the classical resizer it starts as."""
+    modules = (resizer, reference)
+    flags = [module.training for module in modules]
+    device = next(resizer.parameters(), torch.empty(0)).device
+    try:
+        with torch.no_grad():
+            learned = resizer.eval()(images.to(device), size=size, scale_factor=scale_factor)
+            start = reference.eval()(images, size=size, scale_factor=scale_factor)
+            return float((learned.cpu().double() - start.double()).abs().mean())
+    finally:
+        for module, flag in zip(modules, flags, strict=True):
+            module.train(flag)

@@ -1,8 +1,15 @@
 """Pretrain a resizer end to end inside the segmentation pipeline, beside a classical baseline.
 
 Both arms share the seed, the data order and the task network's initialisation; only the
-resizer differs. The learned resizer can then be published (weights, config, model card) to the
-local hub and, on request, the Hugging Face Hub.
+resizer differs. The learned resizer (a DownsizeNet, or one of the learned baselines ``talebi`` and
+``strided``) can then be published (weights, config, model card) to the local hub and, on
+request, the Hugging Face Hub.
+
+How far training moved a learned resizer is measured on validation images: for a DownsizeNet, the
+share of each pixel's weight its coefficients moved (:func:`weight_moved`); for a baseline, whose
+output is not a convex mix, the mean ``|output - start output|`` against the classical resizer it
+starts as (bilinear for talebi, area for strided), recorded with its output statistics
+(:func:`baseline_outputs`), which its card shows.
 """
 
 from __future__ import annotations
@@ -33,9 +40,16 @@ from downsizenet_hub.experiments.common import (
     train_arm,
     write_summary,
 )
+from downsizenet_hub.experiments.output_stats import mean_abs_difference, output_statistics
+from downsizenet_hub.hub.record import OutputStatistics
 from downsizenet_hub.pipelines.segmentation import SegmentationPipeline
-from downsizenet_hub.registry import create_resizer
+from downsizenet_hub.registry import create_resizer, list_resizers
 from downsizenet_hub.resizing.downsizenet import DownsizeNet
+from downsizenet_hub.resizing.strided import SCALE_TOLERANCE, StridedResizer
+from downsizenet_hub.resizing.talebi import TalebiResizer
+
+#: The learned baselines: trained and published like a DownsizeNet, measured by their outputs.
+BASELINES = (TalebiResizer, StridedResizer)
 
 #: The built-in data has about 27 items per scene on a photographed background: down-weighting
 #: the background class keeps the network from predicting background everywhere.
@@ -47,9 +61,12 @@ class PretrainOptions:
     """Everything ``downsizenet pretrain`` takes; see ``downsizenet pretrain --help``."""
 
     data: DataOptions = field(default_factory=DataOptions)
-    # The resizer under training: "downsizenet" (learned) or a fixed one.
+    # The resizer under training: "downsizenet" or a learned baseline ("talebi", "strided"), or
+    # a fixed one.
     resizer: str = "downsizenet"
-    # DownsizeNetConfig overrides for a learned resizer (neighbourhood, conv_layers, ...).
+    # Config overrides for the learned resizer: DownsizeNetConfig fields for downsizenet (also
+    # when it is the --compare arm), TalebiConfig or StridedConfig fields for a baseline. The
+    # strided resizer's k comes from the scale (1/k) unless given.
     resizer_config: dict[str, Any] = field(default_factory=dict)
     # The baseline trained beside it under identical settings (None: no comparison).
     compare: str | None = "bilinear"
@@ -77,7 +94,7 @@ class PretrainReport:
     pushed: str | None
     summary_path: Path
     # The trained learned resizer (None when --resizer is a fixed one), on the CPU, eval mode.
-    resizer: DownsizeNet | None = None
+    resizer: nn.Module | None = None
 
 
 def _recipe(options: PretrainOptions, resizer: str) -> dict[str, Any]:
@@ -86,7 +103,7 @@ def _recipe(options: PretrainOptions, resizer: str) -> dict[str, Any]:
         "pipeline": f"deeplabv3plus-{options.backbone}",
         "width": options.width,
         "resizer": resizer,
-        "resizer_config": options.resizer_config if resizer == "downsizenet" else {},
+        "resizer_config": arm_config(options, resizer),
         "data": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options.data).items()},
     }
 
@@ -97,7 +114,7 @@ def build_pipeline(options: PretrainOptions, resizer_ref: str, num_classes: int)
     if options.data.name == "scenes":
         weights = torch.ones(num_classes)
         weights[0] = SCENES_BACKGROUND_WEIGHT
-    config = options.resizer_config if resizer_ref == "downsizenet" else {}
+    config = arm_config(options, resizer_ref)
     resize = options.data.resize_kwargs()
     return seeded_build(
         options.train.seed,
@@ -114,6 +131,35 @@ def build_pipeline(options: PretrainOptions, resizer_ref: str, num_classes: int)
     )
 
 
+def arm_config(options: PretrainOptions, name: str) -> dict[str, Any]:
+    """The configuration the arm ``name`` is built with (see ``PretrainOptions.resizer_config``).
+
+    Raises:
+        ValueError: ``strided`` without a scale of 1/k (it has no geometry for other factors).
+    """
+    if name == "downsizenet":
+        return options.resizer_config
+    if name != options.resizer or name not in ("talebi", "strided"):
+        return {}
+    if name == "talebi":
+        return options.resizer_config
+    scale = options.data.scale
+    k = round(1 / scale) if scale else 0
+    if scale is None or k < 2 or abs(scale - 1 / k) > SCALE_TOLERANCE:
+        size = options.data.size
+        given = f"--scale {scale:g}" if size is None else f"--size {size[0]}x{size[1]}"
+        raise ValueError(
+            f"--resizer strided downsizes by 1/k only: give --scale 0.5, 0.25, ... (1/k for an "
+            f"integer k >= 2), not {given}."
+        )
+    if options.resizer_config.get("k", k) != k:
+        raise ValueError(
+            f"a strided resizer with k={options.resizer_config['k']} cannot train at --scale "
+            f"{scale:g}; its scale is 1/k."
+        )
+    return {**options.resizer_config, "k": k}
+
+
 def _check_arm_name(name: str) -> None:
     """Each arm trains in ``run_dir / name``: a name must not lead out of the run folder."""
     if Path(name).is_absolute() or ".." in Path(name).parts:
@@ -125,8 +171,12 @@ def _check_arm_name(name: str) -> None:
 
 def run_pretrain(options: PretrainOptions) -> PretrainReport:
     """Train the resizer (and the baseline), print the comparison, publish if asked."""
-    if options.publish is not None and options.resizer != "downsizenet":
-        raise ValueError("--publish needs --resizer downsizenet: fixed resizers have no weights.")
+    learned = list_resizers(fixed=False)
+    if options.publish is not None and options.resizer not in learned:
+        raise ValueError(
+            f"--publish needs a learned --resizer ({', '.join(learned)}): fixed resizers have no "
+            "weights."
+        )
     if options.publish is not None:
         hub.validate_name(options.publish)  # "" is refused, not ignored
     arm_names = [options.resizer] + (
@@ -134,7 +184,7 @@ def run_pretrain(options: PretrainOptions) -> PretrainReport:
     )
     for name in arm_names:  # a bad name fails now, not after the first arm has trained
         _check_arm_name(name)
-        create_resizer(name, **(options.resizer_config if name == "downsizenet" else {}))
+        create_resizer(name, **arm_config(options, name))
     info = dataset_info(options.data.name)
     train_set, val_set = options.data.datasets("segmentation")
     arms: list[ArmResult] = []
@@ -146,10 +196,13 @@ def run_pretrain(options: PretrainOptions) -> PretrainReport:
             _recipe(options, name), resume=options.resume, progress=options.progress,
         )  # fmt: skip
         net = pipeline.resizer
+        if isinstance(net, (DownsizeNet, *BASELINES)) and result is None:
+            _load_final_weights(pipeline, options.run_dir / name)  # a reused run's weights
         if isinstance(net, DownsizeNet):
-            if result is None:  # a reused run: the weights come back from its final checkpoint
-                _load_final_weights(pipeline, options.run_dir / name)
             arm.extra["weight_moved"] = weight_moved(net, val_set, options.data.resize_kwargs())
+        elif isinstance(net, BASELINES):
+            measured = baseline_outputs(net, val_set, options.data.resize_kwargs())
+            arm.extra["outputs"] = asdict(measured)
         arms.append(arm)
         trained[name] = pipeline
     print_table(
@@ -167,15 +220,19 @@ def run_pretrain(options: PretrainOptions) -> PretrainReport:
                 f"{arm.name} moved {100 * arm.extra['weight_moved']:.2f}% of each output pixel's "
                 "weight away from its classical filter (mean over validation pixels)"
             )
+        if "outputs" in arm.extra and is_main_process():
+            print(describe_outputs(arm.name, OutputStatistics(**arm.extra["outputs"])))
     published = pushed = None
     if options.publish is not None and is_main_process():
         net = trained[options.resizer].resizer
-        assert isinstance(net, DownsizeNet)
+        assert isinstance(net, nn.Module)
+        outputs = arms[0].extra.get("outputs")
         record = training_record(
             options,
             arms[0].metrics["miou"],
             baseline=arms[1].name if len(arms) > 1 else "none",
             baseline_score=arms[1].metrics.get("miou") if len(arms) > 1 else None,
+            outputs=None if outputs is None else OutputStatistics(**outputs),
         )
         publish_resizer(net, record, name=options.publish, force=options.force)
         published = options.publish
@@ -189,7 +246,11 @@ def run_pretrain(options: PretrainOptions) -> PretrainReport:
          "options": asdict(options)},
     )  # fmt: skip
     learned_resizer = trained[options.resizer].resizer
-    resizer = learned_resizer.cpu().eval() if isinstance(learned_resizer, DownsizeNet) else None
+    resizer = (
+        learned_resizer.cpu().eval()
+        if isinstance(learned_resizer, (DownsizeNet, *BASELINES))
+        else None
+    )
     return PretrainReport(arms, published, pushed, summary_path, resizer)
 
 
@@ -206,9 +267,7 @@ def weight_moved(net: DownsizeNet, images: Any, resize: dict[str, Any]) -> float
     neighbourhood (0: still classical; 1: all of it), on the first :data:`MOVED_IMAGES` images.
     """
     classical = DownsizeNet(neighbourhood=net.config.neighbourhood, conv_layers=0)
-    batch = torch.stack(
-        [images[i][0].as_subclass(torch.Tensor) for i in range(min(MOVED_IMAGES, len(images)))]
-    )
+    batch = _validation_images(images, 0, min(MOVED_IMAGES, len(images)))
     was_training = net.training
     net.eval()
     try:
@@ -217,6 +276,43 @@ def weight_moved(net: DownsizeNet, images: Any, resize: dict[str, Any]) -> float
         net.train(was_training)
     reference = classical.coefficient_maps(batch, **resize)
     return float(0.5 * (learned - reference).abs().sum(dim=(-2, -1)).mean())
+
+
+def _validation_images(images: Any, first: int, stop: int) -> torch.Tensor:
+    """Images ``first`` to ``stop - 1`` of a dataset of ``(image, target)`` items, one batch."""
+    return torch.stack([images[i][0].as_subclass(torch.Tensor) for i in range(first, stop)])
+
+
+def baseline_outputs(
+    net: TalebiResizer | StridedResizer, images: Any, resize: dict[str, Any]
+) -> OutputStatistics:
+    """The output statistics of a trained learned baseline on every validation image, and the
+    mean ``|output - start output|`` on the first :data:`MOVED_IMAGES`, where ``start`` is the
+    classical resizer the architecture starts as (``type(net).starts_as``)."""
+    device = _device_of(net)
+    count = len(images)
+    batches = (
+        _validation_images(images, first, min(first + MOVED_IMAGES, count)).to(device)
+        for first in range(0, count, MOVED_IMAGES)
+    )
+    statistics = output_statistics(net, batches, **resize)
+    moved_images = min(MOVED_IMAGES, count)
+    start = create_resizer(type(net).starts_as)
+    moved = mean_abs_difference(net, start, _validation_images(images, 0, moved_images), **resize)
+    return OutputStatistics.from_dict(
+        {**statistics, "images": count, "start": type(net).starts_as, "moved_from_start": moved,
+         "moved_images": moved_images}
+    )  # fmt: skip
+
+
+def describe_outputs(name: str, outputs: OutputStatistics) -> str:
+    """One line for the console: how far a baseline moved and where its outputs lie."""
+    return (
+        f"{name} moved {outputs.moved_from_start:.4f} from {outputs.start} (mean |output - "
+        f"{outputs.start} output| over {outputs.moved_images} validation images); its outputs "
+        f"span [{outputs.min:.3f}, {outputs.max:.3f}], {100 * outputs.outside_unit_range:.2f}% "
+        f"outside [0, 1], {100 * outputs.outside_input_range:.2f}% outside their image's range"
+    )
 
 
 def _device_of(module: nn.Module) -> torch.device:
@@ -235,10 +331,12 @@ def training_record(
     baseline: str = "none",
     baseline_score: float | None = None,
     command: str | None = None,
+    outputs: OutputStatistics | None = None,
 ) -> hub.TrainingRecord:
     """What a resizer pretrained with ``options`` publishes about itself: its mIoU ``score``, the
-    ``baseline`` and its score, and the ``command`` that reproduces it (default: this process's
-    command line). The study records its cells through this function too."""
+    ``baseline`` and its score, the ``command`` that reproduces it (default: this process's
+    command line) and, for a learned baseline, its ``outputs``. The study records its cells
+    through this function too."""
     data = options.data
     info = dataset_info(data.name)
     input_size = data.image_size or info.image_size
@@ -260,11 +358,12 @@ def training_record(
         input_size=(input_size[0], input_size[1]),
         output_size=(data.size[0], data.size[1]) if data.size else None,
         scale_factor=data.scale,
+        outputs=outputs,
     )
 
 
 def publish_resizer(
-    net: DownsizeNet,
+    net: nn.Module,
     record: hub.TrainingRecord,
     *,
     name: str | None = None,

@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 from downsizenet_hub import __version__
+from downsizenet_hub.resizing.baseline_config import config_from_dict
 
 
 def _today() -> str:
@@ -59,17 +60,8 @@ class OutputStatistics:
 
     @classmethod
     def from_dict(cls, data: object) -> OutputStatistics:
-        """Build from the training record's ``outputs`` object, refusing unknown keys."""
-        if not isinstance(data, dict):
-            raise TypeError(f"outputs must be a JSON object, got {type(data).__name__}.")
-        known = {item.name for item in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown outputs key(s) {unknown}; expected {sorted(known)}.")
-        missing = sorted(known - set(data))
-        if missing:
-            raise TypeError(f"outputs is missing {missing}.")
-        return cls(**data)
+        """Build from the training record's ``outputs`` object, refusing unknown or missing keys."""
+        return config_from_dict(cls, data, "training record outputs")
 
 
 @dataclass(frozen=True)
@@ -173,15 +165,7 @@ class TrainingRecord:
     @classmethod
     def from_dict(cls, data: object) -> TrainingRecord:
         """Build from config.json's ``training`` object, refusing unknown or missing keys."""
-        if not isinstance(data, dict):
-            raise TypeError(f"a training record must be a JSON object, got {type(data).__name__}.")
-        known = {item.name for item in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown training record key(s) {unknown}; expected some of {sorted(known)}."
-            )
-        return cls(**data)
+        return config_from_dict(cls, data, "training record")
 
     @property
     def improvement(self) -> float | None:

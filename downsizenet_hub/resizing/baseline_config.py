@@ -22,7 +22,8 @@ _Config = TypeVar("_Config")
 
 def config_from_dict(cls: type[_Config], data: object, what: str) -> _Config:
     """Build the config dataclass ``cls`` from a dict, refusing unknown keys (a typo must not pass
-    silently); ``what`` names it in errors ("Talebi config"). Shared by the learned baselines."""
+    silently); ``what`` names it in errors ("Talebi config"). Shared by the learned baselines'
+    configs and the hub's training record; a missing field is the dataclass's TypeError."""
     if not isinstance(data, dict):
         raise TypeError(f"a {what} must be a JSON object, got {type(data).__name__}.")
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
