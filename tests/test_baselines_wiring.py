@@ -298,7 +298,50 @@ def test_pretrain_talebi_publishes_a_loadable_resizer_with_its_output_statistics
     assert report.arms[0].extra["outputs"]["moved_from_start"] == outputs.moved_from_start
     card = hub.show("tests/talebi")
     assert "## Output statistics" in card and "| Outside [0, 1] |" in card
+    assert "(see [Output statistics](#output-statistics))" in card
     assert "weight_moved" not in report.arms[0].extra
+    # A second identical run reuses the arm: its weights (BN statistics too) come back from the
+    # final checkpoint, so it measures and republishes the same resizer.
+    options.force = True
+    again = run_pretrain(options)
+    assert (
+        again.arms[0].reused and again.arms[0].extra["outputs"] == report.arms[0].extra["outputs"]
+    )
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(
+            create_resizer("tests/talebi").state_dict().values(),
+            trained.state_dict().values(),
+            strict=True,
+        )
+    )
+
+
+def test_the_pretrain_command_configures_the_baselines_from_their_own_options(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from downsizenet_hub.cli import app
+    from downsizenet_hub.experiments import pretrain
+
+    seen: list[Any] = []
+
+    def record_options(options: Any) -> Any:
+        seen.append(options)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(pretrain, "run_pretrain", record_options)
+    for resizer, extra, config in [
+        ("talebi", ["--residual-blocks", "2", "--conv-layers", "1"], {"residual_blocks": 2}),
+        ("strided", ["--scale", "0.5", "--neighbourhood", "bicubic"], {}),
+        ("downsizenet", ["--conv-layers", "1"], {"neighbourhood": "bilinear", "conv_layers": 1}),
+    ]:
+        result = CliRunner().invoke(
+            app, ["pretrain", "--resizer", resizer, "--run-dir", str(tmp_path), *TINY, *extra]
+        )
+        assert "stop here" in result.output
+        assert seen[-1].resizer == resizer and seen[-1].resizer_config == config
 
 
 def test_pretrain_strided_trains_at_one_over_k_and_refuses_other_scales(
