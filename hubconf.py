@@ -39,7 +39,9 @@ def downsizenet(pretrained: str | None = None, **config: Any) -> DownsizeNet:
             these are refused together with ``pretrained``.
 
     Returns:
-        a ``downsizenet_hub.DownsizeNet`` (in eval mode when pretrained).
+        a ``downsizenet_hub.DownsizeNet`` (in eval mode when pretrained); a published learned
+        baseline (``talebi``, ``strided``) comes back as its own class, as from
+        ``downsizenet_hub.registry.create_resizer``.
     """
     # Imported here so that torch.hub.list stays cheap; the registry is the one way to name one.
     from typing import cast

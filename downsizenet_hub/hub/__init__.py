@@ -1,8 +1,9 @@
 """Publishing and loading resizers: the local hub, the Hugging Face Hub, model cards.
 
-A published resizer is a folder in the Hugging Face repo layout: ``config.json`` (the
-DownsizeNetConfig, a format version and the training record), ``model.safetensors`` and
-``README.md`` (the model card). References resolve as described in :mod:`.refs`.
+A published resizer is a folder in the Hugging Face repo layout: ``config.json`` (its
+architecture's config: a DownsizeNetConfig, or a learned baseline's, see :mod:`.architectures`;
+a format version and the training record), ``model.safetensors`` and ``README.md`` (the model
+card). References resolve as described in :mod:`.refs`.
 
 Example:
     >>> from downsizenet_hub import DownsizeNet
