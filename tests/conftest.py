@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from torch import nn
 
 
 @pytest.fixture(autouse=True)
@@ -47,3 +50,22 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     monkeypatch.setattr(socket.socket, "connect", recorded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", recorded_connect_ex)
     return attempts
+
+
+@pytest.fixture
+def trained_baseline() -> Callable[..., nn.Module]:
+    """``trained_baseline(name, config, resize)``: the learned baseline ``name`` (a registered
+    name, e.g. "talebi") with ``config``, every tensor moved off its start (batch-norm statistics
+    by one training-mode call with ``resize``), in eval mode."""
+    from downsizenet_hub.registry import create_resizer
+
+    def build(name: str, config: dict[str, Any], resize: dict[str, Any]) -> nn.Module:
+        model = create_resizer(name, **config)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.add_(0.05 * torch.randn_like(parameter))
+        model.train()
+        model(torch.rand(4, 3, 24, 24), **resize)  # moves the running statistics
+        return model.eval()
+
+    return build
