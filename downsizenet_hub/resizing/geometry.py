@@ -3,11 +3,12 @@
 :mod:`.sampling` describes one axis (which input pixels feed each output pixel, with which
 classical weights); this module takes the outer product of a row and a column sampling and lays
 the result out the way :class:`~downsizenet_hub.resizing.downsizenet.DownsizeNet` consumes it:
-flat gather indices, the relative-distance map the 1x1 head reads (the paper's
+flat gather indices, the relative-distance map the 1x1 head reads (Ma et al., "Task
+Generalizable Spatial and Texture Aware Image Downsizing Network": the
 ``[(1-dx)(1-dy), dx(1-dy), (1-dx)dy, dxdy]`` for 2x2 taps), the classical prior and the mask of
 real taps. Everything depends only on the configuration, the sizes and the scale factors.
 
-The module caches one Geometry per shape; :func:`build_geometry` is the uncached builder, public so
+DownsizeNet caches one Geometry per shape; :func:`build_geometry` is the uncached builder, public so
 that an exported graph (the ONNX exporter of the tools) can rebuild it from symbolic shapes.
 """
 

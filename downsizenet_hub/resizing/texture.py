@@ -1,8 +1,9 @@
 """The texture branch of DownsizeNet at inference speed, and floating pooling.
 
 The texture branch is a few 3x3 convolutions with ReLUs over the full-resolution image; *floating
-pooling* (Ma et al., section 3) reads its feature vector at each output pixel's top-left input
-neighbour. Two inference-only shortcuts live here, both exact:
+pooling* (Ma et al., "Task Generalizable Spatial and Texture Aware Image Downsizing Network",
+section 3) reads its feature vector at each output pixel's top-left input neighbour. Two
+inference-only shortcuts live here, both exact:
 
 * without autograd on the CPU, each conv + ReLU runs as one fused oneDNN call;
 * without autograd, large inputs run the branch in horizontal bands (each with ``conv_layers``
