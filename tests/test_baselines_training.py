@@ -131,13 +131,17 @@ def test_pretrain_strided_trains_at_one_over_k_and_refuses_other_scales(
     from downsizenet_hub.experiments.common import DataOptions
     from downsizenet_hub.experiments.pretrain import PretrainOptions, run_pretrain
 
-    for args in (["--scale", "0.3"], ["--size", "90x90"], []):  # [] is the default x0.3
+    for args, option in [
+        (["--resizer", "strided", "--scale", "0.3"], "--resizer"),
+        (["--resizer", "strided", "--size", "90x90"], "--resizer"),
+        (["--resizer", "strided"], "--resizer"),  # the default scale, x0.3
+        (["--resizer", "bilinear", "--compare", "strided", "--scale", "0.3"], "--compare"),
+    ]:
         refused = CliRunner().invoke(
-            app, ["pretrain", "--resizer", "strided", "--run-dir", str(tmp_path / "run"),
-                  *TINY, *args],
-        )  # fmt: skip
+            app, ["pretrain", "--run-dir", str(tmp_path / "run"), *TINY, *args]
+        )
         assert refused.exit_code == 2 and "Traceback" not in refused.output
-        assert "--resizer strided downsizes by 1/k only" in refused.output
+        assert f"{option} strided downsizes by 1/k only" in refused.output
         assert len(refused.output.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()  # refused before any run folder was made
     report = run_pretrain(
@@ -217,3 +221,24 @@ def test_the_transfer_pipeline_freezes_a_baseline_and_keeps_it_in_eval_mode(
         optimizer.step()
     after = resizer.state_dict()
     assert all(torch.equal(before[key], after[key]) for key in before)
+
+
+def test_transfer_refuses_a_published_strided_resizer_at_another_scale_before_building_anything(
+    tmp_path: Path, trained_baseline: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from downsizenet_hub.cli import app
+
+    hub.publish(trained_baseline("strided", {"k": 2}, {"scale_factor": 0.5}), "tests/strided")
+    refused = CliRunner().invoke(
+        app, ["transfer", "--resizer", "tests/strided", "--scale", "0.3",
+              "--run-dir", str(tmp_path / "t"), *TINY],
+    )  # fmt: skip
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert refused.output.startswith(
+        "error: --resizer tests/strided cannot resize these images: a stride-2 StridedResizer "
+        "only downsizes by 1/2"
+    )
+    assert "300x300 image" in refused.output and len(refused.output.strip().splitlines()) == 1
+    assert not (tmp_path / "t").exists()

@@ -139,25 +139,27 @@ def arm_config(options: PretrainOptions, name: str) -> dict[str, Any]:
     """
     if name == "downsizenet":
         return options.resizer_config
-    if name != options.resizer or name not in ("talebi", "strided"):
+    if name not in ("talebi", "strided"):
         return {}
+    config = options.resizer_config if name == options.resizer else {}
     if name == "talebi":
-        return options.resizer_config
+        return config
+    option = "--resizer" if name == options.resizer else "--compare"
     scale = options.data.scale
     k = round(1 / scale) if scale else 0
     if scale is None or k < 2 or abs(scale - 1 / k) > SCALE_TOLERANCE:
         size = options.data.size
         given = f"--scale {scale:g}" if size is None else f"--size {size[0]}x{size[1]}"
         raise ValueError(
-            f"--resizer strided downsizes by 1/k only: give --scale 0.5, 0.25, ... (1/k for an "
+            f"{option} strided downsizes by 1/k only: give --scale 0.5, 0.25, ... (1/k for an "
             f"integer k >= 2), not {given}."
         )
-    if options.resizer_config.get("k", k) != k:
+    if config.get("k", k) != k:
         raise ValueError(
-            f"a strided resizer with k={options.resizer_config['k']} cannot train at --scale "
-            f"{scale:g}; its scale is 1/k."
+            f"a strided resizer with k={config['k']} cannot train at --scale {scale:g}; its "
+            "scale is 1/k."
         )
-    return {**options.resizer_config, "k": k}
+    return {**config, "k": k}
 
 
 def _check_arm_name(name: str) -> None:

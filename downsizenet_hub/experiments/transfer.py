@@ -71,9 +71,9 @@ def run_transfer(options: TransferOptions) -> TransferReport:
     arm_names = [options.resizer] + (
         [options.compare] if options.compare and options.compare != options.resizer else []
     )
-    for name in arm_names:  # a bad name fails now, not after the first arm has trained
-        create_resizer(name)
     info = dataset_info(options.data.name)
+    for name in arm_names:  # a bad name fails now, not after the first arm has trained
+        _check_geometry(name, create_resizer(name), options, info.image_size)
     train_set, val_set = options.data.datasets("detection")
     trunk = stride8_trunk(frozen_vgg16(options.backbone_weights))
     trunk_hash = module_sha256(trunk)
@@ -137,6 +137,22 @@ def build_pipeline(
             head=options.head, cache_features=options.cache_features,
         ),
     )  # fmt: skip
+
+
+def _check_geometry(
+    name: str, resizer: nn.Module, options: TransferOptions, default_size: tuple[int, int]
+) -> None:
+    """Refuse, before anything is built, a resizer that has no geometry for this resize (a
+    strided resizer resizes by 1/k only: it says so through its ``check_request``)."""
+    check = getattr(resizer, "check_request", None)
+    if check is None:
+        return
+    height, width = options.data.image_size or default_size
+    try:
+        check(height, width, **options.data.resize_kwargs())
+    except ValueError as error:
+        option = "--resizer" if name == options.resizer else "--compare"
+        raise ValueError(f"{option} {name} cannot resize these images: {error}") from None
 
 
 def _slug(name: str) -> str:

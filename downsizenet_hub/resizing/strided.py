@@ -93,16 +93,27 @@ class StridedResizer(nn.Module):
         """Downsize ``images`` (``B x C x H x W``) by ``1/k``; see the class docstring for which
         ``size`` and ``scale_factor`` are accepted. Returns ``B x C x H // k x W // k``."""
         check_resize_call(images, self.config.channels, size, scale_factor)
-        k = self.config.k
-        height, width = images.shape[-2:]
+        self.check_request(int(images.shape[-2]), int(images.shape[-1]), size, scale_factor)
+        return self.conv(images)
+
+    def check_request(
+        self,
+        height: int,
+        width: int,
+        size: int | tuple[int, int] | None = None,
+        scale_factor: float | tuple[float, float] | None = None,
+    ) -> None:
+        """ValueError in one sentence unless a ``height x width`` image can be resized with this
+        ``size`` or ``scale_factor`` (see the class docstring), so that callers can refuse a
+        request before they build or train anything."""
         if not self._supports(height, width, size, scale_factor):
+            k = self.config.k
             asked = f"size={size!r}" if size is not None else f"scale_factor={scale_factor!r}"
             raise ValueError(
                 f"a stride-{k} StridedResizer only downsizes by 1/{k} (scale_factor={1 / k:g}, "
                 f"or size=(H // {k}, W // {k}) with H and W multiples of {k}), got {asked} "
                 f"for a {height}x{width} image."
             )
-        return self.conv(images)
 
     def _supports(
         self,
