@@ -90,13 +90,19 @@ def test_strided_output_shape(
         ((1, 3, 8, 8), {"scale_factor": (0.5, 0.25)}),
         ((1, 3, 8, 8), {"size": (4, 5)}),
         ((1, 3, 9, 8), {"size": (4, 4)}),  # 9 -> 4 is not a factor of 1/2
-        ((1, 3, 1, 8), {"scale_factor": 0.5}),  # too small for one 2x2 window
     ],
 )
 def test_strided_refuses_other_factors(shape: tuple[int, ...], kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"only downsizes by 1/2 \(scale_factor=0.5") as error:
         StridedResizer()(torch.rand(shape), **kwargs)
     assert str(error.value).count(". ") == 0  # one sentence
+
+
+def test_strided_refuses_an_image_smaller_than_its_window() -> None:
+    # 1 row at x0.5 has no output row: the core's size check refuses it, as for every resizer.
+    with pytest.raises(ValueError, match="at least one pixel per side") as error:
+        StridedResizer()(torch.rand(1, 3, 1, 8), scale_factor=0.5)
+    assert str(error.value).count(". ") == 0
 
 
 @pytest.mark.parametrize("resizer", [TalebiResizer(), StridedResizer()])

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from downsizenet_hub.resizing.baseline_config import TalebiConfig, resolve_config
+from downsizenet_hub.resizing.target import resolve_output_size
 
 __all__ = ["NEGATIVE_SLOPE", "TalebiConfig", "TalebiResizer", "check_resize_call"]
 
@@ -27,11 +28,10 @@ NEGATIVE_SLOPE = 0.2
 def check_resize_call(
     images: torch.Tensor, channels: int, size: object, scale_factor: object
 ) -> None:
-    """ValueError in one sentence unless ``images`` is ``B x channels x H x W`` and exactly one of
-    ``size`` and ``scale_factor`` is given."""
-    if (size is None) == (scale_factor is None):
-        raise ValueError("give exactly one of size=(h, w) or scale_factor=s.")
-    if images.dim() != 4 or images.shape[1] != channels:
+    """ValueError in one sentence unless ``images`` is ``B x channels x H x W`` and the target is
+    a valid request (the core's one check, :func:`.target.resolve_output_size`)."""
+    resolve_output_size(images, size, scale_factor)  # type: ignore[arg-type]
+    if images.shape[1] != channels:
         raise ValueError(f"images must be B x {channels} x H x W, got {tuple(images.shape)}.")
 
 
