@@ -124,6 +124,29 @@ def test_downsizenet_counts_its_texture_branch() -> None:
 
 
 @pytest.mark.usefixtures("one_gib")
+def test_downsizenet_counts_the_anchor_block_grid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the last texture conv runs at the anchors only, the grid of their 3x3 blocks that it
+    reads (9 pixels per output pixel: here 2x a feature map) is counted, so a resize that cannot
+    fit is refused before allocating."""
+    from downsizenet_hub.resizing import anchors
+
+    net, shape, out = DownsizeNet(), (1, 3, 2000, 2000), (942, 942)  # 9 h w = 1.997 H W
+    feature_map, grid = 16 * 2000 * 2000 * 4, 16 * 9 * 942 * 942 * 4
+    at_anchors = {grad: net.memory_estimate(shape, out, autograd=grad) for grad in (True, False)}
+    monkeypatch.setattr(anchors, "ANCHOR_MOSAIC_MAX_RATIO", 0.0)  # the whole last map instead
+    whole = {grad: net.memory_estimate(shape, out, autograd=grad) for grad in (True, False)}
+    # Under autograd the grid is kept instead of the last map; without, in bands of 2^17 pixels
+    # it is held with the band's map (the band's share of the grid).
+    assert at_anchors[True] - whole[True] == grid - feature_map
+    band_share = grid * (1 << 17) // (2000 * 2000) - feature_map * (1 << 17) // (2000 * 2000)
+    assert abs(at_anchors[False] - whole[False] - band_share) < 64
+    assert whole[True] < 1 << 30 < at_anchors[True]
+    monkeypatch.setattr(anchors, "ANCHOR_MOSAIC_MAX_RATIO", 2.0)
+    with pytest.raises(MemoryLimitError, match=r"^DownsizeNet\(size=\(942, 942\)\) on a 1x3x2000x"):
+        net(torch.empty(*shape, device="meta"), size=out)
+
+
+@pytest.mark.usefixtures("one_gib")
 def test_tools_refuse_a_fixed_size_that_cannot_fit_when_built() -> None:
     for build in (
         lambda: LearnedResize("bilinear", size=(100_000, 100_000)),

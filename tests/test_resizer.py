@@ -322,10 +322,11 @@ def test_bad_input(images: Any, kwargs: dict, error: type, words: str) -> None:
 
 @pytest.mark.parametrize("layers", [1, 3, 5])
 @pytest.mark.parametrize("kwargs", [{"scale_factor": 0.3}, {"size": (97, 40)}, {"size": (150, 61)}])
-def test_banded_inference_is_exact(
+def test_banded_inference_at_anchors_is_exact(
     monkeypatch: pytest.MonkeyPatch, layers: int, kwargs: dict
 ) -> None:
-    """Without autograd, large inputs run the texture branch in bands: same output, less memory."""
+    """Without autograd large inputs run the texture branch in bands, its last conv only at the
+    anchors: the same output as the reference (whole maps, then a gather), whatever the bands."""
     import downsizenet_hub.resizing.texture as resizer_module
 
     net = DownsizeNet(init="random", conv_layers=layers).eval()
@@ -335,7 +336,37 @@ def test_banded_inference_is_exact(
         monkeypatch.setattr(resizer_module, "INFERENCE_BANDING_MIN_PIXELS", 7 * 50)
         monkeypatch.setattr(resizer_module, "INFERENCE_BAND_PIXELS", 7 * 50)  # bands of 7 rows
         banded = net(images, **kwargs)
-    torch.testing.assert_close(banded, whole, atol=1e-6, rtol=0)
+        monkeypatch.setattr(resizer_module, "INFERENCE_CALL_PIXELS", 1)  # one image per call
+        per_image = net(images, **kwargs)
+        monkeypatch.setattr(net, "_pooled_texture", net._pooled_texture_reference)
+        reference = net(images, **kwargs)
+    torch.testing.assert_close(whole, reference, atol=1e-6, rtol=0)
+    torch.testing.assert_close(banded, reference, atol=1e-6, rtol=0)
+    torch.testing.assert_close(per_image, reference, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("neighbourhood", ["bilinear", "bicubic", "antialias"])
+def test_training_path_at_anchors_matches_the_reference_and_its_gradients(
+    monkeypatch: pytest.MonkeyPatch, neighbourhood: str
+) -> None:
+    """With autograd the last conv also runs only at the anchors: same output and gradients."""
+    torch.manual_seed(0)
+    net = DownsizeNet(init="random", neighbourhood=neighbourhood)
+    images = torch.rand(2, 3, 41, 37, dtype=torch.float64)
+    net.double()
+
+    def run() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        net.zero_grad()
+        out = net(images, scale_factor=0.45)
+        (out * torch.linspace(0, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        return out.detach(), [p.grad.clone() for p in net.parameters() if p.grad is not None]
+
+    fast, fast_grads = run()
+    monkeypatch.setattr(net, "_pooled_texture", net._pooled_texture_reference)
+    reference, reference_grads = run()
+    torch.testing.assert_close(fast, reference, atol=1e-12, rtol=0)
+    for got, expected in zip(fast_grads, reference_grads, strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-10, rtol=1e-9)
 
 
 def test_inference_fuses_conv_and_relu_on_the_cpu_and_matches_the_plain_layers(
@@ -348,9 +379,9 @@ def test_inference_fuses_conv_and_relu_on_the_cpu_and_matches_the_plain_layers(
     calls = []
     fused = resizer_module._conv3x3_relu
 
-    def counting(*args: torch.Tensor) -> torch.Tensor:
+    def counting(*args: torch.Tensor, **kwargs: int) -> torch.Tensor:
         calls.append(1)
-        return fused(*args)
+        return fused(*args, **kwargs)
 
     monkeypatch.setattr(resizer_module, "_conv3x3_relu", counting)
     net = DownsizeNet(init="random", conv_layers=3)
@@ -359,7 +390,7 @@ def test_inference_fuses_conv_and_relu_on_the_cpu_and_matches_the_plain_layers(
     assert calls == []
     with torch.no_grad():
         torch.testing.assert_close(net(images, scale_factor=0.4), plain, atol=1e-5, rtol=0)
-    assert len(calls) == 3
+    assert len(calls) == 3  # two layers, then the last at the anchors
     monkeypatch.setattr(resizer_module, "_fused_conv_relu_available", lambda: False)
     with torch.no_grad():
         torch.testing.assert_close(net(images, scale_factor=0.4), plain, atol=1e-6, rtol=0)

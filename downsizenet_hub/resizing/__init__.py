@@ -20,6 +20,8 @@ another; and with a zero head it is exactly bilinear interpolation, so it starts
 * :mod:`.geometry`: the 2-D layout of that sampling as the module consumes it.
 * :mod:`.config`: a DownsizeNet's architecture as plain data (torch-free, for ``config.json``).
 * :mod:`.downsizenet`: the module (texture branch, floating pooling, head, normalisation).
+* :mod:`.texture` and :mod:`.anchors`: the texture branch's exact fast paths (fused kernels,
+  bands, the last convolution computed only at the pixels floating pooling reads).
 * :mod:`.functional`: the same resize as functions (``downsize``, ``mix``, ``interpolate``).
 * :mod:`.fixed`: the classical resizers behind the same call signature.
 * :mod:`.limits`: checks that a request fits the machine before anything is allocated.

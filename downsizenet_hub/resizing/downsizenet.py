@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from downsizenet_hub.resizing.anchors import BandCache, anchors_pay
 from downsizenet_hub.resizing.config import ANTIALIAS_GRID, DownsizeNetConfig
 from downsizenet_hub.resizing.functional import mix
 from downsizenet_hub.resizing.geometry import Geometry, build_geometry
@@ -53,7 +54,9 @@ from downsizenet_hub.resizing.target import (
 from downsizenet_hub.resizing.texture import (
     INFERENCE_BAND_PIXELS,
     INFERENCE_BANDING_MIN_PIXELS,
+    inference_call_images,
     pooled_texture,
+    pooled_texture_reference,
 )
 
 #: Std of the texture part of the 1x1 head at ``init="bilinear"``: small enough that the start is
@@ -113,6 +116,7 @@ class DownsizeNet(nn.Module):
         #: Reuse the geometry of the last shapes seen (keyed by shape). An export with symbolic
         #: shapes turns this off, so that the graph rebuilds the geometry from the shapes.
         self.cache_geometry = True
+        self._band_cache = BandCache()  # the texture branch's anchor grids, per geometry
         if config.init == "bilinear":
             self.reset_to_interpolation()
 
@@ -231,17 +235,24 @@ class DownsizeNet(nn.Module):
         if batch == 0:
             ky, kx = geometry.taps
             return weight.new_empty((0, *geometry.out_size, ky, kx), dtype=torch.float32)
-        inputs = []
+        weight, bias = weight.flatten(1), self.head.bias
+        logits: torch.Tensor | None = None
         if self._texture_channels:
             # The texture branch reads the images in the parameters' dtype (float64 or float16
             # images need no autocast); the taps are still mixed in the images' own dtype.
-            inputs.append(self._pooled_texture(images.to(weight.dtype), geometry))
+            pooled = self._pooled_texture(images.to(weight.dtype), geometry)
+            logits = F.linear(pooled, weight[:, : self._texture_channels].to(pooled.dtype))
+        # The 1x1 conv on pixel vectors, in two parts: the distance part is the same for every
+        # image, computed once rather than concatenated to every image's features (issue 19).
         if self.config.use_distance:
-            distance = geometry.distance.to(dtype=inputs[0].dtype if inputs else weight.dtype)
-            inputs.append(distance.unsqueeze(0).expand(batch, -1, -1))
-        head_in = torch.cat(inputs, dim=2) if len(inputs) > 1 else inputs[0]
-        # The 1x1 conv, applied to pixel vectors.
-        logits = F.linear(head_in, weight.flatten(1).to(head_in.dtype), self.head.bias)
+            dtype = logits.dtype if logits is not None else weight.dtype
+            bias = bias.to(dtype) if bias is not None else None
+            distance_weight = weight[:, self._texture_channels :].to(dtype)
+            shared = F.linear(geometry.distance.to(dtype), distance_weight, bias)
+            logits = shared.expand(batch, -1, -1) if logits is None else logits + shared
+        elif logits is not None and bias is not None:
+            logits = logits + bias.to(logits.dtype)
+        assert logits is not None  # the config guarantees texture or distance (or both)
         # Coefficients are computed in float32 at least (autocast may hand back half precision).
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
         return self._normalise(logits.view(batch, *geometry.out_size, -1), geometry)
@@ -276,6 +287,8 @@ class DownsizeNet(nn.Module):
             texture_layers=self.config.conv_layers,
             autograd=autograd,
             band_pixels=INFERENCE_BAND_PIXELS if banded else None,
+            texture_images=None if autograd else inference_call_images(height, width),
+            anchor_grid=anchors_pay((height, width), out_size),
         )
 
     def _check_memory(
@@ -296,7 +309,12 @@ class DownsizeNet(nn.Module):
 
     def _pooled_texture(self, images: torch.Tensor, geometry: Geometry) -> torch.Tensor:
         """Floating pooling of the texture branch's features, ``(B, h*w, channels)``."""
-        return pooled_texture(self.texture, self.config.conv_layers, images, geometry)
+        layers = self.config.conv_layers
+        return pooled_texture(self.texture, layers, images, geometry, self._band_cache)
+
+    def _pooled_texture_reference(self, images: torch.Tensor, geometry: Geometry) -> torch.Tensor:
+        """Whole maps, then a gather: the reference the tests hold the fast paths to."""
+        return pooled_texture_reference(self.texture, images, geometry)
 
     def _normalise(self, logits: torch.Tensor, geometry: Geometry) -> torch.Tensor:
         """Logits ``(B, h, w, L)`` to convex coefficients ``(B, h, w, Ky, Kx)``."""
@@ -348,6 +366,7 @@ class DownsizeNet(nn.Module):
 
     def _apply(self, fn: Any, recurse: bool = True) -> DownsizeNet:
         self._geometry_cache.clear()  # cached index maps live on the old device
+        self._band_cache.clear()
         return cast(DownsizeNet, super()._apply(fn, recurse))
 
     def extra_repr(self) -> str:

@@ -108,6 +108,8 @@ def resize_memory_bytes(
     texture_layers: int = 0,
     autograd: bool = False,
     band_pixels: int | None = None,
+    texture_images: int | None = None,
+    anchor_grid: bool = False,
 ) -> int:
     """Bytes a resize of ``batch x channels x in_size`` to ``out_size`` holds at once (a floor).
 
@@ -116,8 +118,12 @@ def resize_memory_bytes(
     (logits and normalised weights) and the sampling geometry (an int64 index and three float32
     maps per tap, shared by the batch). With a texture branch, its float32 feature maps: one per
     layer under ``autograd`` (kept for the backward pass), else two at a time, over the input or
-    over ``band_pixels`` input pixels when it runs in bands; and the features pooled at the
-    output pixels. A fixed resizer is ``taps=1`` without a texture branch.
+    over ``band_pixels`` input pixels when it runs in bands, for ``texture_images`` images at a
+    time (default: the batch); and the features pooled at the output pixels. With
+    ``anchor_grid``, the last layer reads a grid of 3x3 blocks around the output pixels' anchors
+    (``9`` pixels per output pixel, of the band's share) instead of making a whole map: under
+    ``autograd`` it is kept in that map's place, else it is held with the map it is gathered from.
+    A fixed resizer is ``taps=1`` without a texture branch.
     """
     out_pixels = out_size[0] * out_size[1]
     total = 2 * batch * channels * out_pixels * itemsize
@@ -125,11 +131,22 @@ def resize_memory_bytes(
     total += 2 * batch * out_pixels * taps * 4
     total += out_pixels * taps * (8 + 3 * 4)
     if texture_channels and texture_layers:
-        in_pixels = in_size[0] * in_size[1]
+        in_pixels = whole = in_size[0] * in_size[1]
         if band_pixels is not None:
             in_pixels = min(in_pixels, band_pixels)
-        maps = texture_layers if autograd else 2
-        total += maps * batch * texture_channels * in_pixels * 4
+        images = batch if texture_images is None else min(batch, texture_images)
+        feature_map = images * texture_channels * in_pixels * 4
+        if not anchor_grid:
+            total += (texture_layers if autograd else 2) * feature_map
+        else:
+            # The grid has the channels of what the last layer reads: the input for one layer.
+            grid_channels = texture_channels if texture_layers > 1 else channels
+            grid = images * grid_channels * 9 * out_pixels * in_pixels // max(1, whole) * 4
+            before = texture_layers - 1  # whole maps before the last layer
+            if autograd:
+                total += before * feature_map + grid
+            else:
+                total += max(min(2, before) * feature_map, min(1, before) * feature_map + grid)
         total += batch * out_pixels * texture_channels * 4
     return total
 

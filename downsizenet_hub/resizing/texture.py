@@ -1,11 +1,16 @@
-"""The texture branch of DownsizeNet at inference speed, and floating pooling.
+"""The texture branch of DownsizeNet, fast and exact, and floating pooling.
 
 The texture branch is a few 3x3 convolutions with ReLUs over the full-resolution image; *floating
 pooling* (Ma et al., "Task Generalizable Spatial and Texture Aware Image Downsizing Network",
-section 3) reads its feature vector at each output pixel's top-left input neighbour. Two
-inference-only shortcuts live here, both exact:
+section 3) reads its feature vector at each output pixel's top-left input neighbour. The
+shortcuts here are all exact (tested against :func:`pooled_texture_reference`, whole maps then a
+gather, which is also what scripting, tracing, compiling and exporting run):
 
+* where anchors are sparse, the last conv runs at the anchors only (see :mod:`.anchors`), with
+  autograd too;
 * without autograd on the CPU, each conv + ReLU runs as one fused oneDNN call;
+* without autograd, the branch reads a few images per call, so that its feature maps stay small
+  enough for glibc's default malloc to reuse them (:data:`INFERENCE_CALL_PIXELS`);
 * without autograd, large inputs run the branch in horizontal bands (each with ``conv_layers``
   rows of halo), so peak memory stays near the input's size instead of ``channels`` times it.
 """
@@ -19,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from downsizenet_hub.resizing.anchors import Band, BandCache, anchors_pay, gather_blocks
 from downsizenet_hub.resizing.functional import pixel_major
 from downsizenet_hub.resizing.geometry import Geometry
 
@@ -29,42 +35,137 @@ _CHANNELS_LAST = torch.channels_last
 #: whole, which is faster (513x513, batch 8: 150 ms instead of 173 on the 2-core CPU).
 INFERENCE_BANDING_MIN_PIXELS = 1 << 19
 INFERENCE_BAND_PIXELS = 1 << 17
+#: Without autograd, the texture branch reads at most this many input pixels per call (whole
+#: images, several per call if they fit): its 16-channel feature maps then stay near 16 MiB, under
+#: the 32 MiB ceiling of glibc's dynamic mmap threshold, so its default malloc serves them from the
+#: heap after the first forward instead of mapping them fresh and unmapping them on every call
+#: (issue 19). 513->179, batch 8, resizer alone, glibc defaults: 287 ms of CPU time instead of
+#: 472 (the whole batch at once); with the CLI's allocator ~equal (measured on f9b2cf7).
+INFERENCE_CALL_PIXELS = 1 << 18
 
 
 def pooled_texture(
-    texture: nn.Sequential, halo: int, images: torch.Tensor, geometry: Geometry
+    texture: nn.Sequential,
+    halo: int,
+    images: torch.Tensor,
+    geometry: Geometry,
+    band_cache: BandCache,
 ) -> torch.Tensor:
     """Floating pooling: the ``texture`` branch's feature at each output pixel's top-left
     neighbour (the anchors of ``geometry``); ``halo`` is its number of 3x3 layers.
 
-    Returns ``(B, h*w, channels)``. Without autograd and on large images, the texture branch
-    runs on horizontal bands of the input (each with ``halo`` rows of halo, so the result is
-    exactly the same), which keeps peak memory near the size of the input instead of
-    ``channels`` times it.
+    Returns ``(B, h*w, channels)``. Where anchors are sparse (:func:`.anchors.anchors_pay`), the
+    last convolution runs only at the anchors, on the grid of their 3x3 neighbourhoods (exact,
+    see :mod:`.anchors`), with autograd too. Without autograd the branch reads at most
+    :data:`INFERENCE_CALL_PIXELS` pixels per call (a few images at a time), and on large images
+    runs on horizontal bands (each with ``halo`` rows of halo, so the result is exactly the same),
+    which keeps peak memory near the size of the input instead of ``channels`` times it. While
+    scripting, tracing, compiling or exporting, :func:`pooled_texture_reference` runs.
     """
-    images = images.contiguous(memory_format=_CHANNELS_LAST)
     height, width = images.shape[-2:]
-    if torch.is_grad_enabled() or height * width < INFERENCE_BANDING_MIN_PIXELS:
-        features = pixel_major(texture_maps(texture, images))
-        return features.index_select(1, geometry.anchor_index)
-    rows_per_band = max(1, INFERENCE_BAND_PIXELS // width)
-    out_rows = geometry.anchor_rows
-    pooled = []
-    start = 0
-    while start < len(out_rows):
-        # Output rows whose anchors fall in the next band of input rows.
-        first = int(out_rows[start])
-        stop = int(torch.searchsorted(out_rows, first + rows_per_band))
-        stop = max(stop, start + 1)
-        last = int(out_rows[stop - 1])
-        top, bottom = max(0, first - halo), min(height, last + 1 + halo)
-        # Plain layers here: the fused kernel's peak memory is ~1.4x theirs at 1024x2048.
-        band = texture(images[:, :, top:bottom])
-        band = band.index_select(2, out_rows[start:stop] - top)
-        band = band.index_select(3, geometry.anchor_cols)
-        pooled.append(band.permute(0, 2, 3, 1).reshape(band.shape[0], -1, band.shape[1]))
-        start = stop
-    return torch.cat(pooled, dim=1)
+    h, w = geometry.out_size
+    if (
+        torch.jit.is_scripting()
+        or torch.jit.is_tracing()
+        or torch.compiler.is_compiling()
+        or torch.compiler.is_exporting()
+        or not isinstance(width, int)
+        or not isinstance(height, int)
+    ):
+        return pooled_texture_reference(texture, images, geometry)
+    at_anchors = anchors_pay((height, width), (h, w))
+    if torch.is_grad_enabled():
+        if not at_anchors:
+            return pooled_texture_reference(texture, images, geometry)
+        images = images.contiguous(memory_format=_CHANNELS_LAST)
+        (band,) = band_cache.bands(geometry, height, width, height, halo)
+        features = texture[:-2](images)
+        return pixel_major(last_conv_at_anchors(texture, features, band, w, fused=False))
+    images = images.contiguous(memory_format=_CHANNELS_LAST)
+    banded = height * width >= INFERENCE_BANDING_MIN_PIXELS
+    rows_per_band = max(1, INFERENCE_BAND_PIXELS // width) if banded else height
+    # Plain layers in bands: the fused kernel's peak memory is ~1.4x theirs at 1024x2048.
+    fused = fused_available(images) and not banded
+    pooled_maps: torch.Tensor | None = None
+    batch = images.shape[0]
+    per_call = inference_call_images(height, width)
+    for band in band_cache.bands(geometry, height, width, rows_per_band, halo):
+        for first in range(0, batch, per_call):
+            chunk = slice(first, first + per_call)
+            features = images[chunk, :, band.top : band.bottom]
+            features = texture_layers(texture, features, fused, last=not at_anchors)
+            if at_anchors:
+                pooled = pixel_major(last_conv_at_anchors(texture, features, band, w, fused=fused))
+            else:
+                # One gather of pixel vectors (two index_selects on the channels-last map
+                # cost ~20% more of the resizer at 300->160, batch 8).
+                index = geometry.anchor_index[band.start * w : band.stop * w]
+                index = index - band.top * width if band.top else index
+                pooled = pixel_major(features).index_select(1, index)
+            if band.start == 0 and band.stop == h and per_call >= batch:
+                return pooled
+            if pooled_maps is None:
+                pooled_maps = pooled.new_empty((batch, h * w, pooled.shape[-1]))
+            pooled_maps[chunk, band.start * w : band.stop * w] = pooled
+    assert pooled_maps is not None
+    return pooled_maps
+
+
+def inference_call_images(height: int, width: int) -> int:
+    """How many ``height x width`` images one call of the texture branch reads without autograd
+    (see :data:`INFERENCE_CALL_PIXELS`)."""
+    return max(1, INFERENCE_CALL_PIXELS // max(1, height * width))
+
+
+def pooled_texture_reference(
+    texture: nn.Sequential, images: torch.Tensor, geometry: Geometry
+) -> torch.Tensor:
+    """The texture branch on the whole images, then a gather at the anchors (``(B, h*w, C)``).
+
+    The reference the faster paths are tested against; traceable and exportable."""
+    images = images.contiguous(memory_format=_CHANNELS_LAST)
+    features = pixel_major(texture_maps(texture, images))
+    return features.index_select(1, geometry.anchor_index)
+
+
+def last_conv_at_anchors(
+    texture: nn.Sequential, features: torch.Tensor, band: Band, out_width: int, *, fused: bool
+) -> torch.Tensor:
+    """The last 3x3 conv + ReLU of ``texture`` at the anchors of ``band``: ``(B, C, n, w)``.
+
+    ``features`` are the input rows ``band.top:band.bottom`` of the last conv, channels-last; a
+    stride-3 convolution without padding of their grid of 3x3 blocks (see :mod:`.anchors`).
+    """
+    grid = gather_blocks(features, band, out_width)
+    last = cast(nn.Conv2d, texture[-2])
+    if fused:
+        return _conv3x3_relu(grid, last.weight, last.bias, padding=0, stride=3)
+    return F.relu(F.conv2d(grid, last.weight, last.bias, stride=3))
+
+
+def fused_available(images: torch.Tensor) -> bool:
+    """Whether the fused oneDNN conv + ReLU kernel can run the texture branch on ``images``."""
+    return (
+        not torch.is_grad_enabled()
+        and images.device.type == "cpu"
+        and images.dtype == torch.float32
+        and _fused_conv_relu_available()
+    )
+
+
+def texture_layers(
+    texture: nn.Sequential, images: torch.Tensor, fused: bool, *, last: bool
+) -> torch.Tensor:
+    """The ``texture`` branch (``last=False``: all but its last conv + ReLU) on ``images``."""
+    layers = list(texture) if last else list(texture)[:-2]
+    if not fused:
+        for layer in layers:
+            images = layer(images)
+        return images
+    for layer in layers:
+        if isinstance(layer, nn.Conv2d):  # each conv is followed by its ReLU (DownsizeNet)
+            images = _conv3x3_relu(images, layer.weight, layer.bias)
+    return images
 
 
 def texture_maps(texture: nn.Sequential, images: torch.Tensor) -> torch.Tensor:
@@ -72,35 +173,30 @@ def texture_maps(texture: nn.Sequential, images: torch.Tensor) -> torch.Tensor:
     ReLU run as one oneDNN call (equal to float rounding, 7-9% faster on the 2-core machine);
     otherwise, and whenever the fused kernel is missing or the module is being traced or
     compiled, the plain layers run."""
-    if (
-        torch.is_grad_enabled()
-        or images.device.type != "cpu"
-        or images.dtype != torch.float32
-        or torch.jit.is_scripting()
-        or torch.jit.is_tracing()
-        or torch.compiler.is_compiling()
-        or not _fused_conv_relu_available()
-    ):
-        return texture(images)
-    features = images
-    for layer in texture:
-        if isinstance(
-            layer, nn.Conv2d
-        ):  # each conv is followed by its ReLU (see DownsizeNet.__init__)
-            features = _conv3x3_relu(features, layer.weight, layer.bias)
-    return features
+    fused = (
+        fused_available(images)
+        and not torch.jit.is_scripting()
+        and not torch.jit.is_tracing()
+        and not torch.compiler.is_compiling()
+        and not torch.compiler.is_exporting()
+    )
+    return texture_layers(texture, images, fused, last=True)
 
 
 def _conv3x3_relu(
-    images: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    images: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    padding: int = 1,
+    stride: int = 1,
 ) -> torch.Tensor:
-    """``relu(conv2d(images, weight, bias, padding=1))`` in one oneDNN call (the kernel that
-    torch.compile uses on the CPU; a private op, so its presence is checked once beforehand)."""
-    one = [1, 1]
+    """``relu(conv2d(images, weight, bias, padding, stride))`` in one oneDNN call (the kernel
+    that torch.compile uses on the CPU; a private op, so its presence is checked once
+    beforehand)."""
     return cast(
         torch.Tensor,
         torch.ops.mkldnn._convolution_pointwise(
-            images, weight, bias, one, one, one, 1, "relu", [], ""
+            images, weight, bias, [padding] * 2, [stride] * 2, [1, 1], 1, "relu", [], ""
         ),
     )
 
