@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from downsizenet_hub import DownsizeNet
+from downsizenet_hub.resizing.anchors import anchors_pay
 from downsizenet_hub.resizing.strided import StridedResizer
 from downsizenet_hub.resizing.talebi import TalebiResizer
 
@@ -77,11 +78,20 @@ def count_macs(
     return counter.get_total_flops() // 2, convolution // 2, (out.shape[-2], out.shape[-1])
 
 
-def _check_downsizenet(net: DownsizeNet, in_size: tuple[int, int], conv_macs: int) -> None:
-    """The texture branch's convolutions at full resolution, in closed form."""
+def _check_downsizenet(
+    net: DownsizeNet, in_size: tuple[int, int], out_size: tuple[int, int], conv_macs: int
+) -> None:
+    """The texture branch's convolutions in closed form: all layers at full resolution, except the
+    last one at the output's anchors only where :func:`anchors_pay` says the module does that."""
     c = net.config
-    per_pixel = c.in_channels * c.channels * 9 + (c.conv_layers - 1) * c.channels**2 * 9
-    expected = per_pixel * in_size[0] * in_size[1]
+    first = c.in_channels * c.channels * 9
+    hidden = c.channels**2 * 9
+    full = in_size[0] * in_size[1]
+    per_layer = [first] + [hidden] * (c.conv_layers - 1)
+    if per_layer and anchors_pay(in_size, out_size):
+        expected = sum(per_layer[:-1]) * full + per_layer[-1] * out_size[0] * out_size[1]
+    else:
+        expected = sum(per_layer) * full
     if conv_macs != expected:
         raise RuntimeError(
             f"FlopCounterMode saw {conv_macs} convolution MACs in DownsizeNet, expected {expected}."
@@ -101,7 +111,7 @@ def main() -> None:
             in_size, kwargs = CASES[case]
             macs, conv_macs, out_size = count_macs(resizer, in_size, kwargs)
             if isinstance(resizer, DownsizeNet):
-                _check_downsizenet(resizer, in_size, conv_macs)
+                _check_downsizenet(resizer, in_size, out_size, conv_macs)
             rows.append(
                 {
                     "resizer": name,
