@@ -14,7 +14,7 @@ import math
 import random
 import re
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -309,6 +309,22 @@ def _uninterrupted(tmp_path: Path, **overrides: Any) -> tuple[dict[str, Tensor],
     return weights(pipeline), result.history
 
 
+@pytest.fixture
+def python_sigint() -> Iterator[None]:
+    """Python's own Ctrl-C handler for the test's duration.
+
+    A process started in the background by a non-interactive shell (``cmd &``, nohup, some CI
+    runners) inherits SIGINT *ignored*, and Python then installs no handler: the loop's handler
+    steps aside to SIG_IGN after the first Ctrl-C and the second is lost. The engine restores
+    whatever it found, which is right; the test asks what happens in a terminal.
+    """
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 @pytest.mark.parametrize(
     ("event", "at_call", "expected_epoch", "expected_step"),
     [
@@ -324,7 +340,12 @@ def _uninterrupted(tmp_path: Path, **overrides: Any) -> tuple[dict[str, Tensor],
     ids=["keyboard-interrupt", "sigint", "sigint-last-step", "sigint-twice"],
 )
 def test_interrupt_then_resume_reproduces_an_uninterrupted_run_exactly(
-    tmp_path: Path, event: Event, at_call: int, expected_epoch: int, expected_step: int
+    tmp_path: Path,
+    event: Event,
+    at_call: int,
+    expected_epoch: int,
+    expected_step: int,
+    python_sigint: None,
 ) -> None:
     straight_weights, straight_history = _uninterrupted(tmp_path)
 
