@@ -27,6 +27,17 @@ def _seed() -> None:
 
 
 @pytest.fixture
+def one_thread() -> Any:
+    """One intra-op thread for the test, restored afterwards. Tiny tensors gain nothing from
+    threads, and on a busy machine each OpenMP barrier can wait for milliseconds. A test module
+    opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def connections(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """Every address a socket of this process tries to connect to while the test runs.
 

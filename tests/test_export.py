@@ -5,7 +5,6 @@ from __future__ import annotations
 import doctest
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -24,12 +23,7 @@ ATOL = 1e-4
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _textured(neighbourhood: str = "bilinear") -> DownsizeNet:

@@ -29,14 +29,7 @@ TALEBI_CALLS: list[tuple[tuple[int, int, int, int], dict[str, Any]]] = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Any:
-    """Tiny tensors gain nothing from threads, and on a busy machine each OpenMP barrier can wait
-    for milliseconds; restored afterwards for the rest of the session."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _train_briefly(

@@ -16,13 +16,7 @@ from downsizenet_hub import DownsizeNet, with_resizer
 from downsizenet_hub.tools import wrap_model as wrap
 from downsizenet_hub.tools.wrap_model import ResizedDetector, ResizeFreeTransform, detect_task
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _textured() -> DownsizeNet:
