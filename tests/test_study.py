@@ -164,7 +164,7 @@ def _config(**changes: Any) -> dict[str, Any]:
         ),
         (
             {"experiments": [{"kind": "transfer", "title": "T", "baselines": ["nearest"]}]},
-            "experiments[0].baselines[0] must be one of",
+            "experiments[0].baselines[0]: unknown resizer 'nearest'",
         ),
         (
             {"experiments": [{"kind": "transfer", "title": "T", "publish": "../up"}]},
@@ -233,6 +233,42 @@ def test_plan_shares_cells_and_orders_transfers_after_their_resizer() -> None:
             assert all(c.key in position for c in cells)
 
 
+def test_learned_baselines_in_a_transfer_study_are_pretrained_then_transferred() -> None:
+    experiments = [
+        {
+            "kind": "transfer", "title": "T", "pretrain_epochs": [1, 2],
+            "baselines": ["area", "talebi", {"label": "t2", "architecture": "talebi",
+                                             "residual_blocks": 2}],
+        },
+    ]  # fmt: skip
+    config = study_config(_config(seeds=[0], experiments=experiments))
+    assert [b.to_json() for b in config.experiments[0].baselines] == [  # type: ignore[union-attr]
+        "area", "talebi", {"label": "t2", "architecture": "talebi", "residual_blocks": 2},
+    ]  # fmt: skip
+    assert study_config(config.to_dict()) == config
+    plan = plan_study(config)
+    talebi = [c for c in plan.cells if c.resizer.ref == "talebi"]
+    assert sorted((c.task, c.resizer.label, c.epochs) for c in talebi) == [
+        ("segmentation", "t2", 2), ("segmentation", "talebi", 2),
+        ("transfer", "t2", 10), ("transfer", "talebi", 10),
+    ]  # fmt: skip
+    seg = {c.resizer.label: c for c in talebi if c.task == "segmentation"}
+    assert seg["t2"].spec()["resizer_config"]["residual_blocks"] == 2
+    assert seg["talebi"].spec()["resizer_config"]["architecture"] == "talebi"
+    assert seg["t2"].key != seg["talebi"].key
+    rows = {(r.resizer.label, r.pretrain_epochs) for r in plan.rows}
+    assert {("downsizenet", 1), ("downsizenet", 2), ("talebi", 2), ("t2", 2),
+            ("area", None), ("bilinear", None)} == rows  # fmt: skip
+    bad = [
+        ({"label": "t3", "architecture": "talebi", "width": 3}, r"baselines\[0\] \(t3\): .*width"),
+        ({"label": "talebi", "architecture": "talebi", "filters": 8}, "'talebi' is taken"),
+        ({"label": "x", "architecture": "vit"}, "architecture must be one of"),
+    ]
+    for table, words in bad:
+        with pytest.raises(ValueError, match=words):
+            study_config(_config(experiments=[{**experiments[0], "baselines": [table]}]))
+
+
 def test_cell_keys_are_stable_and_follow_every_setting() -> None:
     first = plan_study(study_config(_config()))
     again = plan_study(study_config(_config()))
@@ -262,9 +298,17 @@ def test_presets_are_valid_and_say_what_they_run() -> None:
     assert all(c.variant == "noisy" and c.scale == 0.3 for c in quick.cells)
     cpu = plan_study(preset("cpu"))
     assert all(len(cells) == 3 for row in cpu.rows for cells in row.cells.values())
-    assert {c.variant for c in cpu.cells} == {"clean", "noisy"}
+    assert {c.variant for c in cpu.cells} == {"noisy"}
+    # The learned baselines pretrain as long as the longest DownsizeNet and then transfer, at
+    # the scales they are compared at (talebi x0.3, strided x0.5 = 1/2).
+    learned = {(c.task, c.resizer.ref, c.scale, c.epochs) for c in cpu.cells if c.resizer.learned}
+    assert {("segmentation", "talebi", 0.3, 3), ("segmentation", "strided", 0.5, 3)} <= learned
+    sources = {c.resizer.ref: c.source for c in cpu.cells if c.task == "transfer"}
+    assert sources["talebi"] is not None and sources["talebi"].resizer.ref == "talebi"
+    seg = [c for c in cpu.cells if c.task == "segmentation"]
+    assert {c.epochs for c in seg if c.resizer.ref == "downsizenet"} == {1, 2, 3}
     budget = sum(estimate_seconds(c) or 0.0 for c in cpu.cells)
-    assert 30 * 60 < budget < 80 * 60
+    assert 4 * 3600 < budget < 12 * 3600  # loaded-machine rates (timing.py)
     paper = plan_study(preset("paper"))
     assert {c.data.name for c in paper.cells} == {"voc", "cityscapes"}
     assert {c.epochs for c in paper.cells if c.task == "transfer"} == {10}

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from downsizenet_hub.engine import TrainConfig
 from downsizenet_hub.resizing.config import DownsizeNetConfig
 from downsizenet_hub.study.config import (
+    ARCHITECTURES,
     BASELINE,
     DataSettings,
     PretrainSettings,
@@ -94,8 +95,11 @@ class Cell:
         for neutral in ("device", "log_every"):  # where it runs and how often it logs
             train.pop(neutral)
         resizer = None
-        if self.resizer.learned:
+        if self.resizer.is_downsizenet:
             resizer = DownsizeNetConfig(**self.resizer.config).to_dict()
+        elif self.resizer.learned:
+            config = ARCHITECTURES[self.resizer.architecture](**self.resizer.config).to_dict()
+            resizer = {"architecture": self.resizer.architecture, **config}
         return json.loads(
             json.dumps(
                 {
@@ -306,9 +310,23 @@ def _transfer_rows(
                     pretrain_epochs=epochs,
                 )
             )  # fmt: skip
+        # Learned baselines (talebi, strided, other DownsizeNets) pretrain as long as the longest.
+        longest = max(experiment.pretrain_epochs)
+        reference = segmentation(baseline, variant, longest)
+        for resizer in (b for b in experiment.baselines if b.learned):
+            trained = segmentation(resizer, variant, longest)
+            pretrained.append(
+                Row(
+                    experiment.title, "transfer", variant, scale, resizer,
+                    cells={"segmentation": trained,
+                           "transfer": transfers(resizer, variant, list(trained))},
+                    baseline={"segmentation": reference},
+                    pretrain_epochs=longest,
+                )
+            )  # fmt: skip
         fixed = []
-        for name in dict.fromkeys((BASELINE, *experiment.baselines)):
-            resizer = ResizerSpec(name)
+        fixed_names = (b for b in experiment.baselines if not b.learned)
+        for resizer in dict.fromkeys((baseline, *fixed_names)):
             fixed.append(
                 Row(
                     experiment.title, "transfer", variant, scale, resizer,

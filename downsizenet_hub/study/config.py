@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from downsizenet_hub.registry import TRAINABLE, list_resizers
+from downsizenet_hub.resizing.baseline_config import StridedConfig, TalebiConfig
 from downsizenet_hub.resizing.config import DownsizeNetConfig
 
 #: The resizer every difference is measured against (paired by seed).
@@ -28,28 +29,43 @@ RESIZER_ALIASES: dict[str, dict[str, Any]] = {
     "downsizenet-bicubic": {"neighbourhood": "bicubic"},
     "downsizenet-antialias": {"neighbourhood": "antialias"},
 }
+#: The learned resizers a study can train, by architecture, with their config classes: DownsizeNet
+#: and the learned baselines it is compared with (Talebi and Milanfar's resizer; a strided conv).
+ARCHITECTURES: dict[str, type[DownsizeNetConfig] | type[TalebiConfig] | type[StridedConfig]] = {
+    TRAINABLE: DownsizeNetConfig,
+    "talebi": TalebiConfig,
+    "strided": StridedConfig,
+}
+#: The learned baselines by name, at their default configurations.
+LEARNED_BASELINES = tuple(name for name in ARCHITECTURES if name != TRAINABLE)
 EXPERIMENT_KINDS = ("segmentation", "transfer")
 
 
 @dataclass(frozen=True)
 class ResizerSpec:
-    """A resizer under study: a fixed one (``overrides is None``) or a DownsizeNet configuration.
+    """A resizer under study: a fixed one (``overrides is None``) or a learned one.
 
-    ``label`` names it in tables and cell keys; ``overrides`` are DownsizeNetConfig fields as
-    sorted ``(name, value)`` pairs (hashable, stable in JSON).
+    ``label`` names it in tables and cell keys; ``overrides`` are fields of the architecture's
+    config (DownsizeNetConfig for ``downsizenet``, TalebiConfig, StridedConfig) as sorted
+    ``(name, value)`` pairs (hashable, stable in JSON).
     """
 
     label: str
     overrides: tuple[tuple[str, Any], ...] | None = None
+    architecture: str = TRAINABLE
 
     @property
     def learned(self) -> bool:
         return self.overrides is not None
 
     @property
+    def is_downsizenet(self) -> bool:
+        return self.learned and self.architecture == TRAINABLE
+
+    @property
     def ref(self) -> str:
         """What :func:`downsizenet_hub.registry.create_resizer` takes."""
-        return TRAINABLE if self.learned else self.label
+        return self.architecture if self.learned else self.label
 
     @property
     def config(self) -> dict[str, Any]:
@@ -58,39 +74,55 @@ class ResizerSpec:
     def to_json(self) -> str | dict[str, Any]:
         if not self.learned:
             return self.label
+        if self.architecture != TRAINABLE:
+            if self.label == self.architecture and not self.config:
+                return self.label
+            return {"label": self.label, "architecture": self.architecture, **self.config}
         if RESIZER_ALIASES.get(self.label) == self.config:
             return self.label
         return {"label": self.label, **self.config}
 
 
 def resizer_spec(value: object, where: str) -> ResizerSpec:
-    """A resizer from a config value: a fixed name, an alias, or ``{label, DownsizeNet fields}``."""
+    """A resizer from a config value: a fixed name, an alias, a learned baseline's name, or a
+    table ``{label, [architecture,] config fields}`` (architecture ``downsizenet`` by default)."""
     if isinstance(value, str):
         if value in STUDY_FIXED:
             return ResizerSpec(value)
         if value in RESIZER_ALIASES:
-            return _learned(value, RESIZER_ALIASES[value], where)
-        known = [*STUDY_FIXED, *RESIZER_ALIASES]
+            return _learned(value, TRAINABLE, RESIZER_ALIASES[value], where)
+        if value in LEARNED_BASELINES:
+            return _learned(value, value, {}, where)
+        known = [*STUDY_FIXED, *RESIZER_ALIASES, *LEARNED_BASELINES]
         raise ValueError(f"{where}: unknown resizer {value!r}; expected one of {known} or a table.")
     if isinstance(value, Mapping):
         overrides = dict(value)
         label = overrides.pop("label", None)
+        architecture = overrides.pop("architecture", TRAINABLE)
         if not isinstance(label, str) or not label.strip():
-            raise ValueError(f"{where}: a DownsizeNet table needs a non-empty 'label' string.")
-        if label in STUDY_FIXED or (
-            label in RESIZER_ALIASES and RESIZER_ALIASES[label] != overrides
-        ):
+            raise ValueError(f"{where}: a learned resizer's table needs a 'label' string.")
+        if architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"{where}: architecture must be one of {list(ARCHITECTURES)}, got {architecture!r}."
+            )
+        builtin = {**{a: (TRAINABLE, o) for a, o in RESIZER_ALIASES.items()},
+                   **{b: (b, {}) for b in LEARNED_BASELINES}}  # fmt: skip
+        taken = label in STUDY_FIXED or builtin.get(label, (architecture, overrides)) != (
+            architecture,
+            overrides,
+        )
+        if taken:
             raise ValueError(f"{where}: label {label!r} is taken by a built-in resizer.")
-        return _learned(label, overrides, where)
+        return _learned(label, architecture, overrides, where)
     raise TypeError(f"{where}: a resizer is a name or a table, got {value!r}.")
 
 
-def _learned(label: str, overrides: dict[str, Any], where: str) -> ResizerSpec:
+def _learned(label: str, architecture: str, overrides: dict[str, Any], where: str) -> ResizerSpec:
     try:
-        DownsizeNetConfig.from_dict(dict(overrides))
+        ARCHITECTURES[architecture].from_dict(dict(overrides))
     except (TypeError, ValueError) as error:
         raise ValueError(f"{where} ({label}): {error}") from None
-    return ResizerSpec(label, tuple(sorted(overrides.items())))
+    return ResizerSpec(label, tuple(sorted(overrides.items())), architecture)
 
 
 @dataclass(frozen=True)
@@ -156,12 +188,13 @@ class SegmentationExperiment:
 @dataclass(frozen=True)
 class TransferExperiment:
     """A resizer pretrained for each of ``pretrain_epochs`` on segmentation, then transferred
-    frozen to detection beside the fixed ``baselines`` (Table 3)."""
+    frozen to detection beside the ``baselines`` (Table 3): fixed ones transfer as they are,
+    learned ones (e.g. ``talebi``) are pretrained for the longest of ``pretrain_epochs`` first."""
 
     title: str
     resizer: ResizerSpec = field(default_factory=lambda: resizer_spec(TRAINABLE, "resizer"))
     pretrain_epochs: tuple[int, ...] = (3,)
-    baselines: tuple[str, ...] = (BASELINE,)
+    baselines: tuple[ResizerSpec, ...] = (ResizerSpec(BASELINE),)
     scale: float = 0.3
     variants: tuple[str, ...] | None = None
     # Publish the first seed's resizer pretrained longest to the local hub under this name.
@@ -223,7 +256,7 @@ def _experiment_dict(experiment: Experiment) -> dict[str, Any]:
     else:
         data["resizer"] = experiment.resizer.to_json()
         data["pretrain_epochs"] = list(experiment.pretrain_epochs)
-        data["baselines"] = list(experiment.baselines)
+        data["baselines"] = [r.to_json() for r in experiment.baselines]
         data["scale"] = experiment.scale
         if experiment.publish is not None:
             data["publish"] = experiment.publish

@@ -27,7 +27,7 @@ A study file is one table (JSON object)::
     title = "Pretraining epochs"
     scale = 0.3
     pretrain_epochs = [1, 2, 4]
-    baselines = ["bilinear", "area"]
+    baselines = ["bilinear", "area", "talebi"]   # fixed ones; learned ones pretrain longest
     publish = "me/downsizenet-x0.3"   # optional: publish the first seed's longest-trained resizer
 
 Every field is checked on reading, and an error names the field (``experiments[1].scales``) and
@@ -52,7 +52,6 @@ from downsizenet_hub.registry import TRAINABLE
 from downsizenet_hub.study.config import (
     BASELINE,
     EXPERIMENT_KINDS,
-    STUDY_FIXED,
     DataSettings,
     Experiment,
     PretrainSettings,
@@ -248,13 +247,11 @@ def _experiment(value: object, where: str) -> Experiment:
         if not resizer.learned:
             raise ValueError(f"{table.path('resizer')} must be a DownsizeNet (one to pretrain).")
         epochs = table.items("pretrain_epochs", [3]) or [3]
-        baselines = table.items("baselines", [BASELINE]) or [BASELINE]
-        for i, name in enumerate(baselines):
-            if name not in STUDY_FIXED:
-                raise ValueError(
-                    f"{table.path('baselines')}[{i}] must be one of {list(STUDY_FIXED)}, "
-                    f"got {name!r}."
-                )
+        baselines = [
+            resizer_spec(value, f"{table.path('baselines')}[{i}]")
+            for i, value in enumerate(table.items("baselines", [BASELINE]) or [BASELINE])
+        ]
+        _unique([b.label for b in [resizer, *baselines]], table.path("baselines"))
         publish = table.string("publish", None)
         if publish is not None:
             from downsizenet_hub.hub import validate_name
@@ -277,7 +274,7 @@ def _experiment(value: object, where: str) -> Experiment:
                     )
                 )
             ),
-            baselines=_unique(baselines, table.path("baselines")),
+            baselines=tuple(baselines),
             scale=_scale(table.get("scale", 0.3), table.path("scale")),
             variants=_variants(table, "variants", None),
             publish=publish,

@@ -166,7 +166,7 @@ def score_vs_epochs(plan: StudyPlan, summaries: Sequence[RowSummary]) -> Figure 
     grid = figure.subplots(len(panels), 2, squeeze=False)
     for (experiment, variant, rows), (seg_axes, det_axes) in zip(panels, grid, strict=True):
         learned = sorted(
-            (s for s in rows if s.row.pretrain_epochs is not None),
+            (s for s in rows if s.row.resizer == experiment.resizer),
             key=lambda s: s.row.pretrain_epochs or 0,
         )
         label = experiment.resizer.label
@@ -176,7 +176,8 @@ def score_vs_epochs(plan: StudyPlan, summaries: Sequence[RowSummary]) -> Figure 
         ]
         _draw(seg_axes, seg, "pretraining epochs", "mIoU (%)",
               f"Segmentation, {variant} data, x{experiment.scale:g}")  # fmt: skip
-        fixed = [s for s in rows if s.row.pretrain_epochs is None]
+        # Fixed resizers, and learned baselines pretrained once (the longest length).
+        fixed = [s for s in rows if s.row.resizer != experiment.resizer]
         det = [_learned_series(learned, "transfer", label)]
         epochs = det[0][2]  # the epoch counts with a transfer score
         title = f"Frozen transfer to detection, {variant} data, x{experiment.scale:g}"
@@ -186,7 +187,7 @@ def score_vs_epochs(plan: StudyPlan, summaries: Sequence[RowSummary]) -> Figure 
                 score = summary.scores.get("transfer", {}).get("map_50")
                 if score is not None:
                     name = summary.row.resizer.label
-                    _band(det_axes, score, f"{name} (no pretraining)", name)
+                    _band(det_axes, score, _other_label(summary), name)
             det_axes.legend(fontsize=8, loc="lower right")
             _from_zero(det_axes, [*det, *_fixed_series(fixed, epochs)])
         else:  # one epoch count: the fixed resizers are columns beside the learned one
@@ -221,8 +222,15 @@ def _fixed_series(fixed: list[RowSummary], epochs: list[float]) -> list[Series]:
         score = summary.scores.get("transfer", {}).get("map_50")
         if score is not None and epochs:
             name = summary.row.resizer.label
-            series.append((f"{name} (no pretraining)", name, [epochs[0]], [score]))
+            series.append((_other_label(summary), name, [epochs[0]], [score]))
     return series
+
+
+def _other_label(summary: RowSummary) -> str:
+    """A compared resizer's legend entry: fixed, or a learned baseline and its pretraining."""
+    epochs = summary.row.pretrain_epochs
+    how = "no pretraining" if epochs is None else f"pretrained {epochs} ep"
+    return f"{summary.row.resizer.label} ({how})"
 
 
 def _band(axes: Axes, value: Estimate, label: str, name: str) -> None:
@@ -238,7 +246,7 @@ def _band(axes: Axes, value: Estimate, label: str, name: str) -> None:
 def grid_resizers(plan: StudyPlan, results_dir: Path) -> tuple[float, list[tuple[str, nn.Module]]]:
     """The scale and resizers of the comparison grid: the fixed ones in the study, then one trained
     DownsizeNet per neighbourhood (first seed and variant, most epochs, default-most config)."""
-    cells = [c for c in plan.cells if c.task == "segmentation" and c.resizer.learned]
+    cells = [c for c in plan.cells if c.task == "segmentation" and c.resizer.is_downsizenet]
     transfers = [e for e in plan.config.experiments if isinstance(e, TransferExperiment)]
     scale = transfers[0].scale if transfers else (cells[0].scale if cells else 0.3)
     fixed = dict.fromkeys(
