@@ -432,3 +432,46 @@ def test_a_card_states_seeds_and_intervals_or_says_there_are_none() -> None:
     assert "Mean ± std over 3 seeds, with the 95% t-interval" in card
     assert "not recorded: the backbone of deeplabv3plus-resnet50 trained with" in card
     assert 'from_pretrained("hf-hub:me/x")' in card and "# DownsizeNet resizer `me/x`" in card
+
+
+def test_measured_differences_round_trip_and_show_on_the_card_and_in_hub_list() -> None:
+    import dataclasses
+
+    from downsizenet_hub.cli.hub import list_row
+    from downsizenet_hub.hub.cards import render_card
+    from downsizenet_hub.hub.local import PublishedResizer
+    from downsizenet_hub.hub.record import MeasuredDifference
+
+    differences = (
+        MeasuredDifference("segmentation", "mIoU", "bilinear", 1.5, 0.5, 2.5, 3),
+        MeasuredDifference("segmentation", "mIoU", "area", -0.25, -1.0, 0.5, 3),
+        MeasuredDifference("detection (frozen transfer)", "mAP@0.5", "bilinear", -2.0, -3, -1, 3),
+    )
+    rec = dataclasses.replace(record(), differences=differences)
+    again = TrainingRecord.from_dict(json.loads(json.dumps(rec.to_dict())))
+    assert again == rec and isinstance(again.differences[2].ci_low, float)
+    assert [d.verdict() for d in differences] == [
+        "better than bilinear", "no detectable difference", "worse than bilinear",
+    ]  # fmt: skip
+    card = render_card(DownsizeNetConfig(), rec, "me/x", parameters=1, weights_bytes=4)
+    assert "## Measured differences" in card and "over 3 seeds" in card
+    row = "| segmentation | mIoU | area | -0.25 [-1.00, +0.50] | 3 | no detectable difference |"
+    assert row in card
+    assert "| detection (frozen transfer) | mAP@0.5 | bilinear | -2.00 [-3.00, -1.00] | 3 |" in card
+    assert "## Measured differences" not in render_card(
+        DownsizeNetConfig(), record(), "me/x", parameters=1, weights_bytes=4
+    )
+    entry = PublishedResizer("me/x", "local", Path("x"), DownsizeNetConfig(), rec, 4, "2026-12-01")
+    assert list_row(entry)[-1] == (
+        "segmentation mIoU +1.50 [+0.50, +2.50] vs bilinear; "
+        "detection mAP@0.5 -2.00 [-3.00, -1.00] vs bilinear"
+    )
+    one = MeasuredDifference("segmentation", "mIoU", "bilinear", 1.0, None, None, 1)
+    assert (one.describe(), one.verdict()) == ("+1.00 (n=1)", "one seed: no interval")
+    assert not one.detectable
+    with pytest.raises(ValueError, match="both ends"):
+        MeasuredDifference("segmentation", "mIoU", "bilinear", 1.0, 0.0, None, 3)
+    with pytest.raises(ValueError, match="finite"):
+        MeasuredDifference("segmentation", "mIoU", "bilinear", float("inf"), None, None, 1)
+    with pytest.raises(ValueError, match="unknown training record difference key"):
+        TrainingRecord.from_dict({**rec.to_dict(), "differences": [{"task": "x", "oops": 1}]})

@@ -307,6 +307,12 @@ def test_presets_are_valid_and_say_what_they_run() -> None:
     assert sources["talebi"] is not None and sources["talebi"].resizer.ref == "talebi"
     seg = [c for c in cpu.cells if c.task == "segmentation"]
     assert {c.epochs for c in seg if c.resizer.ref == "downsizenet"} == {1, 2, 3}
+    assert [(c.resizer.label, c.scale, c.epochs, c.seed, name) for c, name in cpu.publications] == [
+        ("downsizenet", 0.3, 3, 0, "downsizenet/scenes-noisy-x0.3"),
+        ("downsizenet-antialias", 0.3, 3, 0, "downsizenet/scenes-noisy-antialias-x0.3"),
+        ("downsizenet", 0.5, 3, 0, "downsizenet/scenes-noisy-x0.5"),
+    ]
+    assert study_config(preset("cpu").to_dict()) == preset("cpu")
     budget = sum(estimate_seconds(c) or 0.0 for c in cpu.cells)
     assert 4 * 3600 < budget < 12 * 3600  # loaded-machine rates (timing.py)
     paper = plan_study(preset("paper"))

@@ -109,6 +109,14 @@ def test_study_runs_every_cell_reports_publishes_and_then_reuses_everything(
     published, record = hub.load("tests/study")
     exported = cell_folder(tmp_path / "r", run.plan.publications[0][0]) / "resizer"
     assert record is not None and record.seed == 0 and record.command == "run_study()"
+    # Published after every cell ran: the record carries what the study measured (one seed here).
+    assert [(d.task, d.baseline, d.n_seeds) for d in record.differences] == [
+        ("segmentation", "bilinear", 1), ("segmentation", "area", 1),
+        ("detection (frozen transfer)", "bilinear", 1),
+    ]  # fmt: skip
+    miou = {c.resizer.label: run.results[c.key].metrics["miou"]
+            for c in run.plan.cells if c.task == "segmentation"}  # fmt: skip
+    assert record.differences[1].difference == pytest.approx(miou["downsizenet"] - miou["area"])
     torch.testing.assert_close(
         published.state_dict(), DownsizeNet.from_pretrained(exported).state_dict()
     )

@@ -208,6 +208,11 @@ def list_row(entry: PublishedResizer) -> list[str]:
     score = f"{record.metric} {record.score:.4g}"
     if record.baseline_score is not None:
         score += f", {record.baseline} {record.baseline_score:.4g}"
+    headline = record.headline()
+    if headline:  # measured over seeds by a study: the difference that matters
+        score = "; ".join(
+            f"{d.task.split(' ')[0]} {d.metric} {d.describe()} vs {d.baseline}" for d in headline
+        )
     trained = f"{record.task} {_scale(record)}"
     return [entry.name, entry.source, describe(entry.config), trained, score]
 

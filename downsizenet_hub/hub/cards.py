@@ -133,6 +133,8 @@ def render_card(
         seeds=_describe_seeds(record) if record else "",
         spread_note=_spread_note(record) if record else "",
         backbone=describe_backbone(record) if record else "",
+        differences=list(record.differences) if record else [],
+        differences_seeds=_differences_seeds(record) if record else "",
     )
     return str(card).rstrip() + "\n"
 
@@ -255,6 +257,13 @@ def _with_spread(value: float, std: float | None, n_seeds: int | None) -> str:
 
     half = float(student_t.ppf(0.975, n_seeds - 1)) * std / math.sqrt(n_seeds)
     return f"{value:.4f} ± {std:.4f} [{value - half:.4f}, {value + half:.4f}]"
+
+
+def _differences_seeds(record: TrainingRecord) -> str:
+    counts = sorted({d.n_seeds for d in record.differences})
+    if counts == [1]:
+        return "one seed (no interval)"
+    return f"{' or '.join(map(str, counts))} seeds"
 
 
 def _human_bytes(size: int) -> str:

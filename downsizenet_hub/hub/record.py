@@ -65,6 +65,72 @@ class OutputStatistics:
 
 
 @dataclass(frozen=True)
+class MeasuredDifference:
+    """This resizer's score minus a classical resizer's, paired by seed, in one task.
+
+    Measured by a study (``downsizenet study``): the same pipeline and seeds with ``baseline``
+    in the resizer's place. ``task`` says where: ``"segmentation"`` (the task the resizer was
+    trained in) or ``"detection (frozen transfer)"`` (frozen in front of a frozen VGG16 whose
+    detection heads alone trained). ``ci_low``/``ci_high``: the 95% t-interval of the mean
+    difference (None with one seed).
+    """
+
+    task: str
+    metric: str
+    baseline: str
+    difference: float
+    ci_low: float | None
+    ci_high: float | None
+    n_seeds: int
+
+    def __post_init__(self) -> None:
+        for name in ("task", "metric", "baseline"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise TypeError(f"MeasuredDifference.{name} must be a non-empty string.")
+        if isinstance(self.n_seeds, bool) or not isinstance(self.n_seeds, int) or self.n_seeds < 1:
+            raise TypeError(f"MeasuredDifference.n_seeds must be an int >= 1: {self.n_seeds!r}.")
+        for name in ("difference", "ci_low", "ci_high"):
+            value = getattr(self, name)
+            if value is None and name != "difference":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"MeasuredDifference.{name} must be a number, got {value!r}.")
+            if not math.isfinite(value):
+                raise ValueError(f"MeasuredDifference.{name} must be finite, got {value}.")
+            object.__setattr__(self, name, float(value))
+        if (self.ci_low is None) != (self.ci_high is None):
+            raise ValueError("MeasuredDifference needs both ends of its interval, or neither.")
+
+    @property
+    def detectable(self) -> bool:
+        """Whether the interval excludes zero (never with one seed)."""
+        return (
+            self.ci_low is not None
+            and self.ci_high is not None
+            and (self.ci_low > 0 or self.ci_high < 0)
+        )
+
+    def verdict(self) -> str:
+        """``"better than area"``, ``"worse than bilinear"`` or ``"no detectable difference"``."""
+        if self.ci_low is None:
+            return "one seed: no interval"
+        if not self.detectable:
+            return "no detectable difference"
+        return f"{'better' if self.difference > 0 else 'worse'} than {self.baseline}"
+
+    def describe(self) -> str:
+        """``"+1.23 [+0.40, +2.06]"`` (``"+1.23 (n=1)"`` with one seed)."""
+        if self.ci_low is None or self.ci_high is None:
+            return f"{self.difference:+.2f} (n=1)"
+        return f"{self.difference:+.2f} [{self.ci_low:+.2f}, {self.ci_high:+.2f}]"
+
+    @classmethod
+    def from_dict(cls, data: object) -> MeasuredDifference:
+        return config_from_dict(cls, data, "training record difference")
+
+
+@dataclass(frozen=True)
 class TrainingRecord:
     """The recipe and result of one training run, enough to reproduce it and to judge it.
 
@@ -110,12 +176,26 @@ class TrainingRecord:
     date: str = field(default_factory=_today)
     # The trained resizer's output statistics, for architectures whose output is not an image.
     outputs: OutputStatistics | None = None
+    # Differences from classical resizers over seeds, measured by a study (the card's headline).
+    differences: tuple[MeasuredDifference, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.outputs, dict):  # from config.json
             object.__setattr__(self, "outputs", OutputStatistics.from_dict(self.outputs))
+        if not isinstance(self.differences, (list, tuple)):
+            raise TypeError(f"TrainingRecord.differences must be a list, got {self.differences!r}.")
+        object.__setattr__(
+            self,
+            "differences",
+            tuple(
+                d if isinstance(d, MeasuredDifference) else MeasuredDifference.from_dict(d)
+                for d in self.differences
+            ),
+        )
         hints = typing.get_type_hints(type(self))
         for item in fields(self):
+            if item.name == "differences":  # checked above
+                continue
             value = getattr(self, item.name)
             if item.name in ("input_size", "output_size") and isinstance(value, list):
                 value = tuple(value)  # JSON has no tuples
@@ -160,7 +240,12 @@ class TrainingRecord:
         for name in ("input_size", "output_size"):
             if data[name] is not None:
                 data[name] = list(data[name])
+        data["differences"] = list(data["differences"])
         return data
+
+    def headline(self, baseline: str = "bilinear") -> list[MeasuredDifference]:
+        """The measured differences from ``baseline``, one per task (what ``hub list`` shows)."""
+        return [d for d in self.differences if d.baseline == baseline]
 
     @classmethod
     def from_dict(cls, data: object) -> TrainingRecord:

@@ -211,10 +211,14 @@ def plan_study(config: StudyConfig, *, backbone_weights: str | None = None) -> S
             continue
         experiment_rows = _transfer_rows(config, transfer, experiment, cells)
         rows += experiment_rows
-        if experiment.publish is not None:
-            longest = max(experiment.pretrain_epochs)
-            first = next(r for r in experiment_rows if r.pretrain_epochs == longest)
-            publications.append((first.cells["segmentation"][0], experiment.publish))
+        longest = max(experiment.pretrain_epochs)
+        for label, name in experiment.publish:
+            row = next(
+                r
+                for r in experiment_rows
+                if r.resizer.label == label and r.pretrain_epochs == longest
+            )
+            publications.append((row.cells["segmentation"][0], name))
     # Seed-major (a study stopped early has every experiment for its first seeds); within a
     # seed, in planning order, which puts each transfer after the cell that trains its resizer.
     planned = {key: index for index, key in enumerate(cells.by_key)}

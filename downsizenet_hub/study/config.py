@@ -197,8 +197,9 @@ class TransferExperiment:
     baselines: tuple[ResizerSpec, ...] = (ResizerSpec(BASELINE),)
     scale: float = 0.3
     variants: tuple[str, ...] | None = None
-    # Publish the first seed's resizer pretrained longest to the local hub under this name.
-    publish: str | None = None
+    # Resizers to publish to the local hub, as (label, name) pairs: the first seed's resizer of
+    # that label pretrained longest (the experiment's resizer, or a learned baseline).
+    publish: tuple[tuple[str, str], ...] = ()
 
 
 Experiment = SegmentationExperiment | TransferExperiment
@@ -258,8 +259,10 @@ def _experiment_dict(experiment: Experiment) -> dict[str, Any]:
         data["pretrain_epochs"] = list(experiment.pretrain_epochs)
         data["baselines"] = [r.to_json() for r in experiment.baselines]
         data["scale"] = experiment.scale
-        if experiment.publish is not None:
-            data["publish"] = experiment.publish
+        if len(experiment.publish) == 1 and experiment.publish[0][0] == experiment.resizer.label:
+            data["publish"] = experiment.publish[0][1]  # the experiment's resizer: a plain name
+        elif experiment.publish:
+            data["publish"] = dict(experiment.publish)
     if experiment.variants is not None:
         data["variants"] = list(experiment.variants)
     return data

@@ -29,6 +29,7 @@ A study file is one table (JSON object)::
     pretrain_epochs = [1, 2, 4]
     baselines = ["bilinear", "area", "talebi"]   # fixed ones; learned ones pretrain longest
     publish = "me/downsizenet-x0.3"   # optional: publish the first seed's longest-trained resizer
+    # or a table naming learned resizers: publish = {downsizenet = "me/a", talebi = "me/b"}
 
 Every field is checked on reading, and an error names the field (``experiments[1].scales``) and
 what was expected. Bilinear is always added as the baseline every difference is measured against.
@@ -55,6 +56,7 @@ from downsizenet_hub.study.config import (
     DataSettings,
     Experiment,
     PretrainSettings,
+    ResizerSpec,
     SegmentationExperiment,
     StudyConfig,
     TransferExperiment,
@@ -252,14 +254,9 @@ def _experiment(value: object, where: str) -> Experiment:
             for i, value in enumerate(table.items("baselines", [BASELINE]) or [BASELINE])
         ]
         _unique([b.label for b in [resizer, *baselines]], table.path("baselines"))
-        publish = table.string("publish", None)
-        if publish is not None:
-            from downsizenet_hub.hub import validate_name
-
-            try:
-                validate_name(publish)
-            except ValueError as error:
-                raise ValueError(f"{table.path('publish')}: {error}") from None
+        publish = _publications(
+            table.get("publish", None), table.path("publish"), [resizer, *baselines]
+        )
         return TransferExperiment(
             title=table.string("title", None) or _missing(table, "title"),
             resizer=resizer,
@@ -280,6 +277,35 @@ def _experiment(value: object, where: str) -> Experiment:
             publish=publish,
         )
     raise ValueError(f"{where}.kind must be one of {list(EXPERIMENT_KINDS)}, got {kind!r}.")
+
+
+def _publications(
+    value: object, where: str, resizers: list[ResizerSpec]
+) -> tuple[tuple[str, str], ...]:
+    """``publish``: a name (the experiment's resizer) or a table ``{label: name}`` naming learned
+    resizers of the experiment."""
+    from downsizenet_hub.hub import validate_name
+
+    if value is None:
+        return ()
+    pairs = [(resizers[0].label, value)] if isinstance(value, str) else value
+    if not isinstance(pairs, (list, Mapping)):
+        raise TypeError(f"{where} must be a hub name or a table {{label = name}}, got {value!r}.")
+    items = list(pairs.items()) if isinstance(pairs, Mapping) else pairs
+    learned = [r.label for r in resizers if r.learned]
+    out = []
+    for label, name in items:
+        if label not in learned:
+            raise ValueError(f"{where}: {label!r} is not a learned resizer here; one of {learned}.")
+        if not isinstance(name, str):
+            raise TypeError(f"{where}.{label} must be a hub name string, got {name!r}.")
+        try:
+            validate_name(name)
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
+        out.append((label, name))
+    _unique([name for _, name in out], where)
+    return tuple(out)
 
 
 def _missing(table: _Table, key: str) -> NoReturn:

@@ -94,6 +94,10 @@ CPU: dict[str, Any] = {
             "scale": 0.3,
             "pretrain_epochs": list(_CPU_EPOCHS),
             "baselines": ["bilinear", "area", "downsizenet-antialias", "talebi"],
+            "publish": {
+                "downsizenet": "downsizenet/scenes-noisy-x0.3",
+                "downsizenet-antialias": "downsizenet/scenes-noisy-antialias-x0.3",
+            },
         },
         {
             "kind": "transfer",
@@ -101,6 +105,7 @@ CPU: dict[str, Any] = {
             "scale": 0.5,
             "pretrain_epochs": [max(_CPU_EPOCHS)],
             "baselines": ["bilinear", "area", "strided"],
+            "publish": "downsizenet/scenes-noisy-x0.5",
         },
         {
             "kind": "segmentation",

@@ -1,4 +1,8 @@
-"""Publishing a study's trained resizer to the local hub, without clobbering anyone else's.
+"""Publishing a study's trained resizers to the local hub, with what the study measured.
+
+A resizer is published once the study has run, so that its training record carries the
+differences the study measured over its seeds (:func:`measured_differences`: paired by seed, in
+segmentation and after frozen transfer to detection, from bilinear and area); the card shows them.
 
 A study replaces a published name only if the resizer there was published by the same study
 command (its training record's ``command``); anything else under that name is left alone with a
@@ -8,20 +12,99 @@ no-op, so a second run of a study changes nothing in the hub.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from downsizenet_hub import hub
 from downsizenet_hub.hub.local import local_path
+from downsizenet_hub.hub.record import MeasuredDifference
+from downsizenet_hub.study.aggregate import paired_difference
+from downsizenet_hub.study.cell_run import CellResult
+from downsizenet_hub.study.cells import METRIC_NAMES, PRIMARY_METRIC, Cell, StudyPlan
+from downsizenet_hub.study.config import BASELINE
 from downsizenet_hub.tensor_hash import module_sha256
 
+#: The classical resizers a published resizer's card is compared with, when the study has them.
+COMPARED_WITH = (BASELINE, "area")
+#: How each task is named in a card.
+TASK_NAMES = {"segmentation": "segmentation", "transfer": "detection (frozen transfer)"}
 
-def publish_study_resizer(folder: Path, name: str, command: str) -> bool:
-    """Publish the resizer saved in ``folder`` as ``name``; return False if already there as is.
+
+def measured_differences(
+    plan: StudyPlan, results: Mapping[str, CellResult], trained: Cell
+) -> tuple[MeasuredDifference, ...]:
+    """What the study measured for the resizer the segmentation cell ``trained`` trains: its
+    score minus bilinear's and area's, paired by seed, in segmentation (same scale, variant,
+    epochs and data) and after frozen transfer to detection (its transfers against the fixed
+    resizers' at the same scale and variant). Comparisons the study lacks are left out."""
+
+    def scores(task: str, match: Callable[[Cell], bool]) -> dict[int, float]:
+        metric = PRIMARY_METRIC[task]
+        return {
+            c.seed: results[c.key].metrics[metric]
+            for c in plan.cells
+            if c.task == task and c.key in results and match(c)
+        }
+
+    def same_segmentation(label: str) -> Callable[[Cell], bool]:
+        setting = (trained.variant, trained.scale, trained.epochs, trained.data, trained.settings)
+        return lambda c: (
+            c.resizer.label == label
+            and ((c.variant, c.scale, c.epochs, c.data, c.settings) == setting)
+        )
+
+    def transferred(cell: Cell) -> bool:
+        return cell.source is not None and same_segmentation(trained.resizer.label)(cell.source)
+
+    def fixed_transfer(label: str) -> Callable[[Cell], bool]:
+        return lambda c: (
+            c.source is None
+            and c.resizer.label == label
+            and (c.variant, c.scale) == (trained.variant, trained.scale)
+        )
+
+    mine = {
+        "segmentation": scores("segmentation", same_segmentation(trained.resizer.label)),
+        "transfer": scores("transfer", transferred),
+    }
+    found = []
+    for task, own in mine.items():
+        for baseline in COMPARED_WITH:
+            # One transfer setting per plan: the fixed resizers' transfers at this scale compare.
+            match = (same_segmentation if task == "segmentation" else fixed_transfer)(baseline)
+            difference = paired_difference(own, scores(task, match))
+            if difference is None:
+                continue
+            found.append(
+                MeasuredDifference(
+                    task=TASK_NAMES[task],
+                    metric=METRIC_NAMES[PRIMARY_METRIC[task]],
+                    baseline=baseline,
+                    difference=difference.mean,
+                    ci_low=difference.ci_low,
+                    ci_high=difference.ci_high,
+                    n_seeds=difference.n,
+                )
+            )
+    return tuple(found)
+
+
+def publish_study_resizer(
+    folder: Path,
+    name: str,
+    command: str,
+    differences: tuple[MeasuredDifference, ...] = (),
+) -> bool:
+    """Publish the resizer saved in ``folder`` as ``name``, its record carrying ``differences``;
+    return False if already there as is.
 
     Raises:
         FileExistsError: ``name`` holds a resizer that ``command`` did not publish.
     """
     model, record = hub.load(folder)
+    if record is not None:
+        record = dataclasses.replace(record, differences=differences)
     target = local_path(name)
     if target.exists():
         try:

@@ -48,7 +48,7 @@ from downsizenet_hub.study.cells import (
 )
 from downsizenet_hub.study.config import BASELINE, StudyConfig
 from downsizenet_hub.study.plots import write_figures
-from downsizenet_hub.study.publishing import publish_study_resizer
+from downsizenet_hub.study.publishing import measured_differences, publish_study_resizer
 from downsizenet_hub.study.report import (
     RowSummary,
     StudyTotals,
@@ -183,8 +183,8 @@ def run_study(
             say(_cell_line(prefix, "[dim]not run[/]", console.width))
         if found is not None:
             results[cell.key] = found
-            if not report_only:
-                published += _publish(plan, results_dir, cell, command, say)
+    if not report_only:  # after every cell, so that the records carry the study's differences
+        published = _publish(plan, results_dir, results, command, say)
     summaries = summarise(plan, results)
     totals = StudyTotals(
         cells=total,
@@ -271,16 +271,22 @@ def _baseline_score(plan: StudyPlan, results: dict[str, CellResult], cell: Cell)
 
 
 def _publish(
-    plan: StudyPlan, results_dir: Path, cell: Cell, command: str, say: Callable[..., None]
+    plan: StudyPlan,
+    results_dir: Path,
+    results: dict[str, CellResult],
+    command: str,
+    say: Callable[..., None],
 ) -> list[str]:
-    """Publish ``cell``'s resizer under the names the plan gives it (rank 0)."""
-    names = [name for source, name in plan.publications if source.key == cell.key]
+    """Publish the plan's finished resizers under the names it gives them (rank 0)."""
     done = []
-    for name in names:
+    for cell, name in plan.publications:
+        if cell.key not in results:
+            continue
         if is_main_process():
             folder = cell_folder(results_dir, cell) / RESIZER_DIR
-            if publish_study_resizer(folder, name, command):
-                say(f"    published {name} to the local hub")
+            differences = measured_differences(plan, results, cell)
+            if publish_study_resizer(folder, name, command, differences):
+                say(f"published {name} to the local hub")
         barrier()
         done.append(name)
     return done
