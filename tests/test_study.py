@@ -481,3 +481,50 @@ def test_a_summary_table_too_wide_for_the_terminal_becomes_one_block_per_row() -
     wide = Console(width=200, file=io.StringIO(), record=True)
     _print_fitted(wide, table)
     assert "┃ resizer" in wide.export_text()  # it fits: the table as it is
+
+
+def test_head_to_head_pairs_the_learned_resizers_and_wide_intervals_say_what_they_need() -> None:
+    from downsizenet_hub.study.aggregate import estimate
+    from downsizenet_hub.study.report import (
+        head_to_head,
+        head_to_head_table,
+        seeds_needed,
+        width_note,
+    )
+
+    config = study_config(
+        {"name": "t", "seeds": [0, 1, 2], "experiments": [
+            {"kind": "transfer", "title": "T", "pretrain_epochs": [1, 3],
+             "baselines": ["area", "talebi"]},
+        ]}
+    )  # fmt: skip
+    plan = plan_study(config)
+    values = {
+        "segmentation": {
+            "bilinear": [10.0, 11.0, 12.0], "downsizenet": [11.0, 11.5, 13.5],
+            "talebi": [10.0, 12.0, 12.0],
+        },
+        "transfer": {
+            "bilinear": [1.0, 2.0, 3.0], "area": [2.0, 2.0, 2.0],
+            "downsizenet": [3.0, 4.0, 5.0], "talebi": [1.0, 1.0, 2.0],
+        },
+    }  # fmt: skip
+    comparisons = head_to_head(plan, _fabricated(plan, values))
+    found = {(c.task, c.first, c.second): c.difference for c in comparisons}
+    # The resizer pretrained longest against each other row, in every task both have.
+    assert set(found) == {
+        ("segmentation", "downsizenet (3 epochs)", "talebi (3 epochs)"),
+        ("transfer", "downsizenet (3 epochs)", "talebi (3 epochs)"),
+        ("transfer", "downsizenet (3 epochs)", "area"),
+    }
+    assert found[("transfer", "downsizenet (3 epochs)", "talebi (3 epochs)")].values == (2, 3, 3)
+    assert found[("transfer", "downsizenet (3 epochs)", "area")].values == (1, 2, 3)
+    table = head_to_head_table(comparisons)
+    assert "| downsizenet (3 epochs) − talebi (3 epochs) | +2.67 ± 0.58 [+1.23, +4.10] |" in table
+    assert "downsizenet (3 epochs) better |" in table
+    # std 0.5: t(2) * 0.5 / sqrt(3) = 1.24 > 1, t(3) * 0.5 / 2 = 0.80 <= 1: four seeds.
+    spread = estimate([0.5, 1.0, 1.5])
+    assert seeds_needed(spread) == 4
+    assert "±1.24 wide" in width_note(spread) and "about 4 seeds" in width_note(spread)
+    assert width_note(estimate([1.0, 1.1, 1.2])) == ""
+    assert seeds_needed(estimate([1.0])) is None

@@ -10,6 +10,7 @@ detectable at this number of seeds, one seed as no interval at all.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,6 +28,7 @@ from downsizenet_hub.study.aggregate import (
     estimate,
     format_estimate,
     paired_difference,
+    t_quantile,
 )
 from downsizenet_hub.study.cell_run import CellResult
 from downsizenet_hub.study.cells import (
@@ -38,7 +40,7 @@ from downsizenet_hub.study.cells import (
     StudyPlan,
     count_epochs,
 )
-from downsizenet_hub.study.config import DataSettings, TransferSettings
+from downsizenet_hub.study.config import DataSettings, TransferExperiment, TransferSettings
 from downsizenet_hub.study.fingerprint import code_fingerprint
 
 
@@ -203,16 +205,131 @@ def findings(summaries: Sequence[RowSummary]) -> list[str]:
                 interval = f"[{difference.ci_low:+.2f}, {difference.ci_high:+.2f}]"
                 if difference.excludes_zero():
                     verdict = "better" if difference.mean > 0 else "worse"
-                    sentences.append(
+                    sentence = (
                         f"{label}: {difference.mean:+.2f}, 95% CI {interval} excludes 0: "
                         f"{verdict} than bilinear at {difference.n} seeds."
                     )
                 else:
-                    sentences.append(
+                    sentence = (
                         f"{label}: {difference.mean:+.2f}, 95% CI {interval} includes 0: no "
                         f"difference detectable at {difference.n} seeds."
                     )
+                sentences.append(sentence + width_note(difference))
     return sentences
+
+
+#: The resolution a comparison should reach: a 95% interval no wider than this many points.
+RESOLUTION = 1.0
+
+
+def seeds_needed(difference: Estimate, half_width: float = RESOLUTION) -> int | None:
+    """How many seeds would give a 95% interval of ``+-half_width`` at this spread (None: one
+    seed, no spread known; capped at 1000)."""
+    if difference.std is None:
+        return None
+    n = 2
+    while (
+        t_quantile(0.5 + difference.confidence / 2, n - 1) * difference.std / math.sqrt(n)
+        > half_width
+        and n < 1000
+    ):
+        n += 1
+    return n
+
+
+def width_note(difference: Estimate) -> str:
+    """A sentence when the interval is wider than +-1 point, with the seeds it would take."""
+    half = difference.half_width
+    if half is None or half <= RESOLUTION:
+        return ""
+    needed = seeds_needed(difference)
+    return (
+        f" The interval is ±{half:.2f} wide, wider than ±{RESOLUTION:g}: at this spread about "
+        f"{needed} seeds would narrow it to ±{RESOLUTION:g}."
+    )
+
+
+@dataclass(frozen=True)
+class HeadToHead:
+    """A paired difference between two compared resizers (neither of them bilinear)."""
+
+    experiment: str
+    variant: str
+    scale: float
+    task: str
+    first: str
+    second: str
+    difference: Estimate
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "experiment": self.experiment, "variant": self.variant, "scale": self.scale,
+            "task": self.task, "first": self.first, "second": self.second,
+            "difference": self.difference.to_dict(),
+        }  # fmt: skip
+
+
+def head_to_head(plan: StudyPlan, results: Mapping[str, CellResult]) -> list[HeadToHead]:
+    """The comparisons bilinear-relative tables leave implicit, paired by seed: in a transfer
+    experiment, its resizer pretrained longest against every other resizer in it (the learned
+    baselines, area, ...) in each task both have; in a segmentation experiment, each learned
+    resizer against each fixed one other than bilinear at the same scale and data."""
+    transfers = {e.title: e for e in plan.config.experiments if isinstance(e, TransferExperiment)}
+    groups: dict[tuple[str, str, float], list[Row]] = {}
+    for row in plan.rows:
+        if not row.is_baseline:
+            groups.setdefault((row.experiment, row.variant, row.scale), []).append(row)
+    found = []
+    for (title, variant, scale), rows in groups.items():
+        experiment = transfers.get(title)
+        if experiment is not None:
+            main = [r for r in rows if r.resizer == experiment.resizer]
+            if not main:
+                continue
+            first = max(main, key=lambda r: r.pretrain_epochs or 0)
+            pairs = [(first, r) for r in rows if r.resizer != experiment.resizer]
+        else:
+            pairs = [
+                (a, b) for a in rows if a.resizer.learned for b in rows if not b.resizer.learned
+            ]
+        for a, b in pairs:
+            for task in (t for t in a.cells if t in b.cells):
+                metric = PRIMARY_METRIC[task]
+                ours, theirs = (_by_seed(r.cells[task], results, metric) for r in (a, b))
+                difference = paired_difference(ours, theirs)
+                if difference is not None:
+                    found.append(
+                        HeadToHead(title, variant, scale, task, _name(a), _name(b), difference)
+                    )
+    return found
+
+
+def _name(row: Row) -> str:
+    if row.pretrain_epochs is None or row.kind != "transfer":
+        return row.resizer.label
+    return f"{row.resizer.label} ({count_epochs(row.pretrain_epochs)})"
+
+
+def head_to_head_table(comparisons: Sequence[HeadToHead]) -> str:
+    """results.md's head-to-head table, one line per comparison and task."""
+    lines = [
+        "| experiment | data | scale | task | comparison | Δ [95% CI] | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in comparisons:
+        d = c.difference
+        metric = METRIC_NAMES[PRIMARY_METRIC[c.task]]
+        if d.n == 1:
+            verdict = "one seed: no interval"
+        elif d.excludes_zero():
+            verdict = f"{c.first if d.mean > 0 else c.second} better"
+        else:
+            verdict = "no difference detectable"
+        lines.append(
+            f"| {c.experiment} | {c.variant} | x{c.scale:g} | {c.task} {metric} | "
+            f"{c.first} − {c.second} | {format_estimate(d, signed=True)} | {verdict} |"
+        )
+    return "\n".join(lines)
 
 
 # -- files --------------------------------------------------------------------------------------
@@ -238,8 +355,10 @@ def results_document(
     summaries: Sequence[RowSummary],
     totals: StudyTotals,
     command: str,
+    comparisons: Sequence[HeadToHead] = (),
 ) -> dict[str, Any]:
-    """What ``results.json`` holds: the config, every cell, every row, the totals."""
+    """What ``results.json`` holds: the config, every cell, every row, the head-to-head
+    comparisons, the totals."""
     return {
         "study": plan.config.name,
         "command": command,
@@ -258,6 +377,7 @@ def results_document(
         },
         "published": totals.published,
         "rows": [s.to_json() for s in summaries],
+        "head_to_head": [c.to_json() for c in comparisons],
         "cells": [
             results[c.key].to_json() if c.key in results else {"key": c.key, "status": "missing"}
             for c in plan.cells
@@ -271,6 +391,7 @@ def markdown_report(
     totals: StudyTotals,
     command: str,
     figures: Sequence[tuple[str, str]],
+    comparisons: Sequence[HeadToHead] = (),
 ) -> str:
     """results.md: what ran, the tables, the findings, the figures (``(caption, file)`` pairs)."""
     config = plan.config
@@ -300,6 +421,18 @@ def markdown_report(
         *[f"- {sentence}" for sentence in findings(summaries)],
         "",
     ]
+    if comparisons:
+        lines += [
+            "## Head to head",
+            "",
+            "The differences the tables above leave implicit, paired by seed: in each transfer "
+            "experiment its resizer pretrained longest against every other resizer in it, and in"
+            " segmentation each learned resizer against each fixed one (bilinear is in the "
+            "tables).",
+            "",
+            head_to_head_table(comparisons),
+            "",
+        ]
     if totals.published:
         lines += ["## Published", ""]
         lines += [

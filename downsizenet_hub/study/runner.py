@@ -52,6 +52,7 @@ from downsizenet_hub.study.publishing import measured_differences, publish_study
 from downsizenet_hub.study.report import (
     RowSummary,
     StudyTotals,
+    head_to_head,
     markdown_report,
     results_document,
     rich_tables,
@@ -295,9 +296,12 @@ def _publish(
 def _write_report(run: StudyRun, command: str) -> list[Path]:
     results_dir = run.results_dir
     figures = write_figures(run.plan, run.summaries, results_dir)
-    document = results_document(run.plan, run.results, run.summaries, run.totals, command)
+    comparisons = head_to_head(run.plan, run.results)
+    document = results_document(
+        run.plan, run.results, run.summaries, run.totals, command, comparisons
+    )
     write_json(results_dir / "results.json", document)
-    text = markdown_report(run.plan, run.summaries, run.totals, command, figures)
+    text = markdown_report(run.plan, run.summaries, run.totals, command, figures, comparisons)
     write_text(results_dir / "results.md", text)
     return [results_dir / "results.json", results_dir / "results.md"] + [
         results_dir / name for _, name in figures
