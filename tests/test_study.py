@@ -528,3 +528,28 @@ def test_head_to_head_pairs_the_learned_resizers_and_wide_intervals_say_what_the
     assert "±1.24 wide" in width_note(spread) and "about 4 seeds" in width_note(spread)
     assert width_note(estimate([1.0, 1.1, 1.2])) == ""
     assert seeds_needed(estimate([1.0])) is None
+
+
+def test_pipeline_cost_is_the_closed_form_count() -> None:
+    from downsizenet_hub.study.config import BASELINE
+    from downsizenet_hub.study.cost import cell_macs
+
+    plan = plan_study(preset("cpu"))
+    cell = {(c.task, c.resizer.label, c.scale): c for c in plan.cells}
+    # Bilinear has no multiply-adds of its own; VGG16 to conv4_3 on the 90x90 output: 3x3 convs
+    # at 90, 45, 22 and 11 px (floor pooling), (in, out) channels as torchvision's vgg16.
+    stages = [
+        (90, [(3, 64), (64, 64)]),
+        (45, [(64, 128), (128, 128)]),
+        (22, [(128, 256), (256, 256), (256, 256)]),
+        (11, [(256, 512), (512, 512), (512, 512)]),
+    ]
+    trunk = sum(side * side * 9 * c_in * c_out for side, convs in stages for c_in, c_out in convs)
+    assert cell_macs(cell[("transfer", "bilinear", 0.3)]) == trunk
+    assert cell_macs(cell[("transfer", "area", 0.3)]) == trunk
+    # DownsizeNet adds at least its full-resolution texture convs (3 -> 16 -> 16 ... at 300x300,
+    # all but the last; the last runs at the anchors only), the same in both tasks.
+    bilinear, ours = (cell_macs(cell[("segmentation", n, 0.3)]) for n in (BASELINE, "downsizenet"))
+    added = ours - bilinear
+    assert added >= 300 * 300 * 9 * (3 * 16 + 16 * 16)
+    assert cell_macs(cell[("transfer", "downsizenet", 0.3)]) - trunk == added

@@ -243,6 +243,39 @@ def _band(axes: Axes, value: Estimate, label: str, name: str) -> None:
         axes.axhspan(low, high, color=colour, alpha=0.12)
 
 
+def score_vs_cost(plan: StudyPlan, summaries: Sequence[RowSummary]) -> Figure | None:
+    """The cost/accuracy frontier: each task's score against its pipeline's multiply-adds per
+    image, one line per resizer through its scales. None unless some resizer has two scales."""
+    from downsizenet_hub.study.cost import cost_points  # builds models: only when drawing
+
+    points = cost_points(plan, summaries)
+    if not any(len(p) > 1 for task in points.values() for p in task.values()):
+        return None
+    titles = {
+        "segmentation": ("Segmentation", "mIoU (%)", "whole pipeline"),
+        "transfer": ("Detection after frozen transfer", "mAP@0.5 (%)", "resizer + VGG16 trunk"),
+    }
+    tasks = [t for t in titles if t in points]
+    figure = Figure(figsize=(5.6 * len(tasks), 4.4), dpi=_DPI, layout="constrained")
+    for axes, task in zip(figure.subplots(1, len(tasks), squeeze=False)[0], tasks, strict=True):
+        title, ylabel, counted = titles[task]
+        variants = {variant for _, variant in points[task]}
+        for (label, variant), series in points[task].items():
+            series.sort(key=lambda p: p[0])
+            name = label if len(variants) == 1 else f"{label} ({variant})"
+            xs = [p[0] / 1e9 for p in series]
+            _plot(axes, xs, [p[1] for p in series], name, _colour(label), line=True)
+            for x, (_, estimate, scale, _) in zip(xs, series, strict=True):
+                axes.annotate(f"x{scale:g}", (x, estimate.mean), xytext=(4, -10),
+                              textcoords="offset points", fontsize=7, color="dimgray")  # fmt: skip
+        axes.set(title=title, xlabel=f"GMACs per image ({counted})", ylabel=ylabel)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7, loc="lower right")
+        _from_zero(axes, [("", "", [], [p[1] for p in s]) for s in points[task].values()])
+    _note_single_seed(figure, summaries)
+    return figure
+
+
 def grid_resizers(plan: StudyPlan, results_dir: Path) -> tuple[float, list[tuple[str, nn.Module]]]:
     """The scale and resizers of the comparison grid: the fixed ones in the study, then one trained
     DownsizeNet per neighbourhood (first seed and variant, most epochs, default-most config)."""
@@ -310,6 +343,16 @@ def write_figures(
                 "Segmentation mIoU and transferred detection mAP@0.5 against pretraining epochs "
                 "(95% CIs; fixed resizers need no pretraining)",
                 "score_vs_epochs.png",
+            )
+        )
+    cost = score_vs_cost(plan, summaries)
+    if cost is not None:
+        save_figure(cost, results_dir / "score_vs_cost.png")
+        written.append(
+            (
+                "Cost/accuracy frontier: each task's score against its pipeline's multiply-adds "
+                "per image (95% CIs), each resizer through its output scales",
+                "score_vs_cost.png",
             )
         )
     for index, figure in enumerate(resizer_grids(plan, results_dir, plan.config.grid_images)):

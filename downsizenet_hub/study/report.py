@@ -392,6 +392,7 @@ def markdown_report(
     command: str,
     figures: Sequence[tuple[str, str]],
     comparisons: Sequence[HeadToHead] = (),
+    cost: str = "",
 ) -> str:
     """results.md: what ran, the tables, the findings, the figures (``(caption, file)`` pairs)."""
     config = plan.config
@@ -431,6 +432,19 @@ def markdown_report(
             "tables).",
             "",
             head_to_head_table(comparisons),
+            "",
+        ]
+    if cost:
+        lines += [
+            "## Cost",
+            "",
+            "Multiply-adds per image (`torch.utils.flop_counter`; segmentation: the whole "
+            "pipeline; detection: the resizer and the VGG16 trunk to conv4_3, the heads being the "
+            "same for every resizer), beside bilinear's at the same scale, and the segmentation "
+            "cells' training throughput (median over seeds, as measured when they ran: compare "
+            "it only between cells that ran on the same machine under the same load).",
+            "",
+            cost,
             "",
         ]
     if totals.published:
