@@ -323,7 +323,14 @@ def test_presets_are_valid_and_say_what_they_run() -> None:
     assert all(estimate_seconds(c) is None for c in paper.cells if c.task == "segmentation")
     with pytest.raises(ValueError, match="unknown preset 'fast'"):
         preset("fast")
-    assert set(PRESETS) == {"quick", "cpu", "paper"}
+    assert set(PRESETS) == {"quick", "cpu", "full", "paper"}
+    full = plan_study(preset("full"))
+    assert {c.key for c in cpu.cells} <= {c.key for c in full.cells}  # resumes from cpu's cells
+    assert {c.variant for c in full.cells} == {"noisy", "clean"} and not full.publications
+    assert {c.resizer.label for c in full.cells} >= {
+        "downsizenet-conv1", "downsizenet-conv5", "downsizenet-texture", "bicubic", "talebi",
+        "downsizenet-bicubic", "antialias", "strided",
+    }  # fmt: skip
 
 
 # -- summaries and tables -----------------------------------------------------------------------

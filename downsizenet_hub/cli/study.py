@@ -32,8 +32,9 @@ def study(
         str | None,
         typer.Option(
             "--preset",
-            help="quick (the quickstart, <10 min on 2 CPU cores), cpu (about an hour on 2 "
-            "cores, 3 seeds per cell) or paper (the paper's settings, for GPUs with VOC and "
+            help="quick (the quickstart, <10 min on 2 CPU cores), cpu (the paper's main "
+            "questions, 3 seeds, about 1.5-2 h on 2 cores), full (every question, several "
+            "hours, resumable) or paper (the paper's settings, for GPUs with VOC and "
             "Cityscapes).",
         ),
     ] = None,
@@ -78,7 +79,9 @@ def study(
 
     with user_errors(TrainingError):
         if (preset is None) == (config is None):
-            raise ValueError("give exactly one of --preset (quick, cpu, paper) or --config FILE.")
+            raise ValueError(
+                "give exactly one of --preset (quick, cpu, full, paper) or --config FILE."
+            )
         if dry_run and report_only:
             raise ValueError("give --dry-run or --report-only, not both.")
         if preset is not None:

@@ -6,6 +6,8 @@
   past their initial slope; one seed gives no interval, and the report says so.
 - ``cpu``: the paper's study at CPU scale, about 1.5-2 hours on 2 idle cores, 3 seeds per cell
   (see :data:`CPU` for what it covers and what it leaves out).
+- ``full``: every question at the cpu preset's budgets (all ablations, scales, clean scenes and
+  fixed resizers), several hours on 2 cores, resumable (see :data:`FULL`).
 - ``paper``: the paper's data, backbones, resolutions and epoch counts, for GPU users with VOC
   and Cityscapes (placed under ``$DOWNSIZENET_HOME/data/voc`` and ``.../cityscapes``, or copy this
   preset into a study file and set ``root``).
@@ -116,6 +118,54 @@ CPU: dict[str, Any] = {
     ],
 }
 
+FULL: dict[str, Any] = {
+    "name": "full",
+    "description": (
+        "Every question of the study at the cpu preset's budgets (800 noisy or clean scenes, "
+        "segmentation cells of 3 epochs, transfers of 4 head epochs), 3 seeds: the Table 3 "
+        "analogue at x0.3 beside every fixed and learned resizer (bilinear, bicubic, area, "
+        "antialias; the antialias and bicubic neighbourhoods; the Talebi-Milanfar resizer), the "
+        "same at x0.5 with the strided resizer, segmentation at x0.55, x0.5, x0.45, x0.35 and "
+        "x0.3 on noisy and clean scenes (Table 6), and the ablations of Tables 4 and 5 (1 to 5 "
+        "conv layers, texture only) beside the fixed resizers at x0.3. Several hours on 2 "
+        "cores: run it again after an interruption and it resumes where it stopped. Shares "
+        "every cell of the cpu preset (give both the same --results-dir to reuse them)."
+    ),
+    "seeds": [0, 1, 2],
+    "variants": ["noisy"],
+    "grid_images": 2,
+    "pretrain": CPU["pretrain"],
+    "transfer": CPU["transfer"],
+    "experiments": [
+        {
+            **CPU["experiments"][0],
+            "baselines": [
+                "bilinear", "bicubic", "area", "antialias",
+                "downsizenet-antialias", "downsizenet-bicubic", "talebi",
+            ],
+            "publish": None,
+        },
+        {**CPU["experiments"][1], "publish": None},
+        {
+            "kind": "segmentation",
+            "title": "Table 6 analogue: output scale, noisy and clean scenes",
+            "scales": [0.55, 0.5, 0.45, 0.35, 0.3],
+            "variants": ["noisy", "clean"],
+            "resizers": ["downsizenet", "area"],
+        },
+        {
+            "kind": "segmentation",
+            "title": "Tables 4 and 5 analogue: conv layers, texture only, neighbourhoods (x0.3)",
+            "scales": [0.3],
+            "resizers": [
+                "downsizenet-conv1", "downsizenet-conv2", "downsizenet", "downsizenet-conv4",
+                "downsizenet-conv5", "downsizenet-texture", "downsizenet-antialias",
+                "downsizenet-bicubic", "bicubic", "area", "antialias",
+            ],
+        },
+    ],
+}  # fmt: skip
+
 PAPER: dict[str, Any] = {
     "name": "paper",
     "description": (
@@ -182,7 +232,7 @@ PAPER: dict[str, Any] = {
     ],
 }
 
-PRESETS: dict[str, dict[str, Any]] = {"quick": QUICK, "cpu": CPU, "paper": PAPER}
+PRESETS: dict[str, dict[str, Any]] = {"quick": QUICK, "cpu": CPU, "full": FULL, "paper": PAPER}
 
 
 def preset(name: str) -> StudyConfig:
