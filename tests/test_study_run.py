@@ -100,6 +100,10 @@ def test_study_runs_every_cell_reports_publishes_and_then_reuses_everything(
     for name in ("results.json", "results.md", "score_vs_epochs.png", "resizers_val0.png"):
         assert (tmp_path / "r" / name).is_file(), name
     assert not (tmp_path / "r" / "score_vs_scale.png").exists()  # one scale only: no such plot
+    report = (tmp_path / "r" / "results.md").read_text()
+    for section in ("## Cost", "## How far the learned resizers moved"):
+        assert section in report, section
+    assert "| downsizenet | noisy | x0.5 | 1 epoch | " in report  # its movement, one seed
     document = json.loads((tmp_path / "r" / "results.json").read_text())
     assert document["totals"]["finished"] == 5 and document["published"] == ["tests/study"]
     transfer_row = document["rows"][0]

@@ -393,6 +393,7 @@ def markdown_report(
     figures: Sequence[tuple[str, str]],
     comparisons: Sequence[HeadToHead] = (),
     cost: str = "",
+    movement: str = "",
 ) -> str:
     """results.md: what ran, the tables, the findings, the figures (``(caption, file)`` pairs)."""
     config = plan.config
@@ -445,6 +446,20 @@ def markdown_report(
             "it only between cells that ran on the same machine under the same load).",
             "",
             cost,
+            "",
+        ]
+    if movement:
+        lines += [
+            "## How far the learned resizers moved",
+            "",
+            "From their classical start, per row over its seeds: for a DownsizeNet the share of "
+            "each output pixel's weight its coefficients moved from the classical filter of its "
+            "neighbourhood (0 % = still classical), on the first 16 validation images; for a "
+            "learned baseline, which has no coefficients, the mean |output - start output| in "
+            "pixel values (0-1), start being bilinear (talebi) or area (strided). Where it moved"
+            " is what the comparison grids below show.",
+            "",
+            movement,
             "",
         ]
     if totals.published:

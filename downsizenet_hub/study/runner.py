@@ -48,6 +48,7 @@ from downsizenet_hub.study.cells import (
 )
 from downsizenet_hub.study.config import BASELINE, StudyConfig
 from downsizenet_hub.study.cost import cost_points, cost_table
+from downsizenet_hub.study.movement import movement_table, movements
 from downsizenet_hub.study.plots import write_figures
 from downsizenet_hub.study.publishing import measured_differences, publish_study_resizer
 from downsizenet_hub.study.report import (
@@ -303,7 +304,10 @@ def _write_report(run: StudyRun, command: str) -> list[Path]:
     )
     write_json(results_dir / "results.json", document)
     cost = cost_table(cost_points(run.plan, run.summaries), run.results)
-    text = markdown_report(run.plan, run.summaries, run.totals, command, figures, comparisons, cost)
+    movement = movement_table(movements(run.summaries, results_dir))
+    text = markdown_report(
+        run.plan, run.summaries, run.totals, command, figures, comparisons, cost, movement
+    )
     write_text(results_dir / "results.md", text)
     return [results_dir / "results.json", results_dir / "results.md"] + [
         results_dir / name for _, name in figures
