@@ -560,3 +560,40 @@ def test_pipeline_cost_is_the_closed_form_count() -> None:
     added = ours - bilinear
     assert added >= 300 * 300 * 9 * (3 * 16 + 16 * 16)
     assert cell_macs(cell[("transfer", "downsizenet", 0.3)]) - trunk == added
+
+
+def test_a_published_study_resizer_records_what_the_study_measured_over_its_seeds() -> None:
+    from downsizenet_hub.hub import TrainingRecord
+    from downsizenet_hub.study.publishing import study_record
+
+    config = study_config(
+        {"name": "t", "seeds": [0, 1, 2], "experiments": [
+            {"kind": "transfer", "title": "T", "pretrain_epochs": [3], "baselines": ["area"],
+             "publish": "me/x"},
+            {"kind": "segmentation", "title": "S", "resizers": ["area"]},
+        ]}
+    )  # fmt: skip
+    plan = plan_study(config)
+    values = {
+        "segmentation": {"bilinear": [10.0, 11.0, 12.0], "downsizenet": [11.0, 11.5, 13.5],
+                         "area": [12.0, 12.0, 12.0]},
+        "transfer": {"bilinear": [1.0, 2.0, 3.0], "downsizenet": [1.5, 2.0, 3.5],
+                     "area": [2.0, 2.0, 2.0]},
+    }  # fmt: skip
+    trained = plan.publications[0][0]
+    record = TrainingRecord(
+        task="segmentation", pipeline="p", dataset="scenes", generated_data=True, epochs=3,
+        seed=0, metric="mIoU", score=11.0, command="c", baseline_score=10.0, scale_factor=0.3,
+    )  # fmt: skip
+    updated = study_record(record, plan, _fabricated(plan, values), trained)
+    assert (updated.score, updated.baseline_score, updated.n_seeds) == (12.0, 11.0, 3)
+    assert updated.score_std == pytest.approx(math.sqrt(1.75)) and updated.seed == 0
+    found = {(d.task, d.baseline): d for d in updated.differences}
+    assert list(found) == [
+        ("segmentation", "bilinear"), ("segmentation", "area"),
+        ("detection (frozen transfer)", "bilinear"), ("detection (frozen transfer)", "area"),
+    ]  # fmt: skip
+    assert found[("segmentation", "bilinear")].difference == pytest.approx(1.0)
+    assert found[("segmentation", "area")].difference == pytest.approx(0.0)
+    assert found[("detection (frozen transfer)", "area")].difference == pytest.approx(1 / 3)
+    assert all(d.n_seeds == 3 and d.ci_low is not None for d in updated.differences)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from downsizenet_hub import hub
 from downsizenet_hub.hub.local import local_path
-from downsizenet_hub.hub.record import MeasuredDifference
-from downsizenet_hub.study.aggregate import paired_difference
+from downsizenet_hub.hub.record import MeasuredDifference, TrainingRecord
+from downsizenet_hub.study.aggregate import estimate, paired_difference
 from downsizenet_hub.study.cell_run import CellResult
 from downsizenet_hub.study.cells import METRIC_NAMES, PRIMARY_METRIC, Cell, StudyPlan
 from downsizenet_hub.study.config import BASELINE
@@ -90,21 +90,52 @@ def measured_differences(
     return tuple(found)
 
 
+def study_record(
+    record: TrainingRecord, plan: StudyPlan, results: Mapping[str, CellResult], trained: Cell
+) -> TrainingRecord:
+    """``record`` (written when ``trained`` finished: its own seed's scores) with what the study
+    measured over every seed: the mean and spread of its segmentation score and bilinear's
+    (the weights stay those of ``trained``'s seed) and :func:`measured_differences`."""
+    metric = PRIMARY_METRIC["segmentation"]
+
+    def over_seeds(label: str) -> list[float]:
+        return [
+            results[c.key].metrics[metric]
+            for c in plan.cells
+            if c.key in results
+            and c.task == "segmentation"
+            and c.resizer.label == label
+            and (c.variant, c.scale, c.epochs, c.data, c.settings)
+            == (trained.variant, trained.scale, trained.epochs, trained.data, trained.settings)
+        ]
+
+    ours, bilinear = over_seeds(trained.resizer.label), over_seeds(BASELINE)
+    differences = measured_differences(plan, results, trained)
+    if len(ours) < 2 or len(bilinear) != len(ours):
+        return dataclasses.replace(record, differences=differences)
+    mine, reference = estimate(ours), estimate(bilinear)
+    return dataclasses.replace(
+        record,
+        score=mine.mean, score_std=mine.std, baseline=BASELINE, baseline_score=reference.mean,
+        baseline_std=reference.std, n_seeds=mine.n, differences=differences,
+    )  # fmt: skip
+
+
 def publish_study_resizer(
     folder: Path,
     name: str,
     command: str,
-    differences: tuple[MeasuredDifference, ...] = (),
+    update: Callable[[TrainingRecord], TrainingRecord] | None = None,
 ) -> bool:
-    """Publish the resizer saved in ``folder`` as ``name``, its record carrying ``differences``;
-    return False if already there as is.
+    """Publish the resizer saved in ``folder`` as ``name``, its record passed through ``update``
+    (e.g. :func:`study_record`); return False if already there as is.
 
     Raises:
         FileExistsError: ``name`` holds a resizer that ``command`` did not publish.
     """
     model, record = hub.load(folder)
-    if record is not None:
-        record = dataclasses.replace(record, differences=differences)
+    if record is not None and update is not None:
+        record = update(record)
     target = local_path(name)
     if target.exists():
         try:

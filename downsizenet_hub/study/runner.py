@@ -15,6 +15,7 @@ publishes and reports, and the ranks meet at a barrier after each cell.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -50,7 +51,7 @@ from downsizenet_hub.study.config import BASELINE, StudyConfig
 from downsizenet_hub.study.cost import cost_points, cost_table
 from downsizenet_hub.study.movement import movement_table, movements
 from downsizenet_hub.study.plots import write_figures
-from downsizenet_hub.study.publishing import measured_differences, publish_study_resizer
+from downsizenet_hub.study.publishing import publish_study_resizer, study_record
 from downsizenet_hub.study.report import (
     RowSummary,
     StudyTotals,
@@ -287,8 +288,8 @@ def _publish(
             continue
         if is_main_process():
             folder = cell_folder(results_dir, cell) / RESIZER_DIR
-            differences = measured_differences(plan, results, cell)
-            if publish_study_resizer(folder, name, command, differences):
+            update = functools.partial(study_record, plan=plan, results=results, trained=cell)
+            if publish_study_resizer(folder, name, command, update):
                 say(f"published {name} to the local hub")
         barrier()
         done.append(name)
