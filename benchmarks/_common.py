@@ -22,13 +22,16 @@ from downsizenet_hub.atomic import write_atomic
 _allocator_state: str = "not set by the benchmark"
 
 
-def add_allocator_option(parser: argparse.ArgumentParser) -> None:
+def add_allocator_option(parser: argparse.ArgumentParser, *, both: bool = False) -> None:
+    """``--allocator``; with ``both``, the script can also measure each setting in a child
+    process (glibc's thresholds are process-wide and cannot be reset once changed)."""
     parser.add_argument(
         "--allocator",
-        choices=["kept", "default"],
-        default="kept",
+        choices=["kept", "default", "both"] if both else ["kept", "default"],
+        default="both" if both else "kept",
         help="kept: freed memory stays in the process, as in the downsizenet command "
-        "(downsizenet_hub.allocator); default: glibc's defaults.",
+        "(downsizenet_hub.allocator); default: glibc's defaults, as for a library user"
+        + ("; both: each in its own process, in one run." if both else "."),
     )
 
 

@@ -2,8 +2,10 @@
 
 Four measurements, each against bilinear in the same process, interleaved, medians of repeats:
 
-1. ``inference``: resizer + frozen VGG16 conv trunk (the transfer detector's backbone, cut after
-   conv4_3) vs ``F.interpolate`` bilinear + the same trunk, batch 1 and 8, 300->160 and 513->179.
+1. ``inference``: resizer + frozen VGG16 conv trunk (``--trunk full``: all of
+   ``vgg16().features``, channels-last; ``conv4_3``: the transfer detector's backbone) vs
+   ``F.interpolate`` bilinear + the same trunk, batch 1 and 8, 300->160 and 513->179, under both
+   allocator settings (each in its own child process; ``--allocator kept|default`` for one).
    Beside the measured ratio: the quartiles of the per-round ratios, and the *arithmetic floor*
    ``1 + resizer MACs / trunk MACs`` (``torch.utils.flop_counter``), the ratio the resizer would
    cost if its convolutions ran exactly as efficiently as the trunk's.
@@ -19,8 +21,9 @@ Four measurements, each against bilinear in the same process, interleaved, media
 ``--device cuda`` runs the same measurements on a GPU, timed with CUDA events (memory: the CUDA
 allocator's peak). The allocator matters on this machine (see issue 9 and
 :mod:`downsizenet_hub.allocator`): by default the benchmark keeps freed memory in the process, as
-the ``downsizenet`` command does; ``--allocator default`` measures glibc's defaults. The JSON
-records which one ran.
+the ``downsizenet`` command does; glibc's defaults are what a library user gets. By default the
+inference rows are measured under both (the other measurements keep freed memory); the JSON
+records the setting of every row.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -58,17 +62,24 @@ from downsizenet_hub.resizing.fixed import FixedResizer
 CASES = {"300-160": ((300, 300), (160, 160)), "513-179": ((513, 513), (179, 179))}
 
 
-def _trunk() -> torch.nn.Module:
+#: ``conv4_3``: the transfer detector's trunk (stride 8); ``full``: all of ``vgg16().features``.
+TRUNKS = ("conv4_3", "full")
+
+
+def _trunk(which: str = "conv4_3") -> torch.nn.Module:
     torch.manual_seed(0)  # speed does not depend on the weights' values
-    return stride8_trunk(FrozenVGG16(vgg16().features.state_dict(), source="random")).eval()
+    trunk = FrozenVGG16(vgg16().features.state_dict(), source="random", drop_last_pool=False)
+    return (stride8_trunk(trunk) if which == "conv4_3" else trunk).eval()
 
 
 def _rand(batch: int, height: int, width: int, device: torch.device) -> torch.Tensor:
     return torch.rand(batch, 3, height, width, device=device)
 
 
-def inference(repeats: int, batches: list[int], device: torch.device) -> list[dict[str, Any]]:
-    trunk = _trunk().to(device)
+def inference(
+    repeats: int, batches: list[int], device: torch.device, trunk_name: str = "conv4_3"
+) -> list[dict[str, Any]]:
+    trunk = _trunk(trunk_name).to(device)
     resizers = {"bilinear": FixedResizer("bilinear"), "downsizenet-3": DownsizeNet().eval()}
     resizers["downsizenet-3"].to(device)
     rows = []
@@ -288,6 +299,19 @@ def _epoch(
     return time.perf_counter() - start
 
 
+def _child_inference(args: argparse.Namespace, allocator_choice: str) -> list[dict[str, Any]]:
+    """The inference rows measured by a child process under ``allocator_choice``."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "inference.json"
+        command = [
+            sys.executable, __file__, "--only", "inference", "--allocator", allocator_choice,
+            "--trunk", args.trunk, "--repeats", str(args.repeats), "--threads", str(args.threads),
+            "--device", args.device, "--batches", *map(str, args.batches), "--out", str(out),
+        ]  # fmt: skip
+        subprocess.run(command, check=True, stdout=sys.stderr)
+        return list(json.loads(out.read_text())["inference"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -295,7 +319,11 @@ def main() -> None:
         "--device", default="cpu", help="cpu, or cuda[:N]: then CUDA events time each call."
     )
     parser.add_argument("--train-backbones", nargs="+", default=["tiny", "resnet50"])
-    add_allocator_option(parser)
+    add_allocator_option(parser, both=True)
+    parser.add_argument(
+        "--trunk", choices=TRUNKS, default="full",
+        help="inference trunk: full (all of vgg16().features) or conv4_3 (the detector's).",
+    )  # fmt: skip
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--train-batch", type=int, default=8)
@@ -308,23 +336,35 @@ def main() -> None:
         "--out", type=Path, default=Path("benchmarks/results/pipeline_overhead.json")
     )
     args = parser.parse_args()
-    apply_allocator(args.allocator)
+    rows: list[dict[str, Any]] = []
+    if args.allocator == "both" and "inference" in args.only:
+        # glibc's thresholds are process-wide: each setting measured in a fresh child process.
+        for choice in ("default", "kept"):
+            rows += _child_inference(args, choice)
+    single = "kept" if args.allocator == "both" else args.allocator
+    apply_allocator(single)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     payload: dict[str, Any] = {
         "machine": machine_info(),
         "device": str(device),
         "repeats": args.repeats,
+        "trunk": args.trunk,
     }
     if "inference" in args.only:
-        payload["inference"] = rows = inference(args.repeats, args.batches, device)
+        if args.allocator != "both":
+            rows = [
+                {"allocator": single, **r}
+                for r in inference(args.repeats, args.batches, device, args.trunk)
+            ]
+        payload["inference"] = rows
         print_table(
-            "Resizer + frozen VGG16 (conv4_3) vs bilinear + the same trunk (median ms)",
-            ["case", "batch", "bilinear", "downsizenet-3", "resizer alone", "ratio",
-             "ratio IQR", "floor"],
-            [[r["case"], r["batch"], r["bilinear_ms"], r["downsizenet_ms"], r["resizer_only_ms"],
-              r["ratio"], "{:.3f}-{:.3f}".format(*r["ratio_quartiles"]), r["arithmetic_floor"]]
-             for r in rows],
+            f"Resizer + frozen VGG16 ({args.trunk}) vs bilinear + the same trunk (median ms)",
+            ["allocator", "case", "batch", "bilinear", "downsizenet-3", "resizer alone",
+             "ratio", "ratio IQR", "floor"],
+            [[r["allocator"], r["case"], r["batch"], r["bilinear_ms"], r["downsizenet_ms"],
+              r["resizer_only_ms"], r["ratio"], "{:.3f}-{:.3f}".format(*r["ratio_quartiles"]),
+              r["arithmetic_floor"]] for r in rows],
         )  # fmt: skip
     if "training" in args.only:
         payload["training"] = t = training(
@@ -337,7 +377,7 @@ def main() -> None:
               "{:.3f}-{:.3f}".format(*r["ratio_quartiles"]), r["arithmetic_floor"]] for r in t],
         )  # fmt: skip
     if "memory" in args.only:
-        payload["memory"] = m = memory(args.allocator, device)
+        payload["memory"] = m = memory(single, device)
         print_table(
             "Peak extra memory, 1x3x1024x2048 -> x0.3 (inference)",
             ["resizer", "peak extra MB", "input+output MB", "ratio"],
