@@ -278,8 +278,9 @@ def score_vs_cost(plan: StudyPlan, summaries: Sequence[RowSummary]) -> Figure | 
 
 def grid_resizers(plan: StudyPlan, results_dir: Path) -> tuple[float, list[tuple[str, nn.Module]]]:
     """The scale and resizers of the comparison grid: the fixed ones in the study, then one trained
-    DownsizeNet per neighbourhood (first seed and variant, most epochs, default-most config)."""
-    cells = [c for c in plan.cells if c.task == "segmentation" and c.resizer.is_downsizenet]
+    DownsizeNet per neighbourhood (first seed and variant, most epochs, default-most config), then
+    each learned baseline trained at the grid's scale (same seed and variant, most epochs)."""
+    cells = [c for c in plan.cells if c.task == "segmentation" and c.resizer.learned]
     transfers = [e for e in plan.config.experiments if isinstance(e, TransferExperiment)]
     scale = transfers[0].scale if transfers else (cells[0].scale if cells else 0.3)
     fixed = dict.fromkeys(
@@ -290,10 +291,15 @@ def grid_resizers(plan: StudyPlan, results_dir: Path) -> tuple[float, list[tuple
     for cell in cells:
         if cell.seed != seed or cell.variant != variant:
             continue
-        neighbourhood = str(cell.resizer.config.get("neighbourhood", "bilinear"))
-        best = chosen.get(neighbourhood)
+        if cell.resizer.is_downsizenet:
+            kind = str(cell.resizer.config.get("neighbourhood", "bilinear"))
+        elif abs(cell.scale - scale) < 1e-9:
+            kind = cell.resizer.label  # a learned baseline, only at the grid's scale
+        else:
+            continue
+        best = chosen.get(kind)
         if best is None or _preference(cell, scale) > _preference(best, scale):
-            chosen[neighbourhood] = cell
+            chosen[kind] = cell
     resizers: list[tuple[str, nn.Module]] = [(name, create_resizer(name)) for name in fixed]
     for cell in chosen.values():
         folder = cell_folder(results_dir, cell) / RESIZER_DIR

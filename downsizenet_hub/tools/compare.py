@@ -158,7 +158,9 @@ def compare_figure(
         if column - 1 in maps:
             _draw_coefficients(figure, layout, column, maps[column - 1], crop, deviation_top)
         elif maps:
-            _caption(figure, layout, column, 2, "fixed filter:\nno per-pixel coefficients")
+            learned = any(True for _ in resizers[column - 1][1].parameters())  # has weights
+            what = "learned, not a convex mix" if learned else "fixed filter"
+            _caption(figure, layout, column, 2, f"{what}:\nno per-pixel coefficients")
     return figure
 
 
