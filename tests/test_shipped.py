@@ -35,5 +35,26 @@ def test_shipped_resizer_record_and_torch_hub() -> None:
 
 def test_shipped_card_states_what_is_known() -> None:
     card = hub.show(SHIPPED)
-    assert "| Seeds | one seed (0) |" in card and "One seed, no interval" in card
-    assert "not recorded" not in card
+    assert "| Seeds | 3, from seed 0 (scores: mean ± std over the seeds) |" in card
+    assert "downsizenet study --preset cpu" in card and "not recorded" not in card
+    # What the study measured, stated plainly, including where it loses.
+    assert "## Measured differences" in card
+    assert "| segmentation | mIoU | bilinear |" in card and "no detectable difference" in card
+    assert "| segmentation | mIoU | area |" in card and "worse than area" in card
+
+
+def test_every_shipped_resizer_loads_and_carries_the_study_differences() -> None:
+    shipped = {e.name: e for e in hub.list_published() if e.source == "shipped"}
+    assert set(shipped) >= {
+        "downsizenet/scenes-noisy-x0.3", "downsizenet/scenes-noisy-antialias-x0.3",
+        "downsizenet/scenes-noisy-x0.5",
+    }  # fmt: skip
+    for name, entry in shipped.items():
+        net = DownsizeNet.from_pretrained(name)
+        assert entry.record is not None and entry.record.n_seeds == 3, name
+        tasks = {(d.task, d.baseline) for d in entry.record.differences}
+        assert ("detection (frozen transfer)", "bilinear") in tasks, name
+        scale = entry.record.scale_factor
+        assert scale is not None
+        out = net(torch.rand(1, 3, 100, 100), scale_factor=scale)
+        assert out.shape[-1] == round(100 * scale)

@@ -170,14 +170,19 @@ def score_vs_epochs(plan: StudyPlan, summaries: Sequence[RowSummary]) -> Figure 
             key=lambda s: s.row.pretrain_epochs or 0,
         )
         label = experiment.resizer.label
+        # Fixed resizers, and learned baselines pretrained once (the longest length).
+        fixed = [s for s in rows if s.row.resizer != experiment.resizer]
         seg = [
             _learned_series(learned, "segmentation", label),
             _baseline_series(learned, "segmentation"),
+            *(  # the learned baselines' own scores, a point each at their pretraining length
+                _learned_series([s], "segmentation", s.row.resizer.label)
+                for s in fixed
+                if s.row.pretrain_epochs is not None
+            ),
         ]
         _draw(seg_axes, seg, "pretraining epochs", "mIoU (%)",
               f"Segmentation, {variant} data, x{experiment.scale:g}")  # fmt: skip
-        # Fixed resizers, and learned baselines pretrained once (the longest length).
-        fixed = [s for s in rows if s.row.resizer != experiment.resizer]
         det = [_learned_series(learned, "transfer", label)]
         epochs = det[0][2]  # the epoch counts with a transfer score
         title = f"Frozen transfer to detection, {variant} data, x{experiment.scale:g}"
@@ -191,7 +196,11 @@ def score_vs_epochs(plan: StudyPlan, summaries: Sequence[RowSummary]) -> Figure 
             det_axes.legend(fontsize=8, loc="lower right")
             _from_zero(det_axes, [*det, *_fixed_series(fixed, epochs)])
         else:  # one epoch count: the fixed resizers are columns beside the learned one
-            _draw(det_axes, [*det, *_fixed_series(fixed, epochs)],
+            columns: list[Series] = [  # "name\n(how)": each label fits under its column
+                (name.replace(" (", "\n("), colour, xs, ys)
+                for name, colour, xs, ys in [*det, *_fixed_series(fixed, epochs)]
+            ]
+            _draw(det_axes, columns,
                   "pretraining epochs of the resizer", "mAP@0.5 (%)", title)  # fmt: skip
     _note_single_seed(figure, summaries)
     return figure

@@ -91,11 +91,17 @@ def measured_differences(
 
 
 def study_record(
-    record: TrainingRecord, plan: StudyPlan, results: Mapping[str, CellResult], trained: Cell
+    record: TrainingRecord,
+    plan: StudyPlan,
+    results: Mapping[str, CellResult],
+    trained: Cell,
+    command: str,
 ) -> TrainingRecord:
     """``record`` (written when ``trained`` finished: its own seed's scores) with what the study
     measured over every seed: the mean and spread of its segmentation score and bilinear's
-    (the weights stay those of ``trained``'s seed) and :func:`measured_differences`."""
+    (the weights stay those of ``trained``'s seed) and :func:`measured_differences`; its command
+    is the study's ``command``, which reproduces it (a cell's key covers every setting that
+    decides its result, whichever study file trained it)."""
     metric = PRIMARY_METRIC["segmentation"]
 
     def over_seeds(label: str) -> list[float]:
@@ -112,10 +118,11 @@ def study_record(
     ours, bilinear = over_seeds(trained.resizer.label), over_seeds(BASELINE)
     differences = measured_differences(plan, results, trained)
     if len(ours) < 2 or len(bilinear) != len(ours):
-        return dataclasses.replace(record, differences=differences)
+        return dataclasses.replace(record, command=command, differences=differences)
     mine, reference = estimate(ours), estimate(bilinear)
     return dataclasses.replace(
         record,
+        command=command,
         score=mine.mean, score_std=mine.std, baseline=BASELINE, baseline_score=reference.mean,
         baseline_std=reference.std, n_seeds=mine.n, differences=differences,
     )  # fmt: skip

@@ -272,8 +272,9 @@ class HeadToHead:
 def head_to_head(plan: StudyPlan, results: Mapping[str, CellResult]) -> list[HeadToHead]:
     """The comparisons bilinear-relative tables leave implicit, paired by seed: in a transfer
     experiment, its resizer pretrained longest against every other resizer in it (the learned
-    baselines, area, ...) in each task both have; in a segmentation experiment, each learned
-    resizer against each fixed one other than bilinear at the same scale and data."""
+    baselines, area, ...) and each learned baseline against each fixed resizer, in each task both
+    have; in a segmentation experiment, each learned resizer against each fixed one other than
+    bilinear at the same scale and data."""
     transfers = {e.title: e for e in plan.config.experiments if isinstance(e, TransferExperiment)}
     groups: dict[tuple[str, str, float], list[Row]] = {}
     for row in plan.rows:
@@ -288,6 +289,8 @@ def head_to_head(plan: StudyPlan, results: Mapping[str, CellResult]) -> list[Hea
                 continue
             first = max(main, key=lambda r: r.pretrain_epochs or 0)
             pairs = [(first, r) for r in rows if r.resizer != experiment.resizer]
+            others = [r for r in rows if r.resizer.learned and r.resizer != experiment.resizer]
+            pairs += [(a, b) for a in others for b in rows if not b.resizer.learned]
         else:
             pairs = [
                 (a, b) for a in rows if a.resizer.learned for b in rows if not b.resizer.learned
@@ -428,9 +431,9 @@ def markdown_report(
             "## Head to head",
             "",
             "The differences the tables above leave implicit, paired by seed: in each transfer "
-            "experiment its resizer pretrained longest against every other resizer in it, and in"
-            " segmentation each learned resizer against each fixed one (bilinear is in the "
-            "tables).",
+            "experiment its resizer pretrained longest against every other resizer in it and "
+            "each learned baseline against each fixed resizer, and in segmentation each learned "
+            "resizer against each fixed one (bilinear is in the tables).",
             "",
             head_to_head_table(comparisons),
             "",

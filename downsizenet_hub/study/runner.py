@@ -288,7 +288,9 @@ def _publish(
             continue
         if is_main_process():
             folder = cell_folder(results_dir, cell) / RESIZER_DIR
-            update = functools.partial(study_record, plan=plan, results=results, trained=cell)
+            update = functools.partial(
+                study_record, plan=plan, results=results, trained=cell, command=command
+            )
             if publish_study_resizer(folder, name, command, update):
                 say(f"published {name} to the local hub")
         barrier()
@@ -343,8 +345,8 @@ def plan_table(plan: StudyPlan, results_dir: Path) -> Table:
             str(cell.seed), "cached" if cached else "to run", format_duration(seconds),
         )  # fmt: skip
     table.caption = (
-        f"to run: about {format_duration(remaining)} on a 2-core CPU shared with other jobs, 2 to "
-        "3 times less on an idle one (rough: downsizenet_hub/study/timing.py); transfer epochs "
-        "are pretraining+head epochs"
+        f"to run: about {format_duration(remaining)} on an idle 2-core CPU, 2 to 3 times more "
+        "beside other jobs (rough: downsizenet_hub/study/timing.py); transfer epochs are "
+        "pretraining+head epochs"
     )
     return table

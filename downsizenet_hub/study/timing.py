@@ -1,12 +1,13 @@
-"""Rough time of a cell on a 2-core CPU: for planning (``--dry-run``), and as the relative cost
-of cells when the study scales them by the pace it measures (:func:`remaining_at_measured_pace`).
+"""Rough time of a cell on an idle 2-core CPU: for planning (``--dry-run``), and as the relative
+cost of cells when the study scales them by the pace it measures
+(:func:`remaining_at_measured_pace`).
 
-The rates are seconds per image measured on the project's 2-core development machine while other
-jobs shared it (load about 4; the same runs took 2 to 3 times less on the idle machine) for the
-built-in scenes at 300 px, the tiny segmentation backbone and the frozen VGG16 detector (the
-transfer rates: idle-machine measurements times 3, after the detection heads got cheaper). They
-scale with the input's pixel count; for other backbones or data there is no estimate (None).
-A running study never shows these a priori numbers as its time left: machines differ by 3x.
+The rates are seconds per image, calibrated on the ``cpu`` preset's cells (noisy built-in scenes at
+300 px, the tiny segmentation backbone, the frozen VGG16 detector with CenterNet-style heads) as
+they ran on the project's 2-core development machine: three one-thread processes, one per seed,
+which together train as fast as one two-thread process, so each cell's idle time is a third of
+its measured time. They scale with the input's pixel count; for other backbones or data there is
+no estimate (None). A running study never shows these a priori numbers as its time left.
 """
 
 from __future__ import annotations
@@ -21,16 +22,18 @@ from downsizenet_hub.study.config import PretrainSettings
 __all__ = ["estimate_seconds", "format_duration", "remaining_at_measured_pace"]
 
 _REFERENCE_PIXELS = 300 * 300
-#: Seconds per image at 300 px: segmentation training step (DownsizeNet's texture branch runs at
-#: full resolution, hence the gap), evaluation, and the detection heads' step with cached features.
-SEGMENTATION_TRAIN_S = {"learned": 0.20, "fixed": 0.15}
-SEGMENTATION_EVAL_S = 0.04
-TRANSFER_TRAIN_S = 0.10
-TRANSFER_FIRST_EPOCH_EXTRA_S = 0.10  # computing resizer + VGG16 features once per image
-TRANSFER_EVAL_S = 0.15
+#: Seconds per image at 300 px: segmentation training step (a learned resizer's full-resolution
+#: convolutions are the gap; DownsizeNet 0.033, talebi 0.041, the antialias neighbourhood 0.048),
+#: evaluation, and the detection heads' step with cached features.
+SEGMENTATION_TRAIN_S = {"learned": 0.038, "fixed": 0.023}
+SEGMENTATION_EVAL_S = 0.02
+TRANSFER_TRAIN_S = 0.004
+TRANSFER_FIRST_EPOCH_EXTRA_S = 0.017  # computing resizer + VGG16 features once per image
+TRANSFER_EVAL_S = 0.03
 #: Share of a segmentation step spent after the resize at x0.3 (backbone and head); it grows with
-#: the square of the scale, the rest (resizer, loss at full resolution) does not.
-BACKBONE_SHARE_AT_X03 = 0.28
+#: the square of the scale, the rest (resizer, loss at full resolution) does not. A transfer's
+#: whole cost (VGG16 features and heads at the output size) grows with the square of the scale.
+BACKBONE_SHARE_AT_X03 = 0.25
 #: Per cell: building datasets, loading VGG16, writing files.
 CELL_OVERHEAD_S = {"segmentation": 2.0, "transfer": 5.0}
 
@@ -58,7 +61,7 @@ def estimate_seconds(cell: Cell) -> float | None:
             cell.epochs * train * TRANSFER_TRAIN_S
             + (train + val) * TRANSFER_FIRST_EPOCH_EXTRA_S
             + val * TRANSFER_EVAL_S
-        )
+        ) * (cell.scale / 0.3) ** 2
     return seconds * size + CELL_OVERHEAD_S[cell.task]
 
 
