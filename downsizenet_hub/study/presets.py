@@ -129,7 +129,7 @@ FULL: dict[str, Any] = {
         "x0.3 on noisy and clean scenes (Table 6), and the ablations of Tables 4 and 5 (1 to 5 "
         "conv layers, texture only) beside the fixed resizers at x0.3. Several hours on 2 "
         "cores: run it again after an interruption and it resumes where it stopped. Shares "
-        "every cell of the cpu preset (give both the same --results-dir to reuse them)."
+        "every cell of the cpu preset: copy results/cpu/cells to results/full/cells to reuse them."
     ),
     "seeds": [0, 1, 2],
     "variants": ["noisy"],
