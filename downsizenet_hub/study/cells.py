@@ -43,6 +43,8 @@ METRICS: dict[str, tuple[str, ...]] = {
     "segmentation": ("miou", "pixel_accuracy"),
     "transfer": ("map_50", "map"),
 }
+#: How each task is named where a reader sees it (cards, cost tables).
+TASK_NAMES = {"segmentation": "segmentation", "transfer": "detection (frozen transfer)"}
 METRIC_NAMES = {
     "miou": "mIoU",
     "pixel_accuracy": "pixel accuracy",
@@ -301,31 +303,23 @@ def _transfer_rows(
 
     rows: list[Row] = []
     for variant in _variants(config, experiment):
-        pretrained = []
-        for epochs in experiment.pretrain_epochs:
-            reference = segmentation(baseline, variant, epochs)
-            trained = segmentation(learned, variant, epochs)
-            pretrained.append(
-                Row(
-                    experiment.title, "transfer", variant, scale, learned,
-                    cells={"segmentation": trained,
-                           "transfer": transfers(learned, variant, list(trained))},
-                    baseline={"segmentation": reference},
-                    pretrain_epochs=epochs,
-                )
-            )  # fmt: skip
-        # Learned baselines (talebi, strided, other DownsizeNets) pretrain as long as the longest.
+        # The resizer at each pretraining length, then the learned baselines (talebi, strided,
+        # other DownsizeNets) pretrained as long as the longest; each beside bilinear as long.
         longest = max(experiment.pretrain_epochs)
-        reference = segmentation(baseline, variant, longest)
-        for resizer in (b for b in experiment.baselines if b.learned):
-            trained = segmentation(resizer, variant, longest)
+        to_pretrain = [(learned, epochs) for epochs in experiment.pretrain_epochs] + [
+            (resizer, longest) for resizer in experiment.baselines if resizer.learned
+        ]
+        pretrained = []
+        for resizer, epochs in to_pretrain:
+            reference = segmentation(baseline, variant, epochs)  # planned first: runs first
+            trained = segmentation(resizer, variant, epochs)
             pretrained.append(
                 Row(
                     experiment.title, "transfer", variant, scale, resizer,
                     cells={"segmentation": trained,
                            "transfer": transfers(resizer, variant, list(trained))},
                     baseline={"segmentation": reference},
-                    pretrain_epochs=longest,
+                    pretrain_epochs=epochs,
                 )
             )  # fmt: skip
         fixed = []

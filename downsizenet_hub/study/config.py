@@ -38,6 +38,11 @@ ARCHITECTURES: dict[str, type[DownsizeNetConfig] | type[TalebiConfig] | type[Str
 }
 #: The learned baselines by name, at their default configurations.
 LEARNED_BASELINES = tuple(name for name in ARCHITECTURES if name != TRAINABLE)
+#: Every built-in learned resizer's name, as (architecture, config overrides).
+_BUILTIN_LEARNED: dict[str, tuple[str, dict[str, Any]]] = {
+    **{alias: (TRAINABLE, overrides) for alias, overrides in RESIZER_ALIASES.items()},
+    **{name: (name, {}) for name in LEARNED_BASELINES},
+}
 EXPERIMENT_KINDS = ("segmentation", "transfer")
 
 
@@ -105,12 +110,8 @@ def resizer_spec(value: object, where: str) -> ResizerSpec:
             raise ValueError(
                 f"{where}: architecture must be one of {list(ARCHITECTURES)}, got {architecture!r}."
             )
-        builtin = {**{a: (TRAINABLE, o) for a, o in RESIZER_ALIASES.items()},
-                   **{b: (b, {}) for b in LEARNED_BASELINES}}  # fmt: skip
-        taken = label in STUDY_FIXED or builtin.get(label, (architecture, overrides)) != (
-            architecture,
-            overrides,
-        )
+        builtin = _BUILTIN_LEARNED.get(label, (architecture, overrides))
+        taken = label in STUDY_FIXED or builtin != (architecture, overrides)
         if taken:
             raise ValueError(f"{where}: label {label!r} is taken by a built-in resizer.")
         return _learned(label, architecture, overrides, where)

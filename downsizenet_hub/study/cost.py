@@ -26,11 +26,10 @@ from downsizenet_hub.pipelines.detection import CONV4_3_END
 from downsizenet_hub.registry import create_resizer
 from downsizenet_hub.study.aggregate import Estimate
 from downsizenet_hub.study.cell_run import CellResult, data_options
-from downsizenet_hub.study.cells import METRIC_NAMES, PRIMARY_METRIC, Cell, StudyPlan
+from downsizenet_hub.study.cells import METRIC_NAMES, PRIMARY_METRIC, TASK_NAMES, Cell, StudyPlan
 from downsizenet_hub.study.config import BASELINE, PretrainSettings, TransferExperiment
 from downsizenet_hub.study.report import RowSummary
 
-TASK_NAMES = {"segmentation": "segmentation", "transfer": "detection (frozen transfer)"}
 #: Per task, per (resizer, variant): (multiply-adds per image, score, scale, the row's cells).
 CostPoints = dict[str, dict[tuple[str, str], list[tuple[float, Estimate, float, list[Cell]]]]]
 

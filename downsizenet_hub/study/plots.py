@@ -346,30 +346,21 @@ def write_figures(
 ) -> list[tuple[str, str]]:
     """Draw and save every figure that has data; returns ``(caption, file name)`` pairs."""
     written: list[tuple[str, str]] = []
-    scale = score_vs_scale(plan, summaries)
-    if scale is not None:
-        save_figure(scale, results_dir / "score_vs_scale.png")
-        written.append(("Segmentation mIoU against output scale (95% CIs)", "score_vs_scale.png"))
-    epochs = score_vs_epochs(plan, summaries)
-    if epochs is not None:
-        save_figure(epochs, results_dir / "score_vs_epochs.png")
-        written.append(
-            (
-                "Segmentation mIoU and transferred detection mAP@0.5 against pretraining epochs "
-                "(95% CIs; fixed resizers need no pretraining)",
-                "score_vs_epochs.png",
-            )
-        )
-    cost = score_vs_cost(plan, summaries)
-    if cost is not None:
-        save_figure(cost, results_dir / "score_vs_cost.png")
-        written.append(
-            (
-                "Cost/accuracy frontier: each task's score against its pipeline's multiply-adds "
-                "per image (95% CIs), each resizer through its output scales",
-                "score_vs_cost.png",
-            )
-        )
+    charts = [
+        (score_vs_scale, "score_vs_scale.png",
+         "Segmentation mIoU against output scale (95% CIs)"),
+        (score_vs_epochs, "score_vs_epochs.png",
+         "Segmentation mIoU and transferred detection mAP@0.5 against pretraining epochs "
+         "(95% CIs; fixed resizers need no pretraining)"),
+        (score_vs_cost, "score_vs_cost.png",
+         "Cost/accuracy frontier: each task's score against its pipeline's multiply-adds per "
+         "image (95% CIs), each resizer through its output scales"),
+    ]  # fmt: skip
+    for draw, name, caption in charts:
+        chart = draw(plan, summaries)
+        if chart is not None:
+            save_figure(chart, results_dir / name)
+            written.append((caption, name))
     for index, figure in enumerate(resizer_grids(plan, results_dir, plan.config.grid_images)):
         name = f"resizers_val{index}.png"
         save_figure(figure, results_dir / name)

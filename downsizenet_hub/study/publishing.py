@@ -21,14 +21,36 @@ from downsizenet_hub.hub.local import local_path
 from downsizenet_hub.hub.record import MeasuredDifference, TrainingRecord
 from downsizenet_hub.study.aggregate import estimate, paired_difference
 from downsizenet_hub.study.cell_run import CellResult
-from downsizenet_hub.study.cells import METRIC_NAMES, PRIMARY_METRIC, Cell, StudyPlan
+from downsizenet_hub.study.cells import (
+    METRIC_NAMES,
+    PRIMARY_METRIC,
+    TASK_NAMES,
+    Cell,
+    StudyPlan,
+)
 from downsizenet_hub.study.config import BASELINE
 from downsizenet_hub.tensor_hash import module_sha256
 
 #: The classical resizers a published resizer's card is compared with, when the study has them.
 COMPARED_WITH = (BASELINE, "area")
-#: How each task is named in a card.
-TASK_NAMES = {"segmentation": "segmentation", "transfer": "detection (frozen transfer)"}
+
+
+def trained_alike(cell: Cell, like: Cell) -> bool:
+    """Whether ``cell`` ran the same task with the same settings as ``like`` (any resizer, seed)."""
+    setting = (cell.task, cell.variant, cell.scale, cell.epochs, cell.data, cell.settings)
+    return setting == (like.task, like.variant, like.scale, like.epochs, like.data, like.settings)
+
+
+def segmentation_scores(
+    plan: StudyPlan, results: Mapping[str, CellResult], like: Cell, label: str
+) -> dict[int, float]:
+    """Per seed, the finished mIoU of the ``label`` segmentation cells trained like ``like``."""
+    metric = PRIMARY_METRIC["segmentation"]
+    return {
+        c.seed: results[c.key].metrics[metric]
+        for c in plan.cells
+        if c.key in results and c.resizer.label == label and trained_alike(c, like)
+    }
 
 
 def measured_differences(
@@ -38,42 +60,40 @@ def measured_differences(
     score minus bilinear's and area's, paired by seed, in segmentation (same scale, variant,
     epochs and data) and after frozen transfer to detection (its transfers against the fixed
     resizers' at the same scale and variant). Comparisons the study lacks are left out."""
+    label = trained.resizer.label
 
-    def scores(task: str, match: Callable[[Cell], bool]) -> dict[int, float]:
-        metric = PRIMARY_METRIC[task]
+    def transfer_scores(match: Callable[[Cell], bool]) -> dict[int, float]:
+        metric = PRIMARY_METRIC["transfer"]
         return {
             c.seed: results[c.key].metrics[metric]
             for c in plan.cells
-            if c.task == task and c.key in results and match(c)
+            if c.task == "transfer" and c.key in results and match(c)
         }
 
-    def same_segmentation(label: str) -> Callable[[Cell], bool]:
-        setting = (trained.variant, trained.scale, trained.epochs, trained.data, trained.settings)
-        return lambda c: (
-            c.resizer.label == label
-            and ((c.variant, c.scale, c.epochs, c.data, c.settings) == setting)
+    def transferred(cell: Cell) -> bool:
+        source = cell.source
+        return (
+            source is not None and source.resizer.label == label and trained_alike(source, trained)
         )
 
-    def transferred(cell: Cell) -> bool:
-        return cell.source is not None and same_segmentation(trained.resizer.label)(cell.source)
-
-    def fixed_transfer(label: str) -> Callable[[Cell], bool]:
+    def fixed_transfer(baseline: str) -> Callable[[Cell], bool]:
+        # One transfer setting per plan: the fixed resizers' transfers at this scale compare.
         return lambda c: (
             c.source is None
-            and c.resizer.label == label
+            and c.resizer.label == baseline
             and (c.variant, c.scale) == (trained.variant, trained.scale)
         )
 
-    mine = {
-        "segmentation": scores("segmentation", same_segmentation(trained.resizer.label)),
-        "transfer": scores("transfer", transferred),
-    }
+    def scores(task: str, resizer: str) -> dict[int, float]:
+        if task == "segmentation":
+            return segmentation_scores(plan, results, trained, resizer)
+        return transfer_scores(transferred if resizer == label else fixed_transfer(resizer))
+
     found = []
-    for task, own in mine.items():
+    for task in ("segmentation", "transfer"):
+        ours = scores(task, label)
         for baseline in COMPARED_WITH:
-            # One transfer setting per plan: the fixed resizers' transfers at this scale compare.
-            match = (same_segmentation if task == "segmentation" else fixed_transfer)(baseline)
-            difference = paired_difference(own, scores(task, match))
+            difference = paired_difference(ours, scores(task, baseline))
             if difference is None:
                 continue
             found.append(
@@ -102,24 +122,13 @@ def study_record(
     (the weights stay those of ``trained``'s seed) and :func:`measured_differences`; its command
     is the study's ``command``, which reproduces it (a cell's key covers every setting that
     decides its result, whichever study file trained it)."""
-    metric = PRIMARY_METRIC["segmentation"]
-
-    def over_seeds(label: str) -> list[float]:
-        return [
-            results[c.key].metrics[metric]
-            for c in plan.cells
-            if c.key in results
-            and c.task == "segmentation"
-            and c.resizer.label == label
-            and (c.variant, c.scale, c.epochs, c.data, c.settings)
-            == (trained.variant, trained.scale, trained.epochs, trained.data, trained.settings)
-        ]
-
-    ours, bilinear = over_seeds(trained.resizer.label), over_seeds(BASELINE)
+    ours = segmentation_scores(plan, results, trained, trained.resizer.label)
+    bilinear = segmentation_scores(plan, results, trained, BASELINE)
     differences = measured_differences(plan, results, trained)
     if len(ours) < 2 or len(bilinear) != len(ours):
         return dataclasses.replace(record, command=command, differences=differences)
-    mine, reference = estimate(ours), estimate(bilinear)
+    mine = estimate([ours[seed] for seed in sorted(ours)])
+    reference = estimate([bilinear[seed] for seed in sorted(bilinear)])
     return dataclasses.replace(
         record,
         command=command,

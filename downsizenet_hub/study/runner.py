@@ -51,7 +51,11 @@ from downsizenet_hub.study.config import BASELINE, StudyConfig
 from downsizenet_hub.study.cost import cost_points, cost_table
 from downsizenet_hub.study.movement import movement_table, movements
 from downsizenet_hub.study.plots import write_figures
-from downsizenet_hub.study.publishing import publish_study_resizer, study_record
+from downsizenet_hub.study.publishing import (
+    publish_study_resizer,
+    segmentation_scores,
+    study_record,
+)
 from downsizenet_hub.study.report import (
     RowSummary,
     StudyTotals,
@@ -262,16 +266,7 @@ def _baseline_score(plan: StudyPlan, results: dict[str, CellResult], cell: Cell)
     """The same-seed bilinear mIoU of a segmentation cell, if already known (for its record)."""
     if cell.task != "segmentation" or not cell.resizer.learned:
         return None
-    for other in plan.cells:
-        if (
-            other.task == "segmentation"
-            and other.resizer.label == BASELINE
-            and (other.variant, other.scale, other.epochs, other.seed, other.data)
-            == (cell.variant, cell.scale, cell.epochs, cell.seed, cell.data)
-            and other.key in results
-        ):
-            return results[other.key].metrics.get("miou")
-    return None
+    return segmentation_scores(plan, results, cell, BASELINE).get(cell.seed)
 
 
 def _publish(
