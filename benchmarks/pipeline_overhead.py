@@ -6,6 +6,7 @@ Four measurements, each against bilinear in the same process, interleaved, media
    ``vgg16().features``, channels-last; ``conv4_3``: the transfer detector's backbone) vs
    ``F.interpolate`` bilinear + the same trunk, batch 1 and 8, 300->160 and 513->179, under both
    allocator settings (each in its own child process; ``--allocator kept|default`` for one).
+   ``--compiled`` adds a third arm: the same DownsizeNet after ``resizer.compile()``.
    Beside the measured ratio: the quartiles of the per-round ratios, and the *arithmetic floor*
    ``1 + resizer MACs / trunk MACs`` (``torch.utils.flop_counter``), the ratio the resizer would
    cost if its convolutions ran exactly as efficiently as the trunk's.
@@ -77,23 +78,32 @@ def _rand(batch: int, height: int, width: int, device: torch.device) -> torch.Te
 
 
 def inference(
-    repeats: int, batches: list[int], device: torch.device, trunk_name: str = "conv4_3"
+    repeats: int,
+    batches: list[int],
+    device: torch.device,
+    trunk_name: str = "conv4_3",
+    compiled: bool = False,
 ) -> list[dict[str, Any]]:
     trunk = _trunk(trunk_name).to(device)
     resizers = {"bilinear": FixedResizer("bilinear"), "downsizenet-3": DownsizeNet().eval()}
     resizers["downsizenet-3"].to(device)
+    if compiled:
+        # nn.Module.compile(): the same weights, forward compiled in place by torch.compile.
+        resizers[COMPILED] = DownsizeNet().eval().to(device)
+        resizers[COMPILED].load_state_dict(resizers["downsizenet-3"].state_dict())
+        resizers[COMPILED].compile()
     rows = []
     for case, (in_size, out_size) in CASES.items():
         resizer_macs = _macs(resizers["downsizenet-3"], _rand(1, *in_size, device=device), out_size)
         trunk_macs = _macs(trunk, _rand(1, *out_size, device=device))
         for batch in batches:
             images = _rand(batch, *in_size, device=device)
-
+            compiled_facts = _compile_facts(resizers, images, out_size) if compiled else {}
             runs = {name: _forward(trunk, r, images, out_size) for name, r in resizers.items()}
             runs["resizer-only"] = _forward(None, resizers["downsizenet-3"], images, out_size)
             times = time_interleaved(runs, repeats, device=device)
             rows.append({
-                "case": case, "batch": batch, **_against_bilinear(times),
+                "case": case, "batch": batch, **_against_bilinear(times), **compiled_facts,
                 "resizer_only_ms": 1000 * median(times["resizer-only"]),
                 "resizer_gmac_per_image": resizer_macs / 1e9,
                 "trunk_gmac_per_image": trunk_macs / 1e9,
@@ -103,15 +113,39 @@ def inference(
     return rows
 
 
+#: The ``--compiled`` arm: DownsizeNet after ``resizer.compile()``.
+COMPILED = "downsizenet-3-compiled"
+
+
+def _compile_facts(
+    resizers: dict[str, torch.nn.Module], images: torch.Tensor, size: tuple[int, int]
+) -> dict[str, float]:
+    """Compile the ``--compiled`` arm for this shape (timed, outside the rounds) and how far its
+    output is from eager's."""
+    with torch.inference_mode():
+        start = time.perf_counter()
+        out = resizers[COMPILED](images, size=size)
+        compile_s = time.perf_counter() - start
+        reference = resizers["downsizenet-3"](images, size=size)
+    return {"compile_s": compile_s, "compiled_max_abs_diff": (out - reference).abs().max().item()}
+
+
 def _against_bilinear(times: dict[str, list[float]]) -> dict[str, Any]:
     """Medians of both arms, their ratio and the quartiles of the per-round ratios."""
     base = median(times["bilinear"])
-    return {
+    row = {
         "bilinear_ms": 1000 * base,
         "downsizenet_ms": 1000 * median(times["downsizenet-3"]),
         "ratio": median(times["downsizenet-3"]) / base,
         "ratio_quartiles": list(paired_ratio_quartiles(times["downsizenet-3"], times["bilinear"])),
     }
+    if COMPILED in times:
+        row["compiled_ms"] = 1000 * median(times[COMPILED])
+        row["compiled_ratio"] = median(times[COMPILED]) / base
+        row["compiled_ratio_quartiles"] = list(
+            paired_ratio_quartiles(times[COMPILED], times["bilinear"])
+        )
+    return row
 
 
 def _macs(module: torch.nn.Module, *args: Any) -> float:
@@ -307,6 +341,7 @@ def _child_inference(args: argparse.Namespace, allocator_choice: str) -> list[di
             sys.executable, __file__, "--only", "inference", "--allocator", allocator_choice,
             "--trunk", args.trunk, "--repeats", str(args.repeats), "--threads", str(args.threads),
             "--device", args.device, "--batches", *map(str, args.batches), "--out", str(out),
+            *(["--compiled"] if args.compiled else []),
         ]  # fmt: skip
         subprocess.run(command, check=True, stdout=sys.stderr)
         return list(json.loads(out.read_text())["inference"])
@@ -323,6 +358,10 @@ def main() -> None:
     parser.add_argument(
         "--trunk", choices=TRUNKS, default="full",
         help="inference trunk: full (all of vgg16().features) or conv4_3 (the detector's).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--compiled", action="store_true",
+        help="inference: also time DownsizeNet after resizer.compile() (torch.compile).",
     )  # fmt: skip
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
@@ -355,7 +394,7 @@ def main() -> None:
         if args.allocator != "both":
             rows = [
                 {"allocator": single, **r}
-                for r in inference(args.repeats, args.batches, device, args.trunk)
+                for r in inference(args.repeats, args.batches, device, args.trunk, args.compiled)
             ]
         payload["inference"] = rows
         print_table(
@@ -366,6 +405,15 @@ def main() -> None:
               r["resizer_only_ms"], r["ratio"], "{:.3f}-{:.3f}".format(*r["ratio_quartiles"]),
               r["arithmetic_floor"]] for r in rows],
         )  # fmt: skip
+        if args.compiled:
+            print_table(
+                "The same with resizer.compile() (median ms; compile time outside the rounds)",
+                ["allocator", "case", "batch", "compiled", "ratio", "ratio IQR", "eager ratio",
+                 "compile s", "max |compiled - eager|"],
+                [[r["allocator"], r["case"], r["batch"], r["compiled_ms"], r["compiled_ratio"],
+                  "{:.3f}-{:.3f}".format(*r["compiled_ratio_quartiles"]), r["ratio"],
+                  r["compile_s"], f"{r['compiled_max_abs_diff']:.1e}"] for r in rows],
+            )  # fmt: skip
     if "training" in args.only:
         payload["training"] = t = training(
             args.repeats, args.train_batch, args.train_backbones, device

@@ -160,7 +160,7 @@ def _config(**changes: Any) -> dict[str, Any]:
         ),
         (
             {"experiments": [{"kind": "transfer", "title": "T", "resizer": "bilinear"}]},
-            "must be a DownsizeNet",
+            "must be a learned resizer to pretrain",
         ),
         (
             {"experiments": [{"kind": "transfer", "title": "T", "baselines": ["nearest"]}]},

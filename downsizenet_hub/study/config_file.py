@@ -247,7 +247,10 @@ def _experiment(value: object, where: str) -> Experiment:
         )  # fmt: skip
         resizer = resizer_spec(table.get("resizer", TRAINABLE), table.path("resizer"))
         if not resizer.learned:
-            raise ValueError(f"{table.path('resizer')} must be a DownsizeNet (one to pretrain).")
+            raise ValueError(
+                f"{table.path('resizer')} must be a learned resizer to pretrain "
+                "(downsizenet, talebi or strided), not a fixed one."
+            )
         epochs = table.items("pretrain_epochs", [3]) or [3]
         baselines = [
             resizer_spec(value, f"{table.path('baselines')}[{i}]")
