@@ -279,3 +279,24 @@ def test_docstring_examples_run() -> None:
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load in the example
         results = [doctest.testmod(module) for module in (export, export_geometry)]
     assert all(r.attempted > 0 and r.failed == 0 for r in results)
+
+
+@pytest.mark.slow
+def test_compiled_resizer_matches_eager() -> None:
+    # torch.compile is how a GPU user fuses the gather and mix (README, Performance); the CPU
+    # timings say it does not pay there, but the resizer must stay traceable and exact.
+    torch.manual_seed(0)
+    eager = DownsizeNet(neighbourhood="antialias").eval()
+    with torch.no_grad():  # a trained-looking resizer: coefficients away from the classical start
+        for parameter in eager.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    compiled = DownsizeNet(neighbourhood="antialias").eval()
+    compiled.load_state_dict(eager.state_dict())
+    compiled.compile()
+    images = torch.rand(2, 3, 23, 31)
+    with torch.inference_mode():
+        expected = eager(images, size=(9, 12))
+        actual = compiled(images, size=(9, 12))
+        classical = DownsizeNet(neighbourhood="antialias").eval()(images, size=(9, 12))
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+    assert (expected - classical).abs().max() > 1e-3  # the check compares learned coefficients
