@@ -30,6 +30,7 @@ records the setting of every row.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import subprocess
 import sys
@@ -65,6 +66,8 @@ CASES = {"300-160": ((300, 300), (160, 160)), "513-179": ((513, 513), (179, 179)
 
 #: ``conv4_3``: the transfer detector's trunk (stride 8); ``full``: all of ``vgg16().features``.
 TRUNKS = ("conv4_3", "full")
+#: The ``--compiled`` arm: DownsizeNet after ``resizer.compile()``.
+COMPILED = "downsizenet-3-compiled"
 
 
 def _trunk(which: str = "conv4_3") -> torch.nn.Module:
@@ -89,8 +92,7 @@ def inference(
     resizers["downsizenet-3"].to(device)
     if compiled:
         # nn.Module.compile(): the same weights, forward compiled in place by torch.compile.
-        resizers[COMPILED] = DownsizeNet().eval().to(device)
-        resizers[COMPILED].load_state_dict(resizers["downsizenet-3"].state_dict())
+        resizers[COMPILED] = copy.deepcopy(resizers["downsizenet-3"])
         resizers[COMPILED].compile()
     rows = []
     for case, (in_size, out_size) in CASES.items():
@@ -111,10 +113,6 @@ def inference(
                 "times_s": times,
             })  # fmt: skip
     return rows
-
-
-#: The ``--compiled`` arm: DownsizeNet after ``resizer.compile()``.
-COMPILED = "downsizenet-3-compiled"
 
 
 def _compile_facts(

@@ -41,16 +41,24 @@ def trained_alike(cell: Cell, like: Cell) -> bool:
     return setting == (like.task, like.variant, like.scale, like.epochs, like.data, like.settings)
 
 
+def scores_by_seed(
+    plan: StudyPlan, results: Mapping[str, CellResult], match: Callable[[Cell], bool]
+) -> dict[int, float]:
+    """Per seed, the primary score of the finished cells that ``match``."""
+    return {
+        c.seed: results[c.key].metrics[PRIMARY_METRIC[c.task]]
+        for c in plan.cells
+        if c.key in results and match(c)
+    }
+
+
 def segmentation_scores(
     plan: StudyPlan, results: Mapping[str, CellResult], like: Cell, label: str
 ) -> dict[int, float]:
     """Per seed, the finished mIoU of the ``label`` segmentation cells trained like ``like``."""
-    metric = PRIMARY_METRIC["segmentation"]
-    return {
-        c.seed: results[c.key].metrics[metric]
-        for c in plan.cells
-        if c.key in results and c.resizer.label == label and trained_alike(c, like)
-    }
+    return scores_by_seed(
+        plan, results, lambda c: c.resizer.label == label and trained_alike(c, like)
+    )
 
 
 def measured_differences(
@@ -61,14 +69,6 @@ def measured_differences(
     epochs and data) and after frozen transfer to detection (its transfers against the fixed
     resizers' at the same scale and variant). Comparisons the study lacks are left out."""
     label = trained.resizer.label
-
-    def transfer_scores(match: Callable[[Cell], bool]) -> dict[int, float]:
-        metric = PRIMARY_METRIC["transfer"]
-        return {
-            c.seed: results[c.key].metrics[metric]
-            for c in plan.cells
-            if c.task == "transfer" and c.key in results and match(c)
-        }
 
     def transferred(cell: Cell) -> bool:
         source = cell.source
@@ -87,7 +87,8 @@ def measured_differences(
     def scores(task: str, resizer: str) -> dict[int, float]:
         if task == "segmentation":
             return segmentation_scores(plan, results, trained, resizer)
-        return transfer_scores(transferred if resizer == label else fixed_transfer(resizer))
+        match = transferred if resizer == label else fixed_transfer(resizer)
+        return scores_by_seed(plan, results, lambda c: c.task == "transfer" and match(c))
 
     found = []
     for task in ("segmentation", "transfer"):
