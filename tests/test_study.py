@@ -459,6 +459,37 @@ def test_several_configurations_are_lines_with_intervals_cut_at_zero() -> None:
     assert low_ends.min() == pytest.approx(0.0)  # the interval reaching -0.2 is cut at 0
 
 
+def test_the_cost_figure_has_a_panel_per_task_and_scenes_and_marks_lone_scales() -> None:
+    from downsizenet_hub.study.plots import cost_figure
+
+    def line(*points: tuple[float, float, float]) -> list:
+        return [(macs * 1e9, _estimate(score, 3), scale, []) for macs, score, scale in points]
+
+    points = {
+        "segmentation": {
+            ("bilinear", "noisy"): line((0.3, 35.0, 0.3), (0.8, 40.0, 0.5)),
+            ("downsizenet-conv1", "noisy"): line((0.31, 35.5, 0.3)),
+            ("bilinear", "clean"): line((0.3, 37.0, 0.3), (0.8, 42.0, 0.5)),
+        },
+        "transfer": {("bilinear", "noisy"): line((2.2, 25.0, 0.3), (6.0, 51.0, 0.5))},
+    }
+    figure = cost_figure(points)
+    shown = [a for a in figure.axes if a.get_visible()]
+    assert [a.get_title() for a in shown] == [
+        "Segmentation, noisy scenes",  # noisy and clean scenes are not drawn on one panel
+        "Segmentation, clean scenes",
+        "Detection after frozen transfer",  # one kind of scene: the title needs no name
+    ]
+    assert len(figure.axes) == 4 and not figure.axes[3].get_visible()  # the spare of 2x2
+    noisy = shown[0]
+    labels = [t.get_text() for t in noisy.get_legend().get_texts()]
+    assert labels == ["bilinear", "downsizenet-conv1 (x0.3 only)"]
+    lone = next(c for c in noisy.containers if c.get_label() == labels[1])
+    assert lone.lines[0].get_linestyle() == "None" and lone.lines[0].get_marker() != "o"
+    assert sorted(t.get_text() for t in noisy.texts) == ["x0.3", "x0.5"]  # scales on the line
+    assert noisy.get_ylim()[0] == 0.0
+
+
 def test_a_cell_status_moves_to_its_own_line_rather_than_break() -> None:
     from downsizenet_hub.study.runner import _cell_line
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from matplotlib.axes import Axes
@@ -34,11 +35,18 @@ from downsizenet_hub.study.config import (
 from downsizenet_hub.study.report import RowSummary
 from downsizenet_hub.tools.compare import compare_figure, save_figure
 
+if TYPE_CHECKING:
+    from downsizenet_hub.study.cost import CostPoints
+
 _DPI = 110
-#: One colour per resizer in every figure, so that bilinear is always the same line.
+#: One colour per resizer in every figure, so that bilinear is always the same line; the other
+#: resizers a study may name get the next unused colour, in the order they are first drawn.
 _COLOURS = {"bilinear": "tab:orange", "downsizenet": "tab:blue", "antialias": "tab:green",
-            "area": "tab:red", "bicubic": "tab:purple"}  # fmt: skip
-_MORE_COLOURS = ("tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan", "black")
+            "area": "tab:red", "bicubic": "tab:purple", "downsizenet-antialias": "tab:brown",
+            "downsizenet-bicubic": "tab:pink", "talebi": "tab:gray",
+            "strided": "tab:olive"}  # fmt: skip
+_NAMED = len(_COLOURS)
+_MORE_COLOURS = ("tab:cyan", "black", "gold", "navy", "teal", "maroon", "lime", "darkviolet")
 _ONE_SEED = "1 seed: no intervals; differences this small may be seed noise"
 #: A series: its legend label, the resizer whose colour it takes, x values and estimates.
 Series = tuple[str, str, list[float], list[Estimate]]
@@ -46,7 +54,7 @@ Series = tuple[str, str, list[float], list[Estimate]]
 
 def _colour(label: str) -> str:
     if label not in _COLOURS:
-        _COLOURS[label] = _MORE_COLOURS[(len(_COLOURS) - 5) % len(_MORE_COLOURS)]
+        _COLOURS[label] = _MORE_COLOURS[(len(_COLOURS) - _NAMED) % len(_MORE_COLOURS)]
     return _COLOURS[label]
 
 
@@ -58,18 +66,18 @@ def _interval(estimate: Estimate) -> tuple[float, float] | None:
 
 
 def _plot(axes: Axes, xs: list[float], estimates: list[Estimate], label: str, colour: str,
-          line: bool) -> None:  # fmt: skip
+          line: bool, marker: str = "o") -> None:  # fmt: skip
     """Means as markers (joined when ``line``), with error bars only where there are intervals,
     so the legend shows bars only for series that have them."""
     means = [e.mean for e in estimates]
     intervals = [_interval(e) for e in estimates]
     style = "-" if line else "none"
     if all(i is None for i in intervals):
-        axes.plot(xs, means, marker="o", linestyle=style, color=colour, label=label)
+        axes.plot(xs, means, marker=marker, linestyle=style, color=colour, label=label)
         return
     below = [i[0] if i else 0.0 for i in intervals]
     above = [i[1] if i else 0.0 for i in intervals]
-    axes.errorbar(xs, means, yerr=[below, above], marker="o", capsize=3, linestyle=style,
+    axes.errorbar(xs, means, yerr=[below, above], marker=marker, capsize=3, linestyle=style,
                   color=colour, label=label)  # fmt: skip
 
 
@@ -193,7 +201,8 @@ def score_vs_epochs(plan: StudyPlan, summaries: Sequence[RowSummary]) -> Figure 
                 if score is not None:
                     name = summary.row.resizer.label
                     _band(det_axes, score, _other_label(summary), name)
-            det_axes.legend(fontsize=8, loc="lower right")
+            # Below the panel: inside, it would hide the bands it names.
+            det_axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
             _from_zero(det_axes, [*det, *_fixed_series(fixed, epochs)])
         else:  # one epoch count: the fixed resizers are columns beside the learned one
             columns: list[Series] = [  # "name\n(how)": each label fits under its column
@@ -254,34 +263,67 @@ def _band(axes: Axes, value: Estimate, label: str, name: str) -> None:
 
 def score_vs_cost(plan: StudyPlan, summaries: Sequence[RowSummary]) -> Figure | None:
     """The cost/accuracy frontier: each task's score against its pipeline's multiply-adds per
-    image, one line per resizer through its scales. None unless some resizer has two scales."""
+    image. None unless some resizer has two scales."""
     from downsizenet_hub.study.cost import cost_points  # builds models: only when drawing
 
     points = cost_points(plan, summaries)
     if not any(len(p) > 1 for task in points.values() for p in task.values()):
         return None
-    titles = {
-        "segmentation": ("Segmentation", "mIoU (%)", "whole pipeline"),
-        "transfer": ("Detection after frozen transfer", "mAP@0.5 (%)", "resizer + VGG16 trunk"),
-    }
-    tasks = [t for t in titles if t in points]
-    figure = Figure(figsize=(5.6 * len(tasks), 4.4), dpi=_DPI, layout="constrained")
-    for axes, task in zip(figure.subplots(1, len(tasks), squeeze=False)[0], tasks, strict=True):
-        title, ylabel, counted = titles[task]
-        variants = {variant for _, variant in points[task]}
-        for (label, variant), series in points[task].items():
-            series.sort(key=lambda p: p[0])
-            name = label if len(variants) == 1 else f"{label} ({variant})"
-            xs = [p[0] / 1e9 for p in series]
-            _plot(axes, xs, [p[1] for p in series], name, _colour(label), line=True)
-            for x, (_, estimate, scale, _) in zip(xs, series, strict=True):
-                axes.annotate(f"x{scale:g}", (x, estimate.mean), xytext=(4, -10),
-                              textcoords="offset points", fontsize=7, color="dimgray")  # fmt: skip
-        axes.set(title=title, xlabel=f"GMACs per image ({counted})", ylabel=ylabel)
-        axes.grid(alpha=0.3)
-        axes.legend(fontsize=7, loc="lower right")
-        _from_zero(axes, [("", "", [], [p[1] for p in s]) for s in points[task].values()])
+    figure = cost_figure(points)
     _note_single_seed(figure, summaries)
+    return figure
+
+
+_COST_TITLES = {
+    "segmentation": ("Segmentation", "mIoU (%)", "whole pipeline"),
+    "transfer": ("Detection after frozen transfer", "mAP@0.5 (%)", "resizer + VGG16 trunk"),
+}
+#: Markers of the resizers measured at one scale only (ablations, baselines), each its own.
+_MARKERS = ("s", "^", "D", "v", "P", "X", "*", "<", ">", "h")
+
+
+def cost_figure(points: CostPoints) -> Figure:
+    """One panel per task and data variant (noisy and clean scenes apart). A resizer measured at
+    several scales is a line through them, each point marked with its scale; one measured at a
+    single scale is a marker of its own, its scale in the legend, which sits below the panel."""
+    panels = [
+        (task, variant)
+        for task in _COST_TITLES
+        if task in points
+        for variant in dict.fromkeys(variant for _, variant in points[task])
+    ]
+    columns = min(2, len(panels))
+    rows = -(-len(panels) // columns)
+    figure = Figure(figsize=(6.4 * columns, 6.2 * rows), dpi=_DPI, layout="constrained")
+    grid = figure.subplots(rows, columns, squeeze=False).flat
+    several = {task: len({v for _, v in points[task]}) > 1 for task in points}
+    for (task, variant), axes in zip(panels, grid, strict=False):
+        title, ylabel, counted = _COST_TITLES[task]
+        series = {
+            label: sorted(measured, key=lambda p: p[0])
+            for (label, v), measured in points[task].items()
+            if v == variant
+        }
+        markers = iter(_MARKERS * 2)
+        for label, measured in series.items():
+            xs = [p[0] / 1e9 for p in measured]
+            estimates = [p[1] for p in measured]
+            if len(measured) > 1:
+                _plot(axes, xs, estimates, label, _colour(label), line=True)
+                for x, (_, estimate, scale, _) in zip(xs, measured, strict=True):
+                    axes.annotate(f"x{scale:g}", (x, estimate.mean), xytext=(4, -10),
+                                  textcoords="offset points", fontsize=7,
+                                  color="dimgray")  # fmt: skip
+                continue
+            name = f"{label} (x{measured[0][2]:g} only)"
+            _plot(axes, xs, estimates, name, _colour(label), line=False, marker=next(markers))
+        heading = f"{title}, {variant} scenes" if several[task] else title
+        axes.set(title=heading, xlabel=f"GMACs per image ({counted})", ylabel=ylabel)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+        _from_zero(axes, [("", "", [], [p[1] for p in s]) for s in series.values()])
+    for axes in grid:  # what the panels left over
+        axes.set_visible(False)
     return figure
 
 

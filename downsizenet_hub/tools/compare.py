@@ -310,8 +310,8 @@ def _draw_coefficients(
         layout,
         column,
         2,
-        f"weight moved from the classical filter (crop)\n0 (black) to {deviation_top:.2g} "
-        f"(yellow); image mean {deviation.mean():.2g}",
+        f"weight moved from classical (crop)\n0 black, {deviation_top:.2g} yellow; "
+        f"image mean {deviation.mean():.2g}",
     )
     taps = maps.learned[top : top + side, left : left + side]
     panel = layout.rows[3]
