@@ -43,6 +43,13 @@ def test_shipped_card_states_what_is_known() -> None:
     assert "| segmentation | mIoU | area |" in card and "worse than area" in card
 
 
+def test_the_antialias_card_compares_it_with_the_filter_it_starts_as() -> None:
+    card = hub.show("downsizenet/scenes-noisy-antialias-x0.3")
+    assert "downsizenet study --preset full" in card  # the preset that has the fixed filter
+    assert "| segmentation | mIoU | antialias |" in card
+    assert "| detection (frozen transfer) | mAP@0.5 | antialias |" in card
+
+
 def test_every_shipped_resizer_loads_and_carries_the_study_differences() -> None:
     shipped = {e.name: e for e in hub.list_published() if e.source == "shipped"}
     assert set(shipped) >= {

@@ -309,7 +309,6 @@ def test_presets_are_valid_and_say_what_they_run() -> None:
     assert {c.epochs for c in seg if c.resizer.ref == "downsizenet"} == {1, 2, 3}
     assert [(c.resizer.label, c.scale, c.epochs, c.seed, name) for c, name in cpu.publications] == [
         ("downsizenet", 0.3, 3, 0, "downsizenet/scenes-noisy-x0.3"),
-        ("downsizenet-antialias", 0.3, 3, 0, "downsizenet/scenes-noisy-antialias-x0.3"),
         ("downsizenet", 0.5, 3, 0, "downsizenet/scenes-noisy-x0.5"),
     ]
     assert study_config(preset("cpu").to_dict()) == preset("cpu")
@@ -326,7 +325,13 @@ def test_presets_are_valid_and_say_what_they_run() -> None:
     assert set(PRESETS) == {"quick", "cpu", "full", "paper"}
     full = plan_study(preset("full"))
     assert {c.key for c in cpu.cells} <= {c.key for c in full.cells}  # resumes from cpu's cells
-    assert {c.variant for c in full.cells} == {"noisy", "clean"} and not full.publications
+    assert {c.variant for c in full.cells} == {"noisy", "clean"}
+    # full publishes the antialias resizer: it has the fixed antialias filter to compare it with.
+    assert [
+        (c.resizer.label, c.scale, c.epochs, c.seed, name) for c, name in full.publications
+    ] == [
+        ("downsizenet-antialias", 0.3, 3, 0, "downsizenet/scenes-noisy-antialias-x0.3"),
+    ]
     assert {c.resizer.label for c in full.cells} >= {
         "downsizenet-conv1", "downsizenet-conv5", "downsizenet-texture", "bicubic", "talebi",
         "downsizenet-bicubic", "antialias", "strided",
@@ -401,6 +406,19 @@ def test_rows_tables_and_findings_from_known_scores() -> None:
     assert row.seeds["segmentation"] == [0, 1]
     assert row.difference["segmentation"].values == (1.0, 0.5)  # type: ignore[union-attr]
     assert "| 2/3 |" in markdown_tables(summarise(plan, partial), 3)
+
+
+def test_a_card_compares_a_downsizenet_with_the_classical_filter_it_starts_as() -> None:
+    from downsizenet_hub.study.config import resizer_spec
+    from downsizenet_hub.study.publishing import compared_with
+
+    def compared(name: str) -> tuple[str, ...]:
+        return compared_with(resizer_spec(name, "resizer"))
+
+    assert compared("downsizenet") == ("bilinear", "area")  # its start is bilinear already
+    assert compared("downsizenet-antialias") == ("bilinear", "area", "antialias")
+    assert compared("downsizenet-bicubic") == ("bilinear", "area", "bicubic")
+    assert compared("talebi") == ("bilinear", "area")  # no classical start to compare with
 
 
 def test_time_left_follows_the_measured_pace_not_the_rough_rates() -> None:

@@ -7,7 +7,8 @@
 - ``cpu``: the paper's study at CPU scale, about 1.5-2 hours on 2 idle cores, 3 seeds per cell
   (see :data:`CPU` for what it covers and what it leaves out).
 - ``full``: every question at the cpu preset's budgets (all ablations, scales, clean scenes and
-  fixed resizers), several hours on 2 cores, resumable (see :data:`FULL`).
+  fixed resizers), several hours on 2 cores, resumable (see :data:`FULL`). The cpu preset
+  publishes the 2x2 resizers, ``full`` the antialias one (beside the fixed antialias filter).
 - ``paper``: the paper's data, backbones, resolutions and epoch counts, for GPU users with VOC
   and Cityscapes (placed under ``$DOWNSIZENET_HOME/data/voc`` and ``.../cityscapes``, or copy this
   preset into a study file and set ``root``).
@@ -96,10 +97,9 @@ CPU: dict[str, Any] = {
             "scale": 0.3,
             "pretrain_epochs": list(_CPU_EPOCHS),
             "baselines": ["bilinear", "area", "downsizenet-antialias", "talebi"],
-            "publish": {
-                "downsizenet": "downsizenet/scenes-noisy-x0.3",
-                "downsizenet-antialias": "downsizenet/scenes-noisy-antialias-x0.3",
-            },
+            # The antialias one is published by `full`, which has the fixed antialias filter it
+            # starts as, so that its card can say whether training moved it past that start.
+            "publish": "downsizenet/scenes-noisy-x0.3",
         },
         {
             "kind": "transfer",
@@ -130,6 +130,8 @@ FULL: dict[str, Any] = {
         "conv layers, texture only) beside the fixed resizers at x0.3. Several hours on 2 "
         "cores: run it again after an interruption and it resumes where it stopped. Shares "
         "every cell of the cpu preset: copy results/cpu/cells to results/full/cells to reuse them."
+        " Publishes the antialias DownsizeNet (seed 0) with its differences from bilinear, area "
+        "and the fixed antialias filter it starts as."
     ),
     "seeds": [0, 1, 2],
     "variants": ["noisy"],
@@ -143,7 +145,7 @@ FULL: dict[str, Any] = {
                 "bilinear", "bicubic", "area", "antialias",
                 "downsizenet-antialias", "downsizenet-bicubic", "talebi",
             ],
-            "publish": None,
+            "publish": {"downsizenet-antialias": "downsizenet/scenes-noisy-antialias-x0.3"},
         },
         {**CPU["experiments"][1], "publish": None},
         {

@@ -2,7 +2,8 @@
 
 A resizer is published once the study has run, so that its training record carries the
 differences the study measured over its seeds (:func:`measured_differences`: paired by seed, in
-segmentation and after frozen transfer to detection, from bilinear and area); the card shows them.
+segmentation and after frozen transfer to detection, from bilinear, area and the classical filter
+a DownsizeNet starts as); the card shows them.
 
 A study replaces a published name only if the resizer there was published by the same study
 command (its training record's ``command``); anything else under that name is left alone with a
@@ -28,11 +29,19 @@ from downsizenet_hub.study.cells import (
     Cell,
     StudyPlan,
 )
-from downsizenet_hub.study.config import BASELINE
+from downsizenet_hub.study.config import BASELINE, ResizerSpec
 from downsizenet_hub.tensor_hash import module_sha256
 
-#: The classical resizers a published resizer's card is compared with, when the study has them.
+#: The classical resizers every published resizer's card is compared with, when the study has them.
 COMPARED_WITH = (BASELINE, "area")
+
+
+def compared_with(resizer: ResizerSpec) -> tuple[str, ...]:
+    """:data:`COMPARED_WITH`, then the fixed resizer a DownsizeNet starts as when that is another
+    (its neighbourhood's classical filter, e.g. ``antialias``): whether training moved it past its
+    own start is the question its card must answer."""
+    start = resizer.config.get("neighbourhood", BASELINE) if resizer.is_downsizenet else BASELINE
+    return COMPARED_WITH if start in COMPARED_WITH else (*COMPARED_WITH, start)
 
 
 def trained_alike(cell: Cell, like: Cell) -> bool:
@@ -65,9 +74,10 @@ def measured_differences(
     plan: StudyPlan, results: Mapping[str, CellResult], trained: Cell
 ) -> tuple[MeasuredDifference, ...]:
     """What the study measured for the resizer the segmentation cell ``trained`` trains: its
-    score minus bilinear's and area's, paired by seed, in segmentation (same scale, variant,
-    epochs and data) and after frozen transfer to detection (its transfers against the fixed
-    resizers' at the same scale and variant). Comparisons the study lacks are left out."""
+    score minus each :func:`compared_with` resizer's, paired by seed, in segmentation (same
+    scale, variant, epochs and data) and after frozen transfer to detection (its transfers
+    against the fixed resizers' at the same scale and variant). Comparisons the study lacks are
+    left out."""
     label = trained.resizer.label
 
     def transferred(cell: Cell) -> bool:
@@ -93,7 +103,7 @@ def measured_differences(
     found = []
     for task in ("segmentation", "transfer"):
         ours = scores(task, label)
-        for baseline in COMPARED_WITH:
+        for baseline in compared_with(trained.resizer):
             difference = paired_difference(ours, scores(task, baseline))
             if difference is None:
                 continue
