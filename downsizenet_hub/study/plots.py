@@ -13,6 +13,7 @@ they are a horizontal line with their interval as a band.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -304,7 +305,7 @@ def cost_figure(points: CostPoints) -> Figure:
             for (label, v), measured in points[task].items()
             if v == variant
         }
-        markers = iter(_MARKERS * 2)
+        markers = itertools.cycle(_MARKERS)
         for label, measured in series.items():
             xs = [p[0] / 1e9 for p in measured]
             estimates = [p[1] for p in measured]

@@ -20,6 +20,7 @@ from pathlib import Path
 from downsizenet_hub import hub
 from downsizenet_hub.hub.local import local_path
 from downsizenet_hub.hub.record import MeasuredDifference, TrainingRecord
+from downsizenet_hub.resizing.config import DownsizeNetConfig
 from downsizenet_hub.study.aggregate import estimate, paired_difference
 from downsizenet_hub.study.cell_run import CellResult
 from downsizenet_hub.study.cells import (
@@ -40,7 +41,10 @@ def compared_with(resizer: ResizerSpec) -> tuple[str, ...]:
     """:data:`COMPARED_WITH`, then the fixed resizer a DownsizeNet starts as when that is another
     (its neighbourhood's classical filter, e.g. ``antialias``): whether training moved it past its
     own start is the question its card must answer."""
-    start = resizer.config.get("neighbourhood", BASELINE) if resizer.is_downsizenet else BASELINE
+    if not resizer.is_downsizenet:
+        return COMPARED_WITH
+    # Each neighbourhood's classical filter is the fixed resizer of the same name.
+    start = DownsizeNetConfig(**resizer.config).neighbourhood
     return COMPARED_WITH if start in COMPARED_WITH else (*COMPARED_WITH, start)
 
 
