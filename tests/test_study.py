@@ -424,11 +424,24 @@ def test_a_card_compares_a_downsizenet_with_the_classical_filter_it_starts_as() 
 def test_time_left_follows_the_measured_pace_not_the_rough_rates() -> None:
     from downsizenet_hub.study.timing import remaining_at_measured_pace
 
-    assert remaining_at_measured_pace([], [10.0, 20.0]) is None  # nothing timed: no guess
+    seg = "segmentation"
+    assert remaining_at_measured_pace([], [(seg, 10.0), (seg, 20.0)]) is None  # nothing timed
     # Cells took 3x their rough estimate here: the remaining ones are expected to as well.
-    assert remaining_at_measured_pace([(10.0, 30.0), (20.0, 60.0)], [5.0, 5.0]) == 30.0
-    assert remaining_at_measured_pace([(10.0, 30.0)], [5.0, None]) is None  # one unknown cell
-    assert remaining_at_measured_pace([(None, 30.0)], [5.0]) is None  # no estimate to scale
+    timed = [(seg, 10.0, 30.0), (seg, 20.0, 60.0)]
+    assert remaining_at_measured_pace(timed, [(seg, 5.0), (seg, 5.0)]) == 30.0
+    assert remaining_at_measured_pace(timed, [(seg, 5.0), (seg, None)]) is None  # one unknown
+    assert remaining_at_measured_pace([(seg, None, 30.0)], [(seg, 5.0)]) is None  # no estimate
+
+
+def test_time_left_scales_each_task_by_its_own_pace_once_it_has_one() -> None:
+    from downsizenet_hub.study.timing import remaining_at_measured_pace
+
+    seg, det = "segmentation", "transfer"
+    # No transfer cell timed yet: transfer cells go at the segmentation cells' pace (x2).
+    assert remaining_at_measured_pace([(seg, 10.0, 20.0)], [(seg, 10.0), (det, 5.0)]) == 30.0
+    # Then each task at its own: segmentation x2, transfer x4.
+    timed = [(seg, 10.0, 20.0), (det, 5.0, 20.0)]
+    assert remaining_at_measured_pace(timed, [(seg, 10.0), (det, 5.0)]) == 40.0
 
 
 def _estimate(mean: float, n: int, half: float = 1.0) -> Estimate:

@@ -151,14 +151,16 @@ def run_study(
         f"{', '.join(map(str, config.seeds))} -> {results_dir}"
     )
     # Time left is the rough cost of the cells still to run, scaled by the pace measured on the
-    # cells computed so far: a priori rates are off by 2-3x between idle and busy machines.
+    # cells computed so far, per task: a priori rates are off by 2-3x between idle and busy
+    # machines, and by different factors for the two tasks.
     to_run = {c.key for c in plan.cells if not report_only and read_result(results_dir, c) is None}
-    timed: list[tuple[float | None, float]] = []
+    timed: list[tuple[str, float | None, float]] = []
     for index, cell in enumerate(plan.cells, start=1):
         prefix = escape(f"[{index:>{len(str(total))}}/{total}] {cell.describe()}  seed {cell.seed}")
         found = read_result(results_dir, cell)
         if found is None and not report_only:
-            rest = [estimate_seconds(c) for c in plan.cells[index - 1 :] if c.key in to_run]
+            waiting = [c for c in plan.cells[index - 1 :] if c.key in to_run]
+            rest = [(c.task, estimate_seconds(c)) for c in waiting]
             left = remaining_at_measured_pace(timed, rest)
             pace = f"; study about {format_duration(left)} left at the pace so far" if left else ""
             say(_cell_line(prefix, f"[yellow]running[/]{pace}", console.width))
@@ -175,7 +177,7 @@ def run_study(
                 say(_cell_line(prefix, stopped, console.width))
                 raise
             write_result(results_dir, found)
-            timed.append((estimate_seconds(cell), found.wall_time_s))
+            timed.append((cell.task, estimate_seconds(cell), found.wall_time_s))
             if not keep_checkpoints:
                 remove_checkpoints(results_dir, cell)
             barrier()
