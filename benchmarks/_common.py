@@ -7,6 +7,9 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -105,6 +108,18 @@ def paired_ratio_quartiles(times: list[float], base: list[float]) -> tuple[float
         return ratios[0], ratios[0]
     quartiles = statistics.quantiles(ratios, n=4, method="inclusive")
     return quartiles[0], quartiles[2]
+
+
+def run_child(script: str, arguments: list[str]) -> dict[str, Any]:
+    """Run ``script`` with ``arguments`` in a fresh process and return the JSON it wrote to its
+    ``--out`` (glibc's malloc thresholds are process-wide: each setting needs its own process).
+    The child's own output goes to stderr."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "child.json"
+        command = [sys.executable, script, *arguments, "--out", str(out)]
+        subprocess.run(command, check=True, stdout=sys.stderr)
+        payload: dict[str, Any] = json.loads(out.read_text())
+        return payload
 
 
 def write_results(path: Path, payload: dict[str, Any]) -> None:

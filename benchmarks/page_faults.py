@@ -18,16 +18,20 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from _common import apply_allocator, machine_info, median, print_table, write_results
+from _common import (
+    apply_allocator,
+    machine_info,
+    median,
+    print_table,
+    run_child,
+    write_results,
+)
 from pipeline_overhead import CASES, TRUNKS, _trunk
 
 from downsizenet_hub import DownsizeNet
@@ -66,15 +70,11 @@ def measure(calls: int, warmup: int, trunk_name: str, batches: list[int]) -> lis
 
 
 def _child(args: argparse.Namespace, allocator: str) -> list[dict[str, Any]]:
-    with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / "rows.json"
-        command = [
-            sys.executable, __file__, "--child", allocator, "--calls", str(args.calls),
-            "--warmup", str(args.warmup), "--trunk", args.trunk, "--threads", str(args.threads),
-            "--batches", *map(str, args.batches), "--out", str(out),
-        ]  # fmt: skip
-        subprocess.run(command, check=True)
-        return list(json.loads(out.read_text())["rows"])
+    arguments = [
+        "--child", allocator, "--calls", str(args.calls), "--warmup", str(args.warmup),
+        "--trunk", args.trunk, "--threads", str(args.threads), "--batches", *map(str, args.batches),
+    ]  # fmt: skip
+    return list(run_child(__file__, arguments)["rows"])
 
 
 def main() -> None:
@@ -101,7 +101,6 @@ def main() -> None:
                 {"allocator": allocator, "process": process, **row}
                 for row in _child(args, allocator)
             ]
-    apply_allocator("kept")  # only so that machine_info() names a setting; rows carry their own
     write_results(
         args.out,
         {"machine": {**machine_info(), "allocator": "per row"}, "trunk": args.trunk,

@@ -34,7 +34,6 @@ import copy
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +47,7 @@ from _common import (
     median,
     paired_ratio_quartiles,
     print_table,
+    run_child,
     time_interleaved,
     write_results,
 )
@@ -333,16 +333,12 @@ def _epoch(
 
 def _child_inference(args: argparse.Namespace, allocator_choice: str) -> list[dict[str, Any]]:
     """The inference rows measured by a child process under ``allocator_choice``."""
-    with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / "inference.json"
-        command = [
-            sys.executable, __file__, "--only", "inference", "--allocator", allocator_choice,
-            "--trunk", args.trunk, "--repeats", str(args.repeats), "--threads", str(args.threads),
-            "--device", args.device, "--batches", *map(str, args.batches), "--out", str(out),
-            *(["--compiled"] if args.compiled else []),
-        ]  # fmt: skip
-        subprocess.run(command, check=True, stdout=sys.stderr)
-        return list(json.loads(out.read_text())["inference"])
+    arguments = [
+        "--only", "inference", "--allocator", allocator_choice, "--trunk", args.trunk,
+        "--repeats", str(args.repeats), "--threads", str(args.threads), "--device", args.device,
+        "--batches", *map(str, args.batches), *(["--compiled"] if args.compiled else []),
+    ]  # fmt: skip
+    return list(run_child(__file__, arguments)["inference"])
 
 
 def main() -> None:

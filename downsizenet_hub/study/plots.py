@@ -14,6 +14,7 @@ they are a horizontal line with their interval as a band.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -297,7 +298,7 @@ def cost_figure(points: CostPoints) -> Figure:
     rows = -(-len(panels) // columns)
     figure = Figure(figsize=(6.4 * columns, 6.2 * rows), dpi=_DPI, layout="constrained")
     grid = figure.subplots(rows, columns, squeeze=False).flat
-    several = {task: len({v for _, v in points[task]}) > 1 for task in points}
+    panels_per_task = Counter(task for task, _ in panels)
     for (task, variant), axes in zip(panels, grid, strict=False):
         title, ylabel, counted = _COST_TITLES[task]
         series = {
@@ -318,7 +319,7 @@ def cost_figure(points: CostPoints) -> Figure:
                 continue
             name = f"{label} (x{measured[0][2]:g} only)"
             _plot(axes, xs, estimates, name, _colour(label), line=False, marker=next(markers))
-        heading = f"{title}, {variant} scenes" if several[task] else title
+        heading = f"{title}, {variant} scenes" if panels_per_task[task] > 1 else title
         axes.set(title=heading, xlabel=f"GMACs per image ({counted})", ylabel=ylabel)
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)

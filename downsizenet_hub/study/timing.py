@@ -86,5 +86,6 @@ def remaining_at_measured_pace(
         return sum(took for _, _, took in cells) / sum(rough or 0.0 for _, rough, _ in cells)
 
     overall = pace(known)
-    by_task = {task: pace([c for c in known if c[0] == task]) for task, _, _ in known}
+    tasks = {task for task, _, _ in known}
+    by_task = {task: pace([c for c in known if c[0] == task]) for task in tasks}
     return sum(by_task.get(task, overall) * (rough or 0.0) for task, rough in remaining)
