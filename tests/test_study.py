@@ -522,12 +522,12 @@ def test_the_cost_figure_has_a_panel_per_task_and_scenes_and_marks_lone_scales()
 
 
 def test_a_cell_status_moves_to_its_own_line_rather_than_break() -> None:
-    from downsizenet_hub.study.runner import _cell_line
+    from downsizenet_hub.study.console import cell_line
 
     prefix = "[1/4] segmentation  bilinear noisy x0.3, 4 epochs  seed 0"
     status = "[green]done[/] in 5.2 min: mIoU 12.73"
-    assert _cell_line(prefix, status, 200) == f"{prefix}  {status}"
-    assert _cell_line(prefix, status, 80) == f"{prefix}\n    {status}"  # 85 visible characters
+    assert cell_line(prefix, status, 200) == f"{prefix}  {status}"
+    assert cell_line(prefix, status, 80) == f"{prefix}\n    {status}"  # 85 visible characters
 
 
 def test_a_summary_table_too_wide_for_the_terminal_becomes_one_block_per_row() -> None:
@@ -536,7 +536,7 @@ def test_a_summary_table_too_wide_for_the_terminal_becomes_one_block_per_row() -
     from rich.console import Console
     from rich.table import Table
 
-    from downsizenet_hub.study.runner import _print_fitted
+    from downsizenet_hub.study.console import print_fitted
 
     table = Table(title="Transfer (x0.3)", caption="mean ± std [95% CI]")
     columns = ["resizer", "seg mIoU", "bilinear seg mIoU", "det mAP@0.5", "Δ mAP@0.5 vs bilinear"]
@@ -544,11 +544,11 @@ def test_a_summary_table_too_wide_for_the_terminal_becomes_one_block_per_row() -
         table.add_column(column)
     table.add_row("downsizenet", "12.90 (n=1)", "12.73 (n=1)", "14.81 (n=1)", "+0.43 (n=1)")
     narrow = Console(width=40, file=io.StringIO(), record=True)
-    _print_fitted(narrow, table)
+    print_fitted(narrow, table)
     text = narrow.export_text()
     assert "…" not in text and "Δ mAP@0.5 vs bilinear  +0.43 (n=1)" in text
     wide = Console(width=200, file=io.StringIO(), record=True)
-    _print_fitted(wide, table)
+    print_fitted(wide, table)
     assert "┃ resizer" in wide.export_text()  # it fits: the table as it is
 
 

@@ -18,6 +18,7 @@ from downsizenet_hub.engine import fit as REAL_FIT
 from downsizenet_hub.experiments import common
 from downsizenet_hub.study import StudyConfig, run_study, study_config
 from downsizenet_hub.study.cell_run import RESULT_FILE, cell_folder
+from downsizenet_hub.study.numerics import NUMERICS_VERSION
 from downsizenet_hub.study.publishing import publish_study_resizer
 
 TINY_DATA = {"train_images": 8, "val_images": 4, "image_size": [64, 64]}
@@ -235,13 +236,20 @@ def test_study_command_runs_a_config_file(tmp_path: Path) -> None:
     assert (out / "results.md").is_file() and (out / ".gitignore").is_file()
     assert f"downsizenet study --config {path}" in (out / "results.md").read_text()
     again = _invoke(*args)
-    assert again.output.count("cached") == 2 and "other code" not in again.output
-    # A result computed by another version of the training code is flagged, not silently used.
+    assert again.output.count("cached") == 2 and "numerics version" not in again.output
+    # A result computed under another numerics version is named in a report, never reused.
     saved = next(out.glob("cells/*/cell.json"))
-    saved.write_text(saved.read_text().replace('"code": "', '"code": "0ther'))
-    flagged = _invoke(*args)
-    assert flagged.output.count("cached, computed by other code") == 1
-    assert "**Note:** 1 of the 2 finished cells" in (out / "results.md").read_text()
+    version = NUMERICS_VERSION
+    saved.write_text(saved.read_text().replace(f'"numerics": {version}', '"numerics": 0'))
+    flagged = _invoke(*args, "--report-only")
+    assert flagged.output.count("cached, numerics version 0") == 1, flagged.output
+    report = (out / "results.md").read_text()
+    assert f"finished cells by version: v0: 1, v{version}: 1" in report
+    assert "**1 of the 2 finished cells were computed under another numerics version**" in report
+    recomputed = _invoke(*args)
+    assert recomputed.output.count("cached") == 1 and recomputed.output.count("done in") == 1
+    assert f'"numerics": {version}' in saved.read_text()
+    assert f"finished cells by version: v{version}: 2." in (out / "results.md").read_text()
 
 
 def test_quickstart_help_names_what_it_does() -> None:

@@ -58,6 +58,32 @@ def study(
         ),
     ] = False,
     keep_checkpoints: KeepCheckpointsOpt = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Cells computed at once, each by a one-thread worker (local), or the most "
+            "Slurm jobs running at once (slurm; 0: no cap). Other study commands on the same "
+            "--results-dir share its cells: each is computed once.",
+        ),
+    ] = 1,
+    launcher: Annotated[
+        str,
+        typer.Option(
+            "--launcher",
+            help="local (this machine) or slurm (a submitit job per cell; not tested on a real "
+            "cluster here).",
+        ),
+    ] = "local",
+    partition: Annotated[
+        str | None, typer.Option("--partition", help="Slurm partition (slurm only).")
+    ] = None,
+    time_min: Annotated[
+        int, typer.Option("--time-min", help="Time limit of each job in minutes.")
+    ] = 24 * 60,
+    gpus_per_cell: Annotated[
+        int, typer.Option("--gpus-per-cell", help="GPUs each job gets (slurm; local: 0).")
+    ] = 0,
     device: DeviceOpt = "auto",
     progress: ProgressOpt = True,
 ) -> None:
@@ -70,14 +96,21 @@ def study(
     the resizers with DownsizeNet's coefficient maps.
 
     \b
-    Example:
+    Examples:
       downsizenet study --preset cpu --dry-run
+      downsizenet study --preset cpu --workers 2
     """
     from downsizenet_hub.engine import TrainingError
-    from downsizenet_hub.study import load_config, preset_command
+    from downsizenet_hub.study import Launch, load_config, preset_command
     from downsizenet_hub.study import preset as load_preset
+    from downsizenet_hub.study.launch import WorkerFailed
 
-    with user_errors(TrainingError):
+    with user_errors(TrainingError, WorkerFailed):
+        launch = Launch(
+            launcher=launcher,  # type: ignore[arg-type]  # checked by Launch
+            workers=workers, partition=partition, time_min=time_min,
+            gpus_per_cell=gpus_per_cell,
+        )  # fmt: skip
         if (preset is None) == (config is None):
             raise ValueError(
                 "give exactly one of --preset (quick, cpu, full, paper) or --config FILE."
@@ -90,7 +123,7 @@ def study(
             assert config is not None
             study_config, command = load_config(config), f"downsizenet study --config {config}"
         _run(study_config, command, results_dir, dry_run, report_only, keep_checkpoints, device,
-             progress)  # fmt: skip
+             progress, launch)  # fmt: skip
 
 
 def quickstart(
@@ -128,14 +161,18 @@ def _run(
     keep_checkpoints: bool,
     device: str,
     progress: bool,
+    launch: object = None,
 ) -> None:
-    from downsizenet_hub.study import StudyConfig, plan_table, resolved_plan, run_study
-    from downsizenet_hub.study.runner import study_console
+    from downsizenet_hub.study import Launch, StudyConfig, plan_table, resolved_plan, run_study
+    from downsizenet_hub.study.console import study_console
 
     assert isinstance(study_config, StudyConfig)
+    assert launch is None or isinstance(launch, Launch)
     folder = results_dir if results_dir is not None else Path("results") / study_config.name
     if dry_run:
-        study_console().print(plan_table(resolved_plan(study_config, strict=False), folder))
+        workers = launch.workers if launch is not None and launch.launcher == "local" else 1
+        plan = resolved_plan(study_config, strict=False)
+        study_console().print(plan_table(plan, folder, workers))
         return
     run_study(
         study_config,
@@ -145,4 +182,5 @@ def _run(
         progress=progress,
         keep_checkpoints=keep_checkpoints,
         report_only=report_only,
+        launch=launch,
     )

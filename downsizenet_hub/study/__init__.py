@@ -16,14 +16,17 @@ from downsizenet_hub.study.cell_run import CellResult
 from downsizenet_hub.study.cells import Cell, Row, StudyPlan, plan_study
 from downsizenet_hub.study.config import StudyConfig
 from downsizenet_hub.study.config_file import load_config, study_config
+from downsizenet_hub.study.console import plan_table
+from downsizenet_hub.study.launch import Launch
 from downsizenet_hub.study.presets import PRESETS, preset, preset_command
-from downsizenet_hub.study.runner import StudyRun, plan_table, resolved_plan, run_study
+from downsizenet_hub.study.runner import StudyRun, resolved_plan, run_study
 
 __all__ = [
     "PRESETS",
     "Cell",
     "CellResult",
     "Estimate",
+    "Launch",
     "Row",
     "StudyConfig",
     "StudyPlan",

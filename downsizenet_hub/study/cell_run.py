@@ -35,7 +35,7 @@ from downsizenet_hub.experiments.transfer import TransferOptions, run_transfer
 from downsizenet_hub.jsonfile import read_json
 from downsizenet_hub.study.cells import CELL_FORMAT, Cell
 from downsizenet_hub.study.config import DataSettings, PretrainSettings, TransferSettings
-from downsizenet_hub.study.fingerprint import code_fingerprint
+from downsizenet_hub.study.numerics import NUMERICS_VERSION, provenance
 
 RESULT_FILE = "cell.json"
 RUN_DIR = "run"
@@ -60,15 +60,17 @@ class CellResult:
     images_per_s: float
     spec: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
-    # The training code that computed it (see :mod:`.fingerprint`).
-    code: str = ""
+    # The numerics version of the code that computed it (see :mod:`.numerics`).
+    numerics: int = 0
+    # Where and by what it was computed: commit, library versions, platform, device, threads.
+    provenance: dict[str, Any] = field(default_factory=dict)
     # True when read back from cell.json instead of computed in this call.
     cached: bool = False
 
     @property
-    def stale(self) -> bool:
-        """Computed by training code other than the code running now."""
-        return self.code != code_fingerprint()
+    def current(self) -> bool:
+        """Computed under the numerics version of the code running now."""
+        return self.numerics == NUMERICS_VERSION
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -81,7 +83,11 @@ def cell_folder(results_dir: Path, cell: Cell) -> Path:
 
 
 def read_result(results_dir: Path, cell: Cell) -> CellResult | None:
-    """The finished result of ``cell``, or None (never run, killed, or written for another spec)."""
+    """The finished result of ``cell``, or None (never run, killed, or written for another spec).
+
+    A result of another numerics version is returned too (``current`` is False): the runner
+    recomputes it, the report names its version.
+    """
     path = cell_folder(results_dir, cell) / RESULT_FILE
     try:
         data = read_json(path, what="cell result")
@@ -95,6 +101,8 @@ def read_result(results_dir: Path, cell: Cell) -> CellResult | None:
     try:
         result = CellResult(**{k: data[k] for k in names if k in data})
     except TypeError:
+        return None
+    if not isinstance(result.numerics, int) or not isinstance(result.metrics, dict):
         return None
     result.cached = True
     return result
@@ -147,14 +155,23 @@ def run_cell(
         else:
             result = _run_transfer(cell, results_dir, folder, device, progress)
     result.wall_time_s = time.perf_counter() - started
+    result.provenance = provenance(_resolved_device(device))
     return result
+
+
+def _resolved_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _result(cell: Cell, metrics: dict[str, float], images_per_s: float) -> CellResult:
     return CellResult(
         key=cell.key, task=cell.task, resizer=cell.resizer.label, variant=cell.variant,
         scale=cell.scale, epochs=cell.epochs, seed=cell.seed, metrics=dict(metrics),
-        wall_time_s=0.0, images_per_s=images_per_s, spec=cell.spec(), code=code_fingerprint(),
+        wall_time_s=0.0, images_per_s=images_per_s, spec=cell.spec(), numerics=NUMERICS_VERSION,
     )  # fmt: skip
 
 

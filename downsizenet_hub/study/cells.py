@@ -3,9 +3,14 @@
 A *cell* is one training run for one seed: a segmentation pretraining (``downsizenet pretrain``
 with one resizer) or a transfer (``downsizenet transfer``: a frozen resizer in front of the frozen
 VGG16 detector; the resizer is fixed, or the one a segmentation cell trained). Its *key* is a
-readable prefix plus a hash of everything that decides its result, so a finished cell can be
-found again and a changed setting never reuses a stale one. Cells shared by several experiments
-(e.g. the bilinear baseline at one scale) run once.
+readable prefix plus a hash of its settings (:meth:`Cell.spec`), so a finished cell can be found
+again and a changed setting never reuses a stale one; the code that computed it is named by the
+numerics version stored beside it (:mod:`.numerics`), not by the key. Cells shared by several
+experiments (e.g. the bilinear baseline at one scale) run once.
+
+A setting added to any part of a spec after cells were computed (a data, training or resizer
+option) is declared with ``metadata=KEYED_WHEN_SET``: it enters the spec only when it differs
+from its default, so every cell that uses the default keeps its key and its result.
 
 A *row* is one line of a results table: the cells of one resizer over the seeds, beside the
 bilinear cells of the same seeds it is compared with (paired by seed).
@@ -16,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from functools import cached_property
 from typing import Any, Literal
 
@@ -34,8 +39,11 @@ from downsizenet_hub.study.config import (
     TransferSettings,
 )
 
-#: Bumped when what a cell computes changes in a way its spec does not show.
+#: The layout of a cell's spec and result (not the numerics: see :mod:`.numerics`).
 CELL_FORMAT = "downsizenet-study-cell/1"
+#: Field metadata of a setting added after cells were computed: in a cell's spec only when set.
+#: The resizing core spells it out (``{"cell_key": "when-set"}``) as it imports nothing of ours.
+KEYED_WHEN_SET: dict[str, str] = {"cell_key": "when-set"}
 Task = Literal["segmentation", "transfer"]
 #: The score each task's tables lead with, and the others reported beside it.
 PRIMARY_METRIC: dict[str, str] = {"segmentation": "miou", "transfer": "map_50"}
@@ -91,17 +99,19 @@ class Cell:
         Engine and DownsizeNet defaults are spelled out, so that a changed default makes new
         cells instead of reusing results computed under the old one.
         """
-        settings = {k: v for k, v in asdict(self.settings).items() if k != "data"}
+        settings = {k: v for k, v in keyed(self.settings).items() if k != "data"}
         settings.pop("epochs", None)  # the cell's own epochs count, not the default
-        train = self.train_config().to_dict()
+        train_config = self.train_config()
+        train = keyed(train_config, train_config.to_dict())
         for neutral in ("device", "log_every"):  # where it runs and how often it logs
             train.pop(neutral)
         resizer = None
         if self.resizer.is_downsizenet:
-            resizer = DownsizeNetConfig(**self.resizer.config).to_dict()
+            downsizenet = DownsizeNetConfig(**self.resizer.config)
+            resizer = keyed(downsizenet, downsizenet.to_dict())
         elif self.resizer.learned:
-            config = ARCHITECTURES[self.resizer.architecture](**self.resizer.config).to_dict()
-            resizer = {"architecture": self.resizer.architecture, **config}
+            config = ARCHITECTURES[self.resizer.architecture](**self.resizer.config)
+            resizer = {"architecture": self.resizer.architecture, **keyed(config, config.to_dict())}
         return json.loads(
             json.dumps(
                 {
@@ -113,7 +123,7 @@ class Cell:
                     "scale": self.scale,
                     "epochs": self.epochs,
                     "seed": self.seed,
-                    "data": asdict(self.data),
+                    "data": keyed(self.data),
                     "settings": settings,
                     "train": train,
                     "source": self.source.key if self.source is not None else None,
@@ -148,6 +158,28 @@ class Cell:
         )
         heads = count_epochs(self.epochs, "head epoch")
         return f"transfer  {origin} {self.variant} x{self.scale:g}, {heads}"
+
+
+def keyed(settings: Any, as_dict: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``settings`` (a dataclass) as its part of a cell spec: ``as_dict`` (default
+    ``asdict(settings)``) without the fields marked :data:`KEYED_WHEN_SET` that hold their
+    default, nested settings likewise."""
+    data = dict(asdict(settings) if as_dict is None else as_dict)
+    for item in fields(settings):
+        value = getattr(settings, item.name)
+        if item.metadata.get("cell_key") == KEYED_WHEN_SET["cell_key"]:
+            factory = item.default_factory
+            default = item.default if factory is MISSING else factory()
+            if value == default:
+                data.pop(item.name, None)
+                continue
+        if (
+            is_dataclass(value)
+            and not isinstance(value, type)
+            and isinstance(data.get(item.name), dict)
+        ):
+            data[item.name] = keyed(value, data[item.name])
+    return data
 
 
 @dataclass

@@ -41,7 +41,7 @@ from downsizenet_hub.study.cells import (
     count_epochs,
 )
 from downsizenet_hub.study.config import DataSettings, TransferExperiment, TransferSettings
-from downsizenet_hub.study.fingerprint import code_fingerprint
+from downsizenet_hub.study.numerics import NUMERICS_VERSION
 
 
 @dataclass
@@ -345,8 +345,8 @@ class StudyTotals:
     cells: int
     finished: int
     computed: int
-    # Finished cells computed by training code other than the code that wrote the report.
-    stale: int
+    # Finished cells by the numerics version that computed them (see study/numerics.py).
+    by_numerics: dict[int, int]
     cell_seconds: float
     wall_time_s: float
     published: list[str] = field(default_factory=list)
@@ -366,7 +366,7 @@ def results_document(
         "study": plan.config.name,
         "command": command,
         "package_version": __version__,
-        "code": code_fingerprint(),
+        "numerics_version": NUMERICS_VERSION,
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "confidence": CONFIDENCE,
         "config": plan.config.to_dict(),
@@ -374,7 +374,7 @@ def results_document(
             "cells": totals.cells,
             "finished": totals.finished,
             "computed_this_run": totals.computed,
-            "computed_by_other_code": totals.stale,
+            "finished_by_numerics_version": {str(v): n for v, n in totals.by_numerics.items()},
             "cell_seconds": round(totals.cell_seconds, 1),
             "wall_time_s": round(totals.wall_time_s, 1),
         },
@@ -412,7 +412,7 @@ def markdown_report(
         "",
         f"Data: {_data_line(plan)}",
         "",
-        *_stale_note(totals),
+        *_numerics_note(totals),
         "Scores are percent: mean ± sample standard deviation over seeds, then the 95% "
         "t-interval of the mean in brackets. Δ is the difference to bilinear under the same seed "
         "(same initialisation and data order), with the 95% t-interval of the per-seed "
@@ -479,16 +479,22 @@ def markdown_report(
     return "\n".join(lines)
 
 
-def _stale_note(totals: StudyTotals) -> list[str]:
-    if not totals.stale:
-        return []
-    return [
-        f"**Note:** {totals.stale} of the {totals.finished} finished cells were computed by "
-        f"another version of the training code than this report's ({code_fingerprint()}); "
-        "results.json lists each cell's `code`. Delete those cells' folders and run the study "
-        "again to recompute them.",
-        "",
-    ]
+def _numerics_note(totals: StudyTotals) -> list[str]:
+    """Which numerics version computed the cells (study/numerics.py), and what to do when some
+    were computed by another."""
+    counts = ", ".join(f"v{v}: {n}" for v, n in sorted(totals.by_numerics.items()))
+    line = (
+        f"Numerics version of this code: v{NUMERICS_VERSION}; finished cells by version: "
+        f"{counts or 'none'}."
+    )
+    other = sum(n for v, n in totals.by_numerics.items() if v != NUMERICS_VERSION)
+    if other:
+        line += (
+            f" **{other} of the {totals.finished} finished cells were computed under another "
+            "numerics version**: their numbers are those of that code; running the study again "
+            "recomputes them."
+        )
+    return [line, ""]
 
 
 def _data_line(plan: StudyPlan) -> str:

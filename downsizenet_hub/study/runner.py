@@ -16,39 +16,25 @@ publishes and reports, and the ranks meet at a barrier after each cell.
 from __future__ import annotations
 
 import functools
-import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
 from downsizenet_hub.backbones.sources import resolve_vgg16_weights
 from downsizenet_hub.engine import init_from_env, is_main_process
-from downsizenet_hub.engine.distributed import barrier
-from downsizenet_hub.engine.progress import run_name
-from downsizenet_hub.study.cell_run import (
-    RESIZER_DIR,
-    CellResult,
-    cell_folder,
-    read_result,
-    remove_checkpoints,
-    run_cell,
-    write_result,
-)
-from downsizenet_hub.study.cells import (
-    METRIC_NAMES,
-    PRIMARY_METRIC,
-    Cell,
-    StudyPlan,
-    plan_study,
-)
+from downsizenet_hub.engine.distributed import barrier, is_distributed
+from downsizenet_hub.jsonfile import read_json
+from downsizenet_hub.study.cell_run import RESIZER_DIR, CellResult, cell_folder, read_result
+from downsizenet_hub.study.cells import METRIC_NAMES, PRIMARY_METRIC, Cell, StudyPlan, plan_study
 from downsizenet_hub.study.config import BASELINE, StudyConfig
+from downsizenet_hub.study.console import cell_line, print_fitted, run_name, study_console
 from downsizenet_hub.study.cost import cost_points, cost_table
+from downsizenet_hub.study.launch import JOBS_DIR, Launch, cancel, submit, wait
 from downsizenet_hub.study.movement import movement_table, movements
 from downsizenet_hub.study.plots import write_figures
 from downsizenet_hub.study.publishing import (
@@ -72,9 +58,15 @@ from downsizenet_hub.study.timing import (
     format_duration,
     remaining_at_measured_pace,
 )
+from downsizenet_hub.study.workers import CellHooks, finished, work
 
-#: Keeps the engine's bulky run folders (checkpoints, logs) out of git when results are committed.
-GITIGNORE = "# written by downsizenet study: run folders are bulky and reproducible\ncells/*/run/\n"
+#: Keeps bulky or per-machine files out of git when results are committed: the engine's run
+#: folders (checkpoints, logs), the workers' claim locks and the launcher's job files.
+GITIGNORE = (
+    "# written by downsizenet study: run folders are bulky and reproducible; claims and job\n"
+    "# files belong to the machine that ran them\n"
+    "cells/*/run/\ncells/*/claim/\njobs/\n"
+)
 
 
 @dataclass
@@ -117,6 +109,7 @@ def run_study(
     progress: bool = True,
     keep_checkpoints: bool = False,
     report_only: bool = False,
+    launch: Launch | None = None,
     console: Console | None = None,
 ) -> StudyRun:
     """Run (or, with ``report_only``, only report) the study into ``results_dir``.
@@ -125,133 +118,186 @@ def run_study(
         command: the command line that reproduces the study; recorded in the report and in the
             trained resizers, and what decides whether a published name may be replaced.
         device: the engine's device ("auto", "cpu", "cuda", "cuda:1"); not part of cell keys.
-        progress: the engine's progress bars / epoch lines (on stderr).
+        progress: the engine's progress bars / epoch lines (on stderr; one worker only).
         keep_checkpoints: keep each finished cell's checkpoints (about 16 MB per segmentation
             cell, 9 MB per transfer cell).
         report_only: run nothing; summarise the cells that have finished.
+        launch: the workers (:class:`.launch.Launch`); default one, in this process. Other
+            ``study`` commands on the same folder share the cells (each computed once).
+
+    The report is written once every cell is finished; a run that stops early (or
+    ``report_only`` on an unfinished study) writes a partial one unless a complete report is
+    already there.
     """
     started = time.perf_counter()
     init_from_env()  # under torchrun: join now, so that only rank 0 prints from the start
+    launch = launch or Launch()
+    if not launch.in_process and is_distributed():
+        raise ValueError("under torchrun the ranks are one worker: leave --workers at 1.")
     console = console or study_console()
     say: Callable[..., None] = console.print if is_main_process() else _silent
     plan = resolved_plan(config, strict=not report_only)
     results_dir = Path(results_dir)
     if is_main_process():
         results_dir.mkdir(parents=True, exist_ok=True)
-        gitignore = results_dir / ".gitignore"
-        if not gitignore.exists():
-            write_text(gitignore, GITIGNORE)
-    results: dict[str, CellResult] = {}
-    computed = 0
+        _write_gitignore(results_dir)
     total = len(plan.cells)
-    published: list[str] = []
+    workers = "" if launch.in_process else f", {_workers_text(launch)}"
     say(
         f"[bold]Study {config.name}[/]: {total} cells ({plan.cell_count('segmentation')} "
         f"segmentation, {plan.cell_count('transfer')} transfer), seeds "
-        f"{', '.join(map(str, config.seeds))} -> {results_dir}"
+        f"{', '.join(map(str, config.seeds))}{workers} -> {results_dir}"
     )
-    # Time left is the rough cost of the cells still to run, scaled by the pace measured on the
-    # cells computed so far, per task: a priori rates are off by 2-3x between idle and busy
-    # machines, and by different factors for the two tasks.
-    to_run = {c.key for c in plan.cells if not report_only and read_result(results_dir, c) is None}
-    timed: list[tuple[str, float | None, float]] = []
-    for index, cell in enumerate(plan.cells, start=1):
-        prefix = escape(f"[{index:>{len(str(total))}}/{total}] {cell.describe()}  seed {cell.seed}")
-        found = read_result(results_dir, cell)
-        if found is None and not report_only:
-            waiting = [c for c in plan.cells[index - 1 :] if c.key in to_run]
-            rest = [(c.task, estimate_seconds(c)) for c in waiting]
-            left = remaining_at_measured_pace(timed, rest)
-            pace = f"; study about {format_duration(left)} left at the pace so far" if left else ""
-            say(_cell_line(prefix, f"[yellow]running[/]{pace}", console.width))
-            baseline = _baseline_score(plan, results, cell)
-            try:
-                with run_name(_run_name(cell, len(config.variants) > 1)):
-                    found = run_cell(
-                        cell, results_dir, device=device, progress=progress, command=command,
-                        baseline_score=baseline,
-                    )  # fmt: skip
-            except BaseException:
-                folder = escape(str(cell_folder(results_dir, cell)))
-                stopped = f"[red]stopped[/]; running the study again resumes it ({folder})"
-                say(_cell_line(prefix, stopped, console.width))
-                raise
-            write_result(results_dir, found)
-            timed.append((cell.task, estimate_seconds(cell), found.wall_time_s))
-            if not keep_checkpoints:
-                remove_checkpoints(results_dir, cell)
-            barrier()
-            computed += 1
-            took = format_duration(found.wall_time_s)
-            say(_cell_line(prefix, f"[green]done[/] in {took}: {_score(found)}", console.width))
-        elif found is not None and found.stale:
-            stale = f"[yellow]cached, computed by other code ({found.code})[/]: {_score(found)}"
-            say(_cell_line(prefix, stale, console.width))
-        elif found is not None:
-            say(_cell_line(prefix, f"[dim]cached[/]: {_score(found)}", console.width))
-        else:
-            say(_cell_line(prefix, "[dim]not run[/]", console.width))
-        if found is not None:
-            results[cell.key] = found
-    if not report_only:  # after every cell, so that the records carry the study's differences
-        published = _publish(plan, results_dir, results, command, say)
-    summaries = summarise(plan, results)
+    lines = _ProgressLines(plan, results_dir, say, console.width)
+    computed: list[str] = []
+    if report_only:
+        lines.report_all()
+    elif launch.in_process:
+        hooks = CellHooks(
+            cached=lines.cached, started=lines.started, done=lines.done, failed=lines.failed,
+            baseline_score=lambda cell: _baseline_score(plan, results_dir, cell),
+            run_name=lambda cell: run_name(cell, len(config.variants) > 1),
+        )  # fmt: skip
+        computed = work(
+            plan,
+            results_dir,
+            device=device,
+            progress=progress,
+            command=command,
+            keep_checkpoints=keep_checkpoints,
+            hooks=hooks,
+        ).computed
+    else:
+        jobs = submit(
+            launch, plan, results_dir, device=device, command=command,
+            keep_checkpoints=keep_checkpoints,
+        )  # fmt: skip
+        say(f"{len(jobs)} {launch.launcher} jobs started; their logs: {results_dir / JOBS_DIR}")
+        try:
+            computed = wait(jobs, plan, results_dir, on_done=lines.finished_elsewhere)
+        except BaseException:
+            if launch.launcher == "local":
+                cancel(jobs)  # their cells keep their checkpoints: running again resumes them
+            raise
+    results = _finished_results(plan, results_dir)
+    published = [] if report_only else _publish(plan, results_dir, results, command, say)
     totals = StudyTotals(
         cells=total,
         finished=len(results),
-        computed=computed,
-        stale=sum(1 for r in results.values() if r.stale),
+        computed=len(computed),
+        by_numerics=dict(Counter(r.numerics for r in results.values())),
         cell_seconds=sum(r.wall_time_s for r in results.values()),
         wall_time_s=0.0,
         published=published,
     )
+    summaries = summarise(plan, results)
     run = StudyRun(plan, results, summaries, results_dir, totals)
     if is_main_process():
         for table in rich_tables(summaries, len(config.seeds)):
-            _print_fitted(console, table)
+            print_fitted(console, table)
         totals.wall_time_s = time.perf_counter() - started
-        run.files = _write_report(run, command)
+        if totals.finished == total or not _complete_report_exists(results_dir):
+            run.files = _write_report(run, command)
+            where = f"report: {results_dir / 'results.md'}"
+        else:
+            where = f"the complete report in {results_dir / 'results.md'} is kept"
         say(
-            f"{len(results)}/{total} cells finished ({computed} computed now) in "
-            f"{format_duration(totals.wall_time_s)}; report: {results_dir / 'results.md'}"
+            f"{len(results)}/{total} cells finished ({len(computed)} computed now) in "
+            f"{format_duration(totals.wall_time_s)}; {where}"
         )
     barrier()
     return run
 
 
-def study_console() -> Console:
-    """stdout; wide when redirected (rich would wrap the interval columns at 80 characters)."""
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+class _ProgressLines:
+    """One line per cell as it is found finished, starts, finishes or fails, with the study's
+    time left at the pace measured so far (per task: a priori rates are off by 2-3x between idle
+    and busy machines, and by different factors for the two tasks)."""
+
+    def __init__(
+        self, plan: StudyPlan, results_dir: Path, say: Callable[..., None], width: int
+    ) -> None:
+        self.plan, self.results_dir, self.say, self.width = plan, results_dir, say, width
+        self.index = {cell.key: i for i, cell in enumerate(plan.cells, start=1)}
+        self.to_run = {c.key for c in plan.cells if finished(results_dir, c) is None}
+        self.timed: list[tuple[str, float | None, float]] = []
+
+    def _prefix(self, cell: Cell) -> str:
+        total = len(self.plan.cells)
+        number = f"[{self.index[cell.key]:>{len(str(total))}}/{total}]"
+        return escape(f"{number} {cell.describe()}  seed {cell.seed}")
+
+    def _line(self, cell: Cell, status: str) -> None:
+        self.say(cell_line(self._prefix(cell), status, self.width))
+
+    def cached(self, cell: Cell, result: CellResult) -> None:
+        self._line(cell, f"[dim]cached[/]: {_score(result)}")
+
+    def started(self, cell: Cell) -> None:
+        rest = [(c.task, estimate_seconds(c)) for c in self.plan.cells if c.key in self.to_run]
+        left = remaining_at_measured_pace(self.timed, rest)
+        pace = f"; study about {format_duration(left)} left at the pace so far" if left else ""
+        self._line(cell, f"[yellow]running[/]{pace}")
+
+    def done(self, cell: Cell, result: CellResult) -> None:
+        self.to_run.discard(cell.key)
+        self.timed.append((cell.task, estimate_seconds(cell), result.wall_time_s))
+        took = format_duration(result.wall_time_s)
+        self._line(cell, f"[green]done[/] in {took}: {_score(result)}")
+
+    def failed(self, cell: Cell, error: BaseException) -> None:
+        folder = escape(str(cell_folder(self.results_dir, cell)))
+        self._line(cell, f"[red]stopped[/]; running the study again resumes it ({folder})")
+
+    def finished_elsewhere(self, cell: Cell) -> None:
+        """A cell a worker job finished (read from disk)."""
+        result = finished(self.results_dir, cell)
+        if result is not None:
+            self.done(cell, result)
+
+    def report_all(self) -> None:
+        """--report-only: every cell's status, other numerics versions named."""
+        for cell in self.plan.cells:
+            result = read_result(self.results_dir, cell)
+            if result is None:
+                self._line(cell, "[dim]not run[/]")
+            elif not result.current:
+                version = f"numerics version {result.numerics}"
+                self._line(cell, f"[yellow]cached, {version}[/]: {_score(result)}")
+            else:
+                self.cached(cell, result)
 
 
-def _print_fitted(console: Console, table: Table) -> None:
-    """``table`` as it is when it fits the console; else one small two-column block per row
-    (column name, value), so that no header or value is cut at 80 columns."""
-    natural = console.measure(table, options=console.options.update_width(10_000)).maximum
-    if natural <= console.width:
-        console.print(table)
-        return
-    headers = [str(column.header) for column in table.columns]
-    rows = list(zip(*(list(column.cells) for column in table.columns), strict=True))
-    if table.title:
-        console.print(Text(str(table.title), style="bold"))
-    for cells in rows:
-        block = Table.grid(padding=(0, 2))
-        block.add_column(style="dim", no_wrap=True)
-        block.add_column()
-        for header, cell in zip(headers, cells, strict=True):
-            block.add_row(header, cell)
-        console.print(block)
-        console.print()
-    if table.caption:
-        console.print(Text(str(table.caption), style="dim"))
+def _workers_text(launch: Launch) -> str:
+    if launch.launcher == "local":
+        return f"{launch.workers} local workers"
+    cap = f", at most {launch.workers} at once" if launch.workers else ""
+    return f"a Slurm job per cell{cap}"
 
 
-def _cell_line(prefix: str, status: str, width: int) -> str:
-    """``prefix  status`` on one line if it fits, else the status indented on the next line:
-    the terminal never breaks a status (or a score) in the middle."""
-    line = f"{prefix}  {status}"
-    return line if Text.from_markup(line).cell_len <= width else f"{prefix}\n    {status}"
+def _finished_results(plan: StudyPlan, results_dir: Path) -> dict[str, CellResult]:
+    """Every finished cell's result as it is on disk (of any numerics version)."""
+    found = {cell.key: read_result(results_dir, cell) for cell in plan.cells}
+    return {key: result for key, result in found.items() if result is not None}
+
+
+def _complete_report_exists(results_dir: Path) -> bool:
+    try:
+        document = read_json(results_dir / "results.json", what="study report")
+        totals = document["totals"]
+        return bool(totals["finished"] == totals["cells"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _write_gitignore(results_dir: Path) -> None:
+    gitignore = results_dir / ".gitignore"
+    try:
+        current = gitignore.read_text(encoding="utf-8")
+    except OSError:
+        current = ""
+    if current != GITIGNORE:
+        write_text(gitignore, GITIGNORE)
 
 
 def _silent(*_: object, **__: object) -> None:
@@ -264,10 +310,11 @@ def _score(result: CellResult) -> str:
     return f"{METRIC_NAMES[metric]} {value:.2f}" if value is not None else "no score"
 
 
-def _baseline_score(plan: StudyPlan, results: dict[str, CellResult], cell: Cell) -> float | None:
+def _baseline_score(plan: StudyPlan, results_dir: Path, cell: Cell) -> float | None:
     """The same-seed bilinear mIoU of a segmentation cell, if already known (for its record)."""
     if cell.task != "segmentation" or not cell.resizer.learned:
         return None
+    results = {k: r for k, r in _finished_results(plan, results_dir).items() if r.current}
     return segmentation_scores(plan, results, cell, BASELINE).get(cell.seed)
 
 
@@ -312,38 +359,3 @@ def _write_report(run: StudyRun, command: str) -> list[Path]:
     return [results_dir / "results.json", results_dir / "results.md"] + [
         results_dir / name for _, name in figures
     ]
-
-
-def _run_name(cell: Cell, with_variant: bool) -> str:
-    """How the engine's progress names a cell's run, e.g. ``seg x0.3 downsizenet seed 0`` (the
-    data variant too when the study has several)."""
-    task = "seg" if cell.task == "segmentation" else "det"
-    variant = f" {cell.variant}" if with_variant else ""
-    return f"{task}{variant} x{cell.scale:g} {cell.resizer.label} seed {cell.seed}"
-
-
-def plan_table(plan: StudyPlan, results_dir: Path) -> Table:
-    """The cells a run would train, in order, with their status and a rough time each."""
-    table = Table(title=f"Study {plan.config.name}: {len(plan.cells)} cells")
-    for column in ("#", "task", "resizer", "data", "scale", "epochs", "seed", "status", "time"):
-        table.add_column(column, justify="right" if column in ("#", "epochs", "seed") else "left")
-    remaining: float | None = 0.0
-    for index, cell in enumerate(plan.cells, start=1):
-        cached = read_result(results_dir, cell) is not None
-        seconds = estimate_seconds(cell)
-        if not cached:
-            remaining = None if remaining is None or seconds is None else remaining + seconds
-        epochs = (
-            f"{cell.source.epochs}+{cell.epochs}" if cell.source is not None else str(cell.epochs)
-        )
-        task = "seg" if cell.task == "segmentation" else "transfer"
-        table.add_row(
-            str(index), task, cell.resizer.label, cell.variant, f"x{cell.scale:g}", epochs,
-            str(cell.seed), "cached" if cached else "to run", format_duration(seconds),
-        )  # fmt: skip
-    table.caption = (
-        f"to run: about {format_duration(remaining)} on an idle 2-core CPU, 2 to 3 times more "
-        "beside other jobs (rough: downsizenet_hub/study/timing.py); transfer epochs are "
-        "pretraining+head epochs"
-    )
-    return table

@@ -12,6 +12,7 @@ no estimate (None). A running study never shows these a priori numbers as its ti
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from downsizenet_hub.data import SCENES_PRESETS
@@ -19,7 +20,7 @@ from downsizenet_hub.engine.progress import format_duration
 from downsizenet_hub.study.cells import Cell
 from downsizenet_hub.study.config import PretrainSettings
 
-__all__ = ["estimate_seconds", "format_duration", "remaining_at_measured_pace"]
+__all__ = ["estimate_seconds", "format_duration", "remaining_at_measured_pace", "run_seconds"]
 
 _REFERENCE_PIXELS = 300 * 300
 #: Seconds per image at 300 px: segmentation training step (a learned resizer's full-resolution
@@ -63,6 +64,32 @@ def estimate_seconds(cell: Cell) -> float | None:
             + val * TRANSFER_EVAL_S
         ) * (cell.scale / 0.3) ** 2
     return seconds * size + CELL_OVERHEAD_S[cell.task]
+
+
+#: Cores of the machine the rates were measured on. There, three one-thread processes together
+#: trained as fast as one two-thread process: a core does the same work either way, so workers
+#: gain through more cores, not on their own.
+CALIBRATION_CORES = 2
+
+
+def run_seconds(cells: Sequence[Cell], workers: int = 1, cores: int | None = None) -> float | None:
+    """Rough wall time of computing ``cells`` with ``workers`` one-thread workers on ``cores``
+    cores (default: this machine's): the cells' total at the calibration machine's pace, spread
+    over the cores the workers can use, and never less than the longest chain of a segmentation
+    cell and the transfer that loads it. None when a cell has no estimate."""
+    rough = {cell.key: estimate_seconds(cell) for cell in cells}
+    if any(seconds is None for seconds in rough.values()):
+        return None
+    seconds = {key: value or 0.0 for key, value in rough.items()}
+    total = sum(seconds.values())
+    if workers <= 1:
+        return total
+    usable = min(workers, cores or os.cpu_count() or 1)
+    chain = max(
+        seconds[c.key] + (seconds.get(c.source.key, 0.0) if c.source is not None else 0.0)
+        for c in cells
+    )
+    return max(total * CALIBRATION_CORES / max(usable, CALIBRATION_CORES), chain)
 
 
 def remaining_at_measured_pace(
