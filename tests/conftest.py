@@ -80,3 +80,15 @@ def trained_baseline() -> Callable[..., nn.Module]:
         return model.eval()
 
     return build
+
+
+@pytest.fixture(scope="session")
+def vgg_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random VGG16 trunk as safetensors: no 60 MB download or conversion in tests."""
+    from safetensors.torch import save_file
+    from torchvision.models import vgg16
+
+    path = tmp_path_factory.mktemp("vgg") / "vgg16_random.safetensors"
+    torch.manual_seed(0)
+    save_file({k: v.contiguous() for k, v in vgg16().features.state_dict().items()}, str(path))
+    return path

@@ -8,8 +8,6 @@ from typing import Any
 
 import pytest
 import torch
-from safetensors.torch import save_file
-from torchvision.models import vgg16
 from typer.testing import CliRunner
 
 from downsizenet_hub import DownsizeNet, hub
@@ -24,15 +22,6 @@ from downsizenet_hub.study.publishing import publish_study_resizer
 TINY_DATA = {"train_images": 8, "val_images": 4, "image_size": [64, 64]}
 # The detection heads cost the same per image at any size: fewer images for the transfers.
 TINY_DETECTION = {"train_images": 4, "val_images": 2, "image_size": [64, 64]}
-
-
-@pytest.fixture(scope="module")
-def vgg_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random VGG16 trunk as safetensors: no 60 MB download or conversion in tests."""
-    path = tmp_path_factory.mktemp("vgg") / "vgg16_random.safetensors"
-    torch.manual_seed(0)
-    save_file({k: v.contiguous() for k, v in vgg16().features.state_dict().items()}, str(path))
-    return path
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -13,10 +13,10 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from test_study_run import TINY_DATA, FitSpy, tiny, vgg_weights  # noqa: F401 - a fixture
+from test_study_run import TINY_DATA, FitSpy, tiny
 
 from downsizenet_hub.engine.runlock import RunLock
 from downsizenet_hub.study import Launch, plan_study, run_study
@@ -137,7 +137,7 @@ class _SlurmThroughLocal:
     """submitit.AutoExecutor(cluster="slurm") as the study calls it, run by the local executor:
     the Slurm parameters are recorded, the jobs run here."""
 
-    made: list[_SlurmThroughLocal] = []
+    made: ClassVar[list[_SlurmThroughLocal]] = []
 
     def __init__(self, folder: Path, cluster: str) -> None:
         import submitit
