@@ -17,6 +17,7 @@ from downsizenet_hub import paths
 from downsizenet_hub.data import scenes
 from downsizenet_hub.data.cityscapes import CITYSCAPES_CLASSES, CityscapesDataset
 from downsizenet_hub.data.coco import COCO_CLASSES, CocoDataset
+from downsizenet_hub.data.decoded import DecodedScenes
 from downsizenet_hub.data.transforms import (
     NOISE_SIGMA,
     VARIANTS,
@@ -138,7 +139,11 @@ def _scenes_raw(root: str | Path | None, split: str, options: dict[str, Any]) ->
         detection=True,
         class_names=manifest["class_names"],
     )
-    return raw, int(manifest["seed"])
+    try:
+        decoded: Any = DecodedScenes(raw, Path(root), split)
+    except OSError:  # a read-only or full folder: read the files one by one instead
+        decoded = raw
+    return decoded, int(manifest["seed"])
 
 
 def build_dataset(

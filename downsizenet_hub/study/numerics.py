@@ -14,6 +14,8 @@ History:
 
 - 1: the code of the 300-step ``cpu``, ``full``, ``longer`` and ``sensitivity`` studies (cells
   then keyed by a hash of the training code's source files, ``5b57cf6dbb65``).
+- 2: the ``noisy`` variant's pixel noise drawn by torch's generator instead of NumPy's (another
+  stream of the same Gaussian, 4.5 ms less per 300 px image on one core); nothing else moved.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 import torch
 
 #: Changed by hand when what the training code computes changes (see the module docstring).
-NUMERICS_VERSION = 1
+NUMERICS_VERSION = 2
 
 _CHECKOUT = Path(__file__).resolve().parents[2]
 
