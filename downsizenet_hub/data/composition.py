@@ -26,7 +26,7 @@ scene does not depend on how many were built, and the same seed gives the same f
 from __future__ import annotations
 
 import colorsys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
@@ -87,6 +87,10 @@ class SceneConfig:
     transparent_alpha: float = 0.1
     # Side of the background crop as a fraction of the photo's shorter side, drawn uniformly.
     background_crop: tuple[float, float] = field(default=(0.3, 1.0))
+    # The Fashion-MNIST classes (0..9) items are drawn from; None: all ten.
+    classes: tuple[int, ...] | None = None
+    # The background photographs (file names of BACKGROUNDS) crops are drawn from; None: all.
+    backgrounds: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         low, high = self.item_size
@@ -105,6 +109,17 @@ class SceneConfig:
         if not 0.0 < self.background_crop[0] <= self.background_crop[1] <= 1.0:
             raise ValueError(
                 f"background_crop must be 0 < low <= high <= 1, got {self.background_crop}."
+            )
+        if self.classes is not None and (
+            not self.classes or not set(self.classes) <= set(range(len(FASHION_CLASSES)))
+        ):
+            raise ValueError(f"classes must be Fashion-MNIST class ids 0..9, got {self.classes}.")
+        known = {name for _, name, _ in BACKGROUNDS}
+        if self.backgrounds is not None and (
+            not self.backgrounds or not set(self.backgrounds) <= known
+        ):
+            raise ValueError(
+                f"backgrounds must name photographs of {sorted(known)}, got {self.backgrounds}."
             )
 
 
@@ -126,13 +141,62 @@ SCENE_LAYOUTS: dict[str, SceneConfig] = {
 DEFAULT_LAYOUT = "large"
 
 
-def scene_layout(name: str) -> SceneConfig:
-    """The :class:`SceneConfig` of a named layout (one of :data:`SCENE_LAYOUTS`)."""
+#: Named scene families (``--family``): which objects and which backgrounds a scene may hold.
+#: ``A`` and ``B`` share no Fashion-MNIST class and no photograph, so a resizer trained on one
+#: family meets new objects on new backgrounds in the other (the study's transfer to new
+#: objects). A holds the upper-body garments, B trousers, footwear and bags: no class of B looks
+#: like a class of A the way a shirt looks like a T-shirt. The photographs split 7 and 7, each
+#: half with colour photographs of people, animals, food or landscapes and grey ones (a grey
+#: photograph and textures): 9 of the 14 are colour and 5 grey, so A has 5 colour and 2 grey
+#: (camera, brick), B 4 colour and 3 grey (coins, grass, gravel), as even as odd counts allow.
+SCENE_FAMILIES: dict[str, tuple[tuple[int, ...] | None, tuple[str, ...] | None]] = {
+    "all": (None, None),
+    # T-shirt/top, Pullover, Dress, Coat, Shirt.
+    "A": (
+        (0, 2, 3, 4, 6),
+        (
+            "astronaut.png",
+            "chelsea.png",
+            "coffee.png",
+            "hubble_deep_field.jpg",
+            "china.jpg",
+            "camera.png",
+            "brick.png",
+        ),
+    ),
+    # Trouser, Sandal, Sneaker, Bag, Ankle boot.
+    "B": (
+        (1, 5, 7, 8, 9),
+        (
+            "rocket.jpg",
+            "ihc.png",
+            "retina.jpg",
+            "flower.jpg",
+            "coins.png",
+            "grass.png",
+            "gravel.png",
+        ),
+    ),
+}
+DEFAULT_FAMILY = "all"
+
+
+def scene_layout(name: str, family: str = DEFAULT_FAMILY) -> SceneConfig:
+    """The :class:`SceneConfig` of a named layout (one of :data:`SCENE_LAYOUTS`) restricted to a
+    named family (one of :data:`SCENE_FAMILIES`)."""
     if name not in SCENE_LAYOUTS:
         raise ValueError(
             f"Unknown scene layout {name!r}; expected one of {', '.join(SCENE_LAYOUTS)}."
         )
-    return SCENE_LAYOUTS[name]
+    if family not in SCENE_FAMILIES:
+        raise ValueError(
+            f"Unknown scene family {family!r}; expected one of {', '.join(SCENE_FAMILIES)}."
+        )
+    classes, backgrounds = SCENE_FAMILIES[family]
+    layout = SCENE_LAYOUTS[name]
+    if classes is None and backgrounds is None:
+        return layout
+    return replace(layout, classes=classes, backgrounds=backgrounds)
 
 
 @dataclass(frozen=True)
@@ -172,6 +236,12 @@ def load_backgrounds() -> tuple[Image.Image, ...]:
 
 def _background(rng: np.random.Generator, size: int, config: SceneConfig) -> np.ndarray:
     photos = load_backgrounds()
+    if config.backgrounds is not None:
+        photos = tuple(
+            photo
+            for photo, (_, name, _) in zip(photos, BACKGROUNDS, strict=True)
+            if name in config.backgrounds
+        )
     photo = photos[int(rng.integers(len(photos)))]
     width, height = photo.size
     side = max(1, round(rng.uniform(*config.background_crop) * min(width, height)))
@@ -190,6 +260,16 @@ def _tint(rng: np.random.Generator) -> np.ndarray:
     return np.array(colorsys.hsv_to_rgb(hue, saturation, value), dtype=np.float32)
 
 
+def family_items(
+    items: np.ndarray, item_classes: np.ndarray, config: SceneConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """The items of the classes ``config`` allows (all of them when it names none)."""
+    if config.classes is None:
+        return items, item_classes
+    keep = np.isin(item_classes, config.classes)
+    return items[keep], item_classes[keep]
+
+
 def compose_scene(
     rng: np.random.Generator,
     size: int,
@@ -197,7 +277,8 @@ def compose_scene(
     item_classes: np.ndarray,
     config: SceneConfig,
 ) -> Scene:
-    """One scene from ``items`` ``(N, 28, 28)`` uint8 with classes ``(N,)`` 0..9 (labels are +1)."""
+    """One scene from ``items`` ``(N, 28, 28)`` uint8 with classes ``(N,)`` 0..9 (labels are +1),
+    already restricted to ``config.classes`` (:func:`family_items`)."""
     image = _background(rng, size, config)
     mask = np.zeros((size, size), dtype=np.uint8)
     boxes, labels = [], []

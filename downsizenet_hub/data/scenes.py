@@ -54,6 +54,7 @@ from downsizenet_hub.data.composition import (
     SCENES_CLASSES,
     SceneConfig,
     compose_scene,
+    family_items,
     scene_layout,
     scene_rng,
 )
@@ -95,7 +96,9 @@ def _identity(train: int, val: int, seed: int, size: int, config: SceneConfig) -
         "seed": seed,
         "size": size,
         "images": {"train": train, "val": val},
-        "config": asdict(config),
+        # A family's classes and photographs, when it restricts them (builds made before
+        # families existed keep their identity).
+        "config": {k: v for k, v in asdict(config).items() if v is not None},
         "jpeg_quality": JPEG_QUALITY,
         "class_names": list(SCENES_CLASSES),
         "backgrounds": [f"{package}/{name}" for package, name, _ in BACKGROUNDS],
@@ -159,7 +162,7 @@ def _write_split(
     tick: Callable[[], None],
 ) -> None:
     items, classes = load_fashion_mnist(_FASHION_SPLIT[split])
-    items_np, classes_np = items.numpy(), classes.numpy()
+    items_np, classes_np = family_items(items.numpy(), classes.numpy(), config)
     ids = [f"{split}_{index:06d}" for index in range(count)]
     for index, image_id in enumerate(ids):
         scene = compose_scene(scene_rng(seed, split, index), size, items_np, classes_np, config)

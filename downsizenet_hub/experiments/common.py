@@ -21,7 +21,7 @@ from torch import nn
 
 from downsizenet_hub.atomic import write_atomic
 from downsizenet_hub.data import build_dataset, collate, dataset_info
-from downsizenet_hub.data.composition import DEFAULT_LAYOUT, scene_layout
+from downsizenet_hub.data.composition import DEFAULT_FAMILY, DEFAULT_LAYOUT, scene_layout
 from downsizenet_hub.engine import FitResult, TrainConfig, fit, init_from_env, is_main_process
 from downsizenet_hub.engine.checkpoint import CHECKPOINT_NAME
 from downsizenet_hub.engine.distributed import barrier
@@ -52,12 +52,22 @@ class DataOptions:
     scenes_seed: int = 0
     # scenes only: the item layout, "large" or "small" (see data.composition.SCENE_LAYOUTS).
     items: str = DEFAULT_LAYOUT
+    # scenes only: which objects and backgrounds, "all", "A" or "B" (SCENE_FAMILIES).
+    family: str = DEFAULT_FAMILY
 
     def __post_init__(self) -> None:
         resize_target(self.size, self.scale, names=("--size", "--scale"))  # the one check
         if self.scale is not None and not 0 < self.scale <= 4:
             raise ValueError(f"--scale must be in (0, 4], got {self.scale}.")
-        scene_layout(self.items)  # validates the name
+        scene_layout(self.items, self.family)  # validates both names
+
+    def recipe(self) -> dict[str, Any]:
+        """As JSON for a run's recipe (what decides whether a finished run is reused); the
+        family only when it restricts the scenes, so runs made before families are reused."""
+        data = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        if data["family"] == DEFAULT_FAMILY:
+            del data["family"]
+        return data
 
     def resize_kwargs(self) -> dict[str, Any]:
         return {"size": self.size} if self.size is not None else {"scale_factor": self.scale}
@@ -81,7 +91,7 @@ class DataOptions:
         kwargs: dict[str, Any] = {}
         if self.name == "scenes" and self.root is None:
             kwargs["seed"] = self.scenes_seed
-            kwargs["config"] = scene_layout(self.items)
+            kwargs["config"] = scene_layout(self.items, self.family)
             if self.train_images is not None:
                 kwargs["images"] = self.train_images
             if self.val_images is not None:

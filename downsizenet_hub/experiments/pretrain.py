@@ -104,7 +104,7 @@ def _recipe(options: PretrainOptions, resizer: str) -> dict[str, Any]:
         "width": options.width,
         "resizer": resizer,
         "resizer_config": arm_config(options, resizer),
-        "data": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options.data).items()},
+        "data": options.data.recipe(),
     }
 
 

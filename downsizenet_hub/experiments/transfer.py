@@ -88,9 +88,7 @@ def run_transfer(options: TransferOptions) -> TransferReport:
             "backbone": trunk.provenance,
             "backbone_sha256": trunk_hash,
             "head": options.head,
-            "data": {
-                k: str(v) if isinstance(v, Path) else v for k, v in asdict(options.data).items()
-            },
+            "data": options.data.recipe(),
         }
         arm, _ = train_arm(
             name, pipeline, train_set, val_set, options.train, options.run_dir / _slug(name),

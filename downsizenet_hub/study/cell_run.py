@@ -128,6 +128,7 @@ def data_options(data: DataSettings, variant: str, scale: float) -> DataOptions:
         val_images=data.val_images,
         scenes_seed=data.scenes_seed,
         items=data.items,
+        family=data.family,
     )
 
 

@@ -140,15 +140,22 @@ class Cell:
         pretrained = f"-pre{self.source.epochs}" if self.source is not None else ""
         label = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.resizer.label)
         return (
-            f"{task}-{self.variant}-x{self.scale:g}-{label}{pretrained}-e{self.epochs}"
-            f"-s{self.seed}-{digest[:8]}"
+            f"{task}-{self.variant}{self.family_tag}-x{self.scale:g}-{label}{pretrained}"
+            f"-e{self.epochs}-s{self.seed}-{digest[:8]}"
         )
+
+    @property
+    def family_tag(self) -> str:
+        """``-famA`` for scenes of one family, ``""`` for all of them (keys made before)."""
+        family = getattr(self.data, "family", "all")
+        return "" if family == "all" else f"-fam{family}"
 
     def describe(self) -> str:
         """One line for progress output: task, resizer, variant, scale, epochs."""
+        scenes = f"{self.variant}{self.family_tag.replace('-fam', ' family ')}"
         if self.task == "segmentation":
             return (
-                f"segmentation  {self.resizer.label} {self.variant} x{self.scale:g}, "
+                f"segmentation  {self.resizer.label} {scenes} x{self.scale:g}, "
                 f"{count_epochs(self.epochs)}"
             )
         origin = (
@@ -157,7 +164,7 @@ class Cell:
             else self.resizer.label
         )
         heads = count_epochs(self.epochs, "head epoch")
-        return f"transfer  {origin} {self.variant} x{self.scale:g}, {heads}"
+        return f"transfer  {origin} {scenes} x{self.scale:g}, {heads}"
 
 
 def keyed(settings: Any, as_dict: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -321,15 +328,24 @@ def _transfer_rows(
     scale, learned, seeds = experiment.scale, experiment.resizer, config.seeds
     baseline = ResizerSpec(BASELINE)
 
+    pretrain_data = experiment.pretrain_data
+    # The transfer's own data: its variant (when it names one) is the transfer cells' variant.
+    target = experiment.transfer_data or transfer.data
+    target_variant = target.variant
+    target = dataclasses.replace(target, variant=None)
+
     def segmentation(resizer: ResizerSpec, variant: str, epochs: int) -> list[Cell]:
         return [
-            cells.add(_segmentation_cell(config, resizer, variant, scale, epochs, s)) for s in seeds
+            cells.add(_segmentation_cell(config, resizer, variant, scale, epochs, s, pretrain_data))
+            for s in seeds
         ]
 
     def transfers(resizer: ResizerSpec, variant: str, sources: list[Cell | None]) -> list[Cell]:
-        data, epochs = transfer.data, transfer.epochs
+        epochs, variant = transfer.epochs, target_variant or variant
         return [
-            cells.add(Cell("transfer", resizer, variant, scale, epochs, s, data, transfer, source))
+            cells.add(
+                Cell("transfer", resizer, variant, scale, epochs, s, target, transfer, source)
+            )
             for s, source in zip(seeds, sources, strict=True)
         ]
 

@@ -142,6 +142,11 @@ class DataSettings:
     scenes_seed: int = 0
     # scenes only: the item layout, "large" (48-72 px items) or "small" (24-40 px).
     items: str = "large"
+    # scenes only: the objects and backgrounds, "all", "A" or "B" (data.composition.SCENE_FAMILIES).
+    family: str = field(default="all", metadata={"cell_key": "when-set"})
+    # A transfer's own data variant ("clean" or "noisy"), where it differs from the pretraining's
+    # (an experiment's ``transfer_data``); None: the experiment's variants.
+    variant: str | None = field(default=None, metadata={"cell_key": "when-set"})
 
 
 @dataclass(frozen=True)
@@ -201,6 +206,10 @@ class TransferExperiment:
     # Resizers to publish to the local hub, as (label, name) pairs: the first seed's resizer of
     # that label pretrained longest (the experiment's resizer, or a learned baseline).
     publish: tuple[tuple[str, str], ...] = ()
+    # The pretraining's and the transfer's own data (e.g. another scene family), where they
+    # differ from the study's ``pretrain.data`` and ``transfer.data``.
+    pretrain_data: DataSettings | None = None
+    transfer_data: DataSettings | None = None
 
 
 Experiment = SegmentationExperiment | TransferExperiment
@@ -264,6 +273,10 @@ def _experiment_dict(experiment: Experiment) -> dict[str, Any]:
             data["publish"] = experiment.publish[0][1]  # the experiment's resizer: a plain name
         elif experiment.publish:
             data["publish"] = dict(experiment.publish)
+        for key in ("pretrain_data", "transfer_data"):
+            value = getattr(experiment, key)
+            if value is not None:
+                data[key] = {k: v for k, v in _plain(value).items() if v is not None}
     if experiment.variants is not None:
         data["variants"] = list(experiment.variants)
     return data

@@ -39,12 +39,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
 from downsizenet_hub.data import DATASETS
-from downsizenet_hub.data.composition import DEFAULT_LAYOUT, SCENE_LAYOUTS
+from downsizenet_hub.data.composition import (
+    DEFAULT_FAMILY,
+    DEFAULT_LAYOUT,
+    SCENE_FAMILIES,
+    SCENE_LAYOUTS,
+)
 from downsizenet_hub.data.transforms import VARIANTS
 from downsizenet_hub.jsonfile import loads_json
 from downsizenet_hub.pipelines.detection import HEADS
@@ -165,6 +170,8 @@ def _data(value: object, where: str) -> DataSettings:
         val_images=table.integer("val_images", None, 1),
         scenes_seed=table.integer("scenes_seed", 0) or 0,
         items=table.string("items", DEFAULT_LAYOUT, SCENE_LAYOUTS) or DEFAULT_LAYOUT,
+        family=table.string("family", DEFAULT_FAMILY, SCENE_FAMILIES) or DEFAULT_FAMILY,
+        variant=table.string("variant", None, VARIANTS),
     )
 
 
@@ -209,7 +216,15 @@ def _scale(value: object, where: str) -> float:
     return _number(value, where, 0.0, 1.0)
 
 
-def _experiment(value: object, where: str) -> Experiment:
+def _data_over(base: DataSettings, value: object, where: str) -> DataSettings:
+    """``base`` with the fields ``value`` (a table) gives changed: an experiment's own data."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{where} must be a table (JSON object), got {_show(value)}.")
+    merged = {k: v for k, v in asdict(base).items() if v is not None}
+    return _data({**merged, **value}, where)
+
+
+def _experiment(value: object, where: str, bases: Mapping[str, DataSettings]) -> Experiment:
     if not isinstance(value, Mapping):
         raise TypeError(f"{where} must be a table (JSON object), got {_show(value)}.")
     kind = value.get("kind")
@@ -243,8 +258,14 @@ def _experiment(value: object, where: str) -> Experiment:
             value,
             where,
             ("kind", "title", "resizer", "pretrain_epochs", "baselines", "scale", "variants",
-             "publish"),
+             "publish", "pretrain_data", "transfer_data"),
         )  # fmt: skip
+        own_data = {
+            key: None
+            if table.get(key) is None
+            else _data_over(base, table.get(key), table.path(key))
+            for key, base in bases.items()
+        }
         resizer = resizer_spec(table.get("resizer", TRAINABLE), table.path("resizer"))
         if not resizer.learned:
             raise ValueError(
@@ -278,6 +299,7 @@ def _experiment(value: object, where: str) -> Experiment:
             scale=_scale(table.get("scale", 0.3), table.path("scale")),
             variants=_variants(table, "variants", None),
             publish=publish,
+            **own_data,
         )
     raise ValueError(f"{where}.kind must be one of {list(EXPERIMENT_KINDS)}, got {kind!r}.")
 
@@ -332,8 +354,11 @@ def study_config(data: object, where: str = "") -> StudyConfig:
         ],
         table.path("seeds"),
     )
+    pretrain = _pretrain(table.get("pretrain", {}), table.path("pretrain"))
+    transfer = _transfer(table.get("transfer", {}), table.path("transfer"))
+    bases = {"pretrain_data": pretrain.data, "transfer_data": transfer.data}
     experiments = [
-        _experiment(e, f"{table.path('experiments')}[{i}]")
+        _experiment(e, f"{table.path('experiments')}[{i}]", bases)
         for i, e in enumerate(table.items("experiments", None) or [])
     ]
     if not experiments:
@@ -346,8 +371,8 @@ def study_config(data: object, where: str = "") -> StudyConfig:
         name=name,
         seeds=seeds,
         variants=_variants(table, "variants", ["noisy"]) or ("noisy",),
-        pretrain=_pretrain(table.get("pretrain", {}), table.path("pretrain")),
-        transfer=_transfer(table.get("transfer", {}), table.path("transfer")),
+        pretrain=pretrain,
+        transfer=transfer,
         experiments=tuple(experiments),
         grid_images=table.integer("grid_images", 2, 0) or 0,
         description=description,

@@ -73,8 +73,10 @@ def plan_table(plan: StudyPlan, results_dir: Path, workers: int = 1) -> Table:
             f"{cell.source.epochs}+{cell.epochs}" if cell.source is not None else str(cell.epochs)
         )
         task = "seg" if cell.task == "segmentation" else "transfer"
+        family = cell.family_tag.replace("-fam", " ")
         table.add_row(
-            str(index), task, cell.resizer.label, cell.variant, f"x{cell.scale:g}", epochs,
+            str(index), task, cell.resizer.label, f"{cell.variant}{family}", f"x{cell.scale:g}",
+            epochs,
             str(cell.seed), "cached" if cached else "to run",
             format_duration(estimate_seconds(cell)),
         )  # fmt: skip

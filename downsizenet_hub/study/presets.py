@@ -9,6 +9,10 @@
 - ``full``: every question at the cpu preset's budgets (all ablations, scales, clean scenes and
   fixed resizers), several hours on 2 cores, resumable (see :data:`FULL`). The cpu preset
   publishes the 2x2 resizers, ``full`` the antialias one (beside the fixed antialias filter).
+- ``plateau``: the decisive study (see :data:`PLATEAU`): the cpu preset's core questions at the
+  budgets of ``pretrain`` and ``transfer`` (their learning curves' plateau), 3 seeds, and the
+  transfer both to the objects the resizers were pretrained on and to new objects on new
+  backgrounds (scene families A and B).
 - ``paper``: the paper's data, backbones, resolutions and epoch counts, for GPU users with VOC
   and Cityscapes (placed under ``$DOWNSIZENET_HOME/data/voc`` and ``.../cityscapes``, or copy this
   preset into a study file and set ``root``).
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from downsizenet_hub.experiments import defaults
 from downsizenet_hub.study.config import StudyConfig
 from downsizenet_hub.study.config_file import study_config
 
@@ -168,6 +173,76 @@ FULL: dict[str, Any] = {
     ],
 }  # fmt: skip
 
+# The plateau study: the budgets of `pretrain` and `transfer`'s defaults (1600 segmentation steps,
+# 600 head steps: the learning curves' plateau, benchmarks/learning_curve.py) on the default
+# 1600/400 scenes. Resizers pretrain on scene family A (upper-body garments on half the
+# photographs) and transfer frozen to detection twice: on family A, the objects they were
+# pretrained to segment, and on family B, new objects on new backgrounds.
+_FAMILY_A = {"family": "A"}
+_PLATEAU_RESIZERS = ["bilinear", "area", "antialias", "downsizenet-antialias", "talebi"]
+_PLATEAU_TRANSFER = {
+    "kind": "transfer",
+    "scale": 0.3,
+    "pretrain_epochs": [defaults.PRETRAIN_EPOCHS],
+    "baselines": _PLATEAU_RESIZERS,
+    "pretrain_data": _FAMILY_A,
+}
+
+PLATEAU: dict[str, Any] = {
+    "name": "plateau",
+    "description": (
+        "The decisive study: every cell at the budgets of `downsizenet pretrain` and `transfer`"
+        " (1600 segmentation steps at batch 8, 600 detection-head steps at batch 16, the "
+        "learning curves' plateau) on the noisy built-in scenes (1600 for training, 400 for "
+        "evaluation), 3 seeds, at x0.3. Bilinear, area, the fixed antialias filter, the 2x2 and "
+        "antialias DownsizeNets and the Talebi-Milanfar resizer: the learned ones pretrained in "
+        "segmentation on scene family A (T-shirts, pullovers, dresses, coats and shirts on 7 of "
+        "the 14 photographs), then each resizer frozen into the frozen-VGG16 detector twice: on "
+        "family A (the objects it was pretrained to segment) and on family B (trousers, "
+        "footwear and bags on the other 7 photographs: new objects, new backgrounds). About 4 "
+        "hours on 2 idle cores with `--workers 2`; resumable."
+    ),
+    "seeds": [0, 1, 2],
+    "variants": ["noisy"],
+    "grid_images": 2,
+    "pretrain": {
+        "epochs": defaults.PRETRAIN_EPOCHS,
+        "batch_size": defaults.PRETRAIN_BATCH_SIZE,
+        "lr": defaults.PRETRAIN_LR,
+        "data": _FAMILY_A,
+    },
+    "transfer": {
+        "epochs": defaults.TRANSFER_EPOCHS,
+        "batch_size": defaults.TRANSFER_BATCH_SIZE,
+        "lr": defaults.TRANSFER_LR,
+        "data": _FAMILY_A,
+    },
+    "experiments": [
+        {
+            **_PLATEAU_TRANSFER,
+            "title": "Transfer to the same objects (family A to family A), x0.3",
+            "transfer_data": _FAMILY_A,
+            "publish": {
+                "downsizenet": "downsizenet/scenes-a-noisy-x0.3",
+                "downsizenet-antialias": "downsizenet/scenes-a-noisy-antialias-x0.3",
+                "talebi": "talebi/scenes-a-noisy-x0.3",
+            },
+        },
+        {
+            **_PLATEAU_TRANSFER,
+            "title": "Transfer to new objects (family A to family B), x0.3",
+            "transfer_data": {"family": "B"},
+        },
+        {
+            "kind": "segmentation",
+            "title": "Segmentation on family A at the plateau, x0.3",
+            "scales": [0.3],
+            "resizers": ["downsizenet", *_PLATEAU_RESIZERS[1:]],
+            "data": _FAMILY_A,
+        },
+    ],
+}
+
 PAPER: dict[str, Any] = {
     "name": "paper",
     "description": (
@@ -234,7 +309,13 @@ PAPER: dict[str, Any] = {
     ],
 }
 
-PRESETS: dict[str, dict[str, Any]] = {"quick": QUICK, "cpu": CPU, "full": FULL, "paper": PAPER}
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": QUICK,
+    "cpu": CPU,
+    "full": FULL,
+    "plateau": PLATEAU,
+    "paper": PAPER,
+}
 
 
 def preset(name: str) -> StudyConfig:

@@ -34,6 +34,7 @@ from downsizenet_hub.study.cells import METRIC_NAMES, PRIMARY_METRIC, Cell, Stud
 from downsizenet_hub.study.config import BASELINE, StudyConfig
 from downsizenet_hub.study.console import cell_line, print_fitted, run_name, study_console
 from downsizenet_hub.study.cost import cost_points, cost_table
+from downsizenet_hub.study.differences import difference_figure, transfer_targets_table
 from downsizenet_hub.study.launch import JOBS_DIR, Launch, cancel, submit, wait
 from downsizenet_hub.study.movement import movement_table, movements
 from downsizenet_hub.study.plots import write_figures
@@ -59,7 +60,18 @@ from downsizenet_hub.study.timing import (
     remaining_at_measured_pace,
 )
 from downsizenet_hub.study.workers import CellHooks, finished, work
+from downsizenet_hub.tools.compare import save_figure
 
+DIFFERENCE_FIGURE = "difference_from_bilinear.png"
+DIFFERENCE_CAPTION = (
+    "Each resizer's score minus bilinear's under the same seed, with the paired 95% interval: "
+    "what the tables' Δ columns say, drawn (an interval clear of 0 is a detectable difference)"
+)
+TARGETS_INTRO = (
+    "Each pretrained resizer frozen into detection on the scenes it was pretrained on and on "
+    "another scene family (new objects on new backgrounds), beside the fixed resizers; the "
+    "paper's claim is that a learned resizer's output stays an image and so transfers."
+)
 #: Keeps bulky or per-machine files out of git when results are committed: the engine's run
 #: folders (checkpoints, logs), the workers' claim locks and the launcher's job files.
 GITIGNORE = (
@@ -352,9 +364,18 @@ def _write_report(run: StudyRun, command: str) -> list[Path]:
     write_json(results_dir / "results.json", document)
     cost = cost_table(cost_points(run.plan, run.summaries), run.results)
     movement = movement_table(movements(run.summaries, results_dir))
+    difference = difference_figure(run.summaries)
+    if difference is not None:
+        save_figure(difference, results_dir / DIFFERENCE_FIGURE)
+        figures.insert(0, (DIFFERENCE_CAPTION, DIFFERENCE_FIGURE))
     text = markdown_report(
         run.plan, run.summaries, run.totals, command, figures, comparisons, cost, movement
     )
+    targets = transfer_targets_table(run.summaries)
+    if targets:
+        section = f"## Same objects, new objects\n\n{TARGETS_INTRO}\n\n{targets}\n\n"
+        anchor = text.find("## Head to head")
+        text = text[:anchor] + section + text[anchor:] if anchor >= 0 else text + section
     write_text(results_dir / "results.md", text)
     return [results_dir / "results.json", results_dir / "results.md"] + [
         results_dir / name for _, name in figures

@@ -1,0 +1,67 @@
+"""Scene families and the transfer to new objects: data, study files, keys, the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_study_run import TINY_DATA, tiny
+
+from downsizenet_hub.study import plan_study, preset, run_study, study_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _families(weights: Path | None = None) -> Any:
+    experiment = {"kind": "transfer", "scale": 0.5, "pretrain_epochs": [1],
+                  "pretrain_data": {"family": "A"}}  # fmt: skip
+    return tiny(
+        weights,
+        seeds=[0],
+        experiments=[
+            {**experiment, "title": "same", "transfer_data": {"family": "A"}},
+            {**experiment, "title": "new", "transfer_data": {"family": "B", "variant": "clean"}},
+        ],
+    )
+
+
+def test_a_study_file_gives_the_transfer_its_own_family_and_variant() -> None:
+    config = _families()
+    again = study_config(json.loads(json.dumps(config.to_dict())))
+    assert again == config
+    plan = plan_study(config)
+    segmentation = [c for c in plan.cells if c.task == "segmentation"]
+    assert len(segmentation) == 2  # bilinear and downsizenet, shared by both experiments
+    assert all(c.data.family == "A" and "-famA-" in c.key for c in segmentation)
+    # The experiments' data are the study's with the family (and variant) changed.
+    assert all(c.data.train_images == TINY_DATA["train_images"] for c in segmentation)
+    transfers = {(c.resizer.label, c.data.family, c.variant) for c in plan.cells if c.source}
+    assert transfers == {("downsizenet", "A", "noisy"), ("downsizenet", "B", "clean")}
+    assert all(c.data.variant is None for c in plan.cells)  # the variant lives in the cell
+    assert "noisy family B" not in " ".join(c.describe() for c in plan.cells)
+    assert any("clean family B" in c.describe() for c in plan.cells)
+
+
+def test_presets_keep_their_keys_and_the_plateau_preset_plans() -> None:
+    cpu = plan_study(preset("cpu"))
+    assert all("-fam" not in c.key for c in cpu.cells)
+    plateau = plan_study(preset("plateau"))
+    assert len(plateau.cells) == 54
+    families = {(c.task, c.data.family) for c in plateau.cells}
+    assert families == {("segmentation", "A"), ("transfer", "A"), ("transfer", "B")}
+
+
+@pytest.mark.slow
+def test_the_report_compares_the_same_and_the_new_objects(
+    tmp_path: Path, vgg_weights: Path
+) -> None:
+    run = run_study(_families(vgg_weights), tmp_path, progress=False)
+    assert run.totals.finished == len(run.plan.cells) == 6
+    report = (tmp_path / "results.md").read_text()
+    assert "## Same objects, new objects" in report
+    assert "family A, noisy (the pretraining's objects)" in report
+    assert "family B, clean (new objects)" in report
+    assert (tmp_path / "difference_from_bilinear.png").is_file()
+    assert "difference_from_bilinear.png" in report
