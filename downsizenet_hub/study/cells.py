@@ -22,8 +22,7 @@ from typing import Any, Literal
 
 from downsizenet_hub.engine import TrainConfig
 from downsizenet_hub.resizing.config import DownsizeNetConfig
-from downsizenet_hub.study.config import (
-    ARCHITECTURES,
+from downsizenet_hub.study.config import (  # plugin resizers
     BASELINE,
     DataSettings,
     PretrainSettings,
@@ -32,6 +31,8 @@ from downsizenet_hub.study.config import (
     StudyConfig,
     TransferExperiment,
     TransferSettings,
+    learned_config,
+    plugin_entry,
 )
 
 #: Bumped when what a cell computes changes in a way its spec does not show.
@@ -100,7 +101,7 @@ class Cell:
         if self.resizer.is_downsizenet:
             resizer = DownsizeNetConfig(**self.resizer.config).to_dict()
         elif self.resizer.learned:
-            config = ARCHITECTURES[self.resizer.architecture](**self.resizer.config).to_dict()
+            config = learned_config(self.resizer.architecture, self.resizer.config)
             resizer = {"architecture": self.resizer.architecture, **config}
         return json.loads(
             json.dumps(
@@ -117,6 +118,7 @@ class Cell:
                     "settings": settings,
                     "train": train,
                     "source": self.source.key if self.source is not None else None,
+                    **plugin_entry(self.resizer),  # {} unless a plugin's resizer: keys unchanged
                 },
                 sort_keys=True,
             )
