@@ -174,7 +174,7 @@ def _entry_points() -> dict[str, list[metadata.EntryPoint]]:
     if _ENTRY_POINTS is None:
         found: dict[str, list[metadata.EntryPoint]] = {}
         seen: set[tuple[str, str, str]] = set()
-        for entry in metadata.entry_points(group=GROUP):
+        for entry in _installed():
             key = (entry.name, entry.value, _package(entry))
             if key not in seen:  # a distribution found twice on sys.path
                 seen.add(key)
@@ -187,6 +187,11 @@ def _entry_points() -> dict[str, list[metadata.EntryPoint]]:
                 f"{name!r} is a built-in resizer's name, which a plugin cannot replace; rename it."
             )
     return _ENTRY_POINTS
+
+
+def _installed() -> list[metadata.EntryPoint]:
+    """The group's entry points in the installed distributions' metadata (tests replace it)."""
+    return list(metadata.entry_points(group=GROUP))
 
 
 def names() -> list[str]:

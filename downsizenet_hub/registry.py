@@ -136,6 +136,7 @@ def create_resizer(name: str | nn.Module, **config: Any) -> nn.Module:
         return name
     if not isinstance(name, str) or not name:
         raise ValueError(f"a resizer reference must be a non-empty string, got {name!r}.")
+    plugins.names()  # an installed plugin taking a built-in name is refused, never ignored
     builder = _BUILDERS.get(name)
     if builder is not None:
         if config and name in _FIXED:
