@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -249,11 +250,19 @@ def for_config(config: object) -> LoadedPlugin | None:
 
 
 def load_module(spec: str) -> list[LoadedPlugin]:
-    """Import ``MODULE`` (or ``MODULE:OBJECT``) and register its :class:`ResizerPlugin` objects
-    (all those at its top level, or the one named); what ``--plugin`` does. Loading the same
-    module again changes nothing."""
+    """Import ``MODULE`` (or ``MODULE:OBJECT``, or a file ``path/to/module.py[:OBJECT]``) and
+    register its :class:`ResizerPlugin` objects (all those at its top level, or the one named);
+    what ``--plugin`` does. Loading the same module again changes nothing."""
     module_name, _, attribute = spec.partition(":")
     origin = f"--plugin {spec}"
+    if module_name.endswith(".py"):  # a file: imported by its name from its folder
+        path = Path(module_name).expanduser()
+        if not path.is_file():
+            raise PluginError(f"{origin}: {path} is not a file.")
+        folder = str(path.resolve().parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        module_name = path.stem
     if not module_name or not all(part.isidentifier() for part in module_name.split(".")):
         raise PluginError(f"{origin}: expected a module to import, MODULE or MODULE:OBJECT.")
     try:
@@ -291,13 +300,13 @@ def provenance(name: str) -> dict[str, str] | None:
 
 def _register(loaded: LoadedPlugin) -> None:
     name = loaded.name
-    earlier = _LOADED.get(name)
+    earlier = _LOADED.get(name) or get(name)  # an installed plugin of that name is imported
     if earlier is not None and earlier.plugin is loaded.plugin:
-        return
-    entries = _entry_points().get(name, []) if earlier is None else []
-    if earlier is not None or entries:
-        other = earlier.package if earlier is not None else _package(entries[0])
-        raise loaded.error(f"the resizer {name!r} is already registered by plugin {other!r}.")
+        return  # the same object: the installed module named again, or a module loaded twice
+    if earlier is not None:
+        raise loaded.error(
+            f"the resizer {name!r} is already registered by plugin {earlier.package!r}."
+        )
     _LOADED[name] = loaded
 
 

@@ -112,6 +112,14 @@ def is_plugin(name: str) -> bool:
     return _plain_word(name) and name not in _BUILDERS and plugins.is_plugin_name(name)
 
 
+def check_publishable(name: str) -> None:
+    """Refuse, before training, to publish a plugin's resizer that its plugin gives no config
+    class for (the hub could not load it back); built-in names pass."""
+    plugin = plugins.get(name) if is_plugin(name) else None
+    if plugin is not None and plugin.plugin.config_class is None:
+        raise plugin.error(f"{name!r} has no config_class, so it cannot be published.")
+
+
 def _plain_word(name: object) -> bool:
     return isinstance(name, str) and bool(name) and "/" not in name and ":" not in name
 

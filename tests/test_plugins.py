@@ -145,6 +145,53 @@ def test_plugin_option_registers_a_module_for_one_command(example: None, tmp_pat
     assert [p.name for p in plugins.load_module("tiny_resizer:plugin")] == ["tiny_learned"]
 
 
+def test_plugin_option_takes_a_file_and_an_installed_plugin_named_again(
+    monkeypatch: pytest.MonkeyPatch, example: None
+) -> None:
+    [found] = plugins.load_module(str(EXAMPLE / "tiny_resizer.py"))
+    assert found.name == "tiny_learned" and found.version.startswith("sha256:")
+    install(monkeypatch, TINY)  # installed too: the same object, named twice, is one plugin
+    installed = plugins.get("tiny_learned")
+    assert (
+        installed is not None and plugins.load_module("tiny_resizer")[0].plugin is installed.plugin
+    )
+    line = _one_line_error(_invoke("hub", "list", "--plugin", "no/such/file.py"))
+    assert line == "error: --plugin no/such/file.py: no/such/file.py is not a file."
+
+
+def test_publishing_needs_a_config_class_and_is_refused_before_training(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    source = """
+        from torch import nn
+        from downsizenet_hub.plugins import ResizerPlugin
+        from downsizenet_hub.resizing.functional import interpolate
+        class Plain(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.gain = nn.Parameter(nn.init.ones_(nn.Parameter(__import__("torch").empty(1))))
+            def forward(self, images, size=None, scale_factor=None):
+                return self.gain * interpolate(images, "bilinear", size, scale_factor)
+        plain = ResizerPlugin("plain", Plain)
+        """
+    write_module(tmp_path, monkeypatch, "plain_mod", source)
+    line = _one_line_error(
+        _pretrain(tmp_path, "--resizer", "plain", "--publish", "me/plain", "--plugin", "plain_mod")
+    )
+    assert "'plain' has no config_class, so it cannot be published" in line
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(TypeError, match="or a plugin's with a config_class"):
+        hub.save_pretrained(create_resizer("plain"), tmp_path / "saved")
+
+
+def test_the_docs_show_the_example_as_it_is() -> None:
+    docs = (ROOT / "docs" / "plugins.md").read_text()
+    assert f"```python\n{(EXAMPLE / 'tiny_resizer.py').read_text()}```" in docs
+    study = (EXAMPLE / "study.toml").read_text()
+    shown = docs.split("```toml\n[[experiments]]\n", 1)[1].split("```", 1)[0]
+    assert "[[experiments]]\n" + shown in study
+
+
 BROKEN: dict[str, tuple[str, str]] = {
     # name: (module source, the cause the one line names)
     "import": ("import not_installed_anywhere\n", "cannot import it: ModuleNotFoundError"),
@@ -221,7 +268,12 @@ def test_two_plugins_cannot_register_one_name(
     monkeypatch: pytest.MonkeyPatch, example: None, tmp_path: Path
 ) -> None:
     install(monkeypatch, TINY)
-    write_module(tmp_path, monkeypatch, "copycat", "from tiny_resizer import plugin\n")
+    source = """
+        from downsizenet_hub.plugins import ResizerPlugin
+        from tiny_resizer import TinyResizer
+        mine = ResizerPlugin("tiny_learned", TinyResizer)
+        """
+    write_module(tmp_path, monkeypatch, "copycat", source)
     line = _one_line_error(_invoke("hub", "list", "--plugin", "copycat"))
     assert "already registered by plugin 'tiny_resizer'" in line
 

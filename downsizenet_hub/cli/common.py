@@ -272,7 +272,8 @@ PluginOpt = Annotated[
         metavar="MODULE",
         callback=load_plugins,
         is_eager=True,
-        help="Import MODULE (or MODULE:OBJECT) to register the resizers it defines, as an "
-        "installed plugin does through its entry point (see docs/plugins.md). Repeatable.",
+        help="Import MODULE (MODULE:OBJECT, or a file path/to/module.py) to register the "
+        "resizers it defines, as an installed plugin does through its entry point (see "
+        "docs/plugins.md). Repeatable.",
     ),
 ]

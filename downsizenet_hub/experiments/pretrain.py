@@ -43,7 +43,7 @@ from downsizenet_hub.experiments.common import (
 from downsizenet_hub.experiments.output_stats import mean_abs_difference, output_statistics
 from downsizenet_hub.hub.record import OutputStatistics
 from downsizenet_hub.pipelines.segmentation import SegmentationPipeline
-from downsizenet_hub.registry import create_resizer, is_plugin, list_resizers
+from downsizenet_hub.registry import check_publishable, create_resizer, is_plugin, list_resizers
 from downsizenet_hub.resizing.downsizenet import DownsizeNet
 from downsizenet_hub.resizing.strided import SCALE_TOLERANCE, StridedResizer
 from downsizenet_hub.resizing.talebi import TalebiResizer
@@ -181,6 +181,7 @@ def run_pretrain(options: PretrainOptions) -> PretrainReport:
         )
     if options.publish is not None:
         hub.validate_name(options.publish)  # "" is refused, not ignored
+        check_publishable(options.resizer)
     arm_names = [options.resizer] + (
         [options.compare] if options.compare and options.compare != options.resizer else []
     )
