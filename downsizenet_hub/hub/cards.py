@@ -109,6 +109,7 @@ def render_card(
         ref=ref,
         architecture_name=kind.name,
         convex=kind.convex,
+        plugin=f"{kind.plugin.package} {kind.plugin.version}" if kind.plugin else "",
         short_title=_short_title(config),
         architecture=describe_architecture(config),
         parameters=f"{parameters:,}",
@@ -146,11 +147,7 @@ def describe_architecture(config: ResizerConfig) -> str:
     plugin = architecture_of(config).plugin
     if plugin is not None:
         fields = ", ".join(f"{k}={v!r}" for k, v in plugin.config_dict(config).items())
-        return (
-            f"{plugin.title} from the plugin {plugin.package} {plugin.version} "
-            f"({type(config).__name__}: {fields or 'no fields'}); load it with that plugin "
-            "installed."
-        )
+        return f"{plugin.title} ({type(config).__name__}: {fields or 'no fields'})."
     if isinstance(config, TalebiConfig):
         blocks = config.residual_blocks
         return (
