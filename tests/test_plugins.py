@@ -182,6 +182,8 @@ def test_publishing_needs_a_config_class_and_is_refused_before_training(
     assert not (tmp_path / "run").exists()
     with pytest.raises(TypeError, match="or a plugin's with a config_class"):
         hub.save_pretrained(create_resizer("plain"), tmp_path / "saved")
+    with pytest.raises(ValueError, match=r"resizers\[0\] \(plain\): .* cannot be published"):
+        resizer_spec("plain", "resizers[0]")  # a study stores every resizer it trains
 
 
 def test_the_docs_show_the_example_as_it_is() -> None:

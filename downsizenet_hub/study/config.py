@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from downsizenet_hub import plugins
-from downsizenet_hub.registry import TRAINABLE, is_plugin, list_resizers
+from downsizenet_hub.registry import TRAINABLE, check_publishable, is_plugin, list_resizers
 from downsizenet_hub.resizing.baseline_config import StridedConfig, TalebiConfig
 from downsizenet_hub.resizing.config import DownsizeNetConfig
 
@@ -129,7 +129,8 @@ def _learned(label: str, architecture: str, overrides: dict[str, Any], where: st
     try:
         if architecture in ARCHITECTURES:
             ARCHITECTURES[architecture].from_dict(dict(overrides))
-        else:
+        else:  # the study stores every resizer it trains: the plugin needs a config class
+            check_publishable(architecture)
             learned_config(architecture, overrides)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{where} ({label}): {error}") from None
