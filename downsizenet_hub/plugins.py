@@ -243,9 +243,10 @@ def load_all() -> list[LoadedPlugin]:
 
 def for_config(config: object) -> LoadedPlugin | None:
     """The plugin whose config class ``config`` is an instance of (exactly), if any."""
-    for loaded in (*_LOADED.values(), *load_all()):
-        if loaded.plugin.config_class is not None and type(config) is loaded.plugin.config_class:
-            return loaded
+    for candidates in (lambda: list(_LOADED.values()), load_all):  # the imported ones first
+        for loaded in candidates():
+            if type(config) is loaded.plugin.config_class:
+                return loaded
     return None
 
 
