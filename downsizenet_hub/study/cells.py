@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from downsizenet_hub.engine import TrainConfig
 from downsizenet_hub.resizing.config import DownsizeNetConfig
-from downsizenet_hub.study.config import (  # plugin resizers
+from downsizenet_hub.study.config import (
     BASELINE,
     DataSettings,
     PretrainSettings,
@@ -31,7 +31,7 @@ from downsizenet_hub.study.config import (  # plugin resizers
     StudyConfig,
     TransferExperiment,
     TransferSettings,
-    learned_config,
+    learned_config,  # and plugin_entry: plugin resizers
     plugin_entry,
 )
 
