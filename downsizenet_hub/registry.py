@@ -26,6 +26,12 @@ everything that names resizers through this module (``pretrain --resizer talebi`
 and module class get an entry in :data:`downsizenet_hub.hub.architectures.ARCHITECTURES`, which
 names the architecture in ``config.json`` (talebi and strided have both).
 
+**Resizers from other packages.** An installed package registers a resizer (and, to publish it,
+its config class) through the ``downsizenet_hub.resizers`` entry-point group, and a command's
+``--plugin MODULE`` imports one that is not installed (see :mod:`downsizenet_hub.plugins`). A
+plugin's name is looked up after the built-in names, which it can never replace; it is built,
+listed (among the learned resizers) and published like the built-in ones.
+
 **Why the model's storage methods live outside the core.** :mod:`downsizenet_hub.resizing` must
 import nothing else of the package (an import-linter contract), and the storage of
 :mod:`downsizenet_hub.hub` builds a DownsizeNet when it loads one, so the core class cannot call
@@ -46,6 +52,7 @@ from typing import Any
 
 from torch import nn
 
+from downsizenet_hub import plugins
 from downsizenet_hub.resizing.fixed import FIXED_RESIZERS, FixedResizer
 from downsizenet_hub.resizing.strided import StridedResizer
 from downsizenet_hub.resizing.talebi import TalebiResizer
@@ -67,7 +74,7 @@ def register_resizer(name: str, builder: Builder, *, fixed: bool = False) -> Non
     A name already registered, or one that looks like a published reference (it contains ``/``
     or ``:``), is refused with a ValueError.
     """
-    if not isinstance(name, str) or not name or "/" in name or ":" in name:
+    if not _plain_word(name):
         raise ValueError(f"a registered resizer name is a plain word, got {name!r}.")
     if name in _BUILDERS:
         raise ValueError(f"a resizer named {name!r} is already registered.")
@@ -77,10 +84,16 @@ def register_resizer(name: str, builder: Builder, *, fixed: bool = False) -> Non
 
 
 def list_resizers(*, fixed: bool | None = None) -> list[str]:
-    """The registered names, in registration order: all, only the fixed ones (``fixed=True``), or
-    only those with parameters (``fixed=False``). Published resizers are listed by
-    ``downsizenet hub list`` (:func:`downsizenet_hub.hub.list_published`)."""
-    return [name for name in _BUILDERS if fixed is None or (name in _FIXED) == fixed]
+    """The registered names, in registration order, then the plugins' (sorted): all, only the
+    fixed ones (``fixed=True``), or only those with parameters (``fixed=False``; plugins count
+    as learned). Published resizers are listed by ``downsizenet hub list``
+    (:func:`downsizenet_hub.hub.list_published`).
+
+    Raises:
+        plugins.PluginError: an installed plugin takes a built-in resizer's name.
+    """
+    built_in = [name for name in _BUILDERS if fixed is None or (name in _FIXED) == fixed]
+    return built_in if fixed else [*built_in, *plugins.names()]
 
 
 def is_fixed(name: str) -> bool:
@@ -89,21 +102,41 @@ def is_fixed(name: str) -> bool:
 
 
 def is_registered(name: str) -> bool:
-    """Whether ``name`` is in the table (else :func:`create_resizer` treats it as published)."""
-    return name in _BUILDERS
+    """Whether ``name`` is in the table or a plugin's (else :func:`create_resizer` treats it as
+    published)."""
+    return name in _BUILDERS or is_plugin(name)
+
+
+def is_plugin(name: str) -> bool:
+    """Whether ``name`` is a plugin's resizer (installed, or loaded with ``--plugin``)."""
+    return _plain_word(name) and name not in _BUILDERS and plugins.is_plugin_name(name)
+
+
+def check_publishable(name: str) -> None:
+    """Refuse, before training, to publish a plugin's resizer that its plugin gives no config
+    class for (the hub could not load it back); built-in names pass."""
+    plugin = plugins.get(name) if is_plugin(name) else None
+    if plugin is not None and plugin.plugin.config_class is None:
+        raise plugin.error(f"{name!r} has no config_class, so it cannot be published.")
+
+
+def _plain_word(name: object) -> bool:
+    return isinstance(name, str) and bool(name) and "/" not in name and ":" not in name
 
 
 def create_resizer(name: str | nn.Module, **config: Any) -> nn.Module:
     """The resizer ``name`` refers to (see the module docstring for the forms).
 
     Args:
-        name: a module (returned as is), a registered name, or a published resizer reference.
+        name: a module (returned as is), a registered name, a plugin's name, or a published
+            resizer reference.
         **config: the architecture's configuration for a fresh learned resizer; refused for fixed
             and published ones (a published resizer's architecture comes from its config.json).
 
     Raises:
-        ValueError: an empty name, configuration given where none is taken; FileNotFoundError
-            (from the hub) when a published reference leads nowhere.
+        ValueError: an empty name, configuration given where none is taken, a broken plugin
+            (:class:`~downsizenet_hub.plugins.PluginError`, one sentence naming it);
+            FileNotFoundError (from the hub) when a published reference leads nowhere.
     """
     if isinstance(name, nn.Module):
         if config:
@@ -111,11 +144,15 @@ def create_resizer(name: str | nn.Module, **config: Any) -> nn.Module:
         return name
     if not isinstance(name, str) or not name:
         raise ValueError(f"a resizer reference must be a non-empty string, got {name!r}.")
+    plugins.names()  # an installed plugin taking a built-in name is refused, never ignored
     builder = _BUILDERS.get(name)
     if builder is not None:
         if config and name in _FIXED:
             raise ValueError(f"the fixed resizer {name!r} takes no configuration.")
         return builder(**config)
+    plugin = plugins.get(name) if _plain_word(name) else None
+    if plugin is not None:  # checked: its configuration, the module and its call signature
+        return plugin.create(**config)
     if config:
         raise ValueError("a published resizer's configuration comes from its config.json.")
     return load_published(name)

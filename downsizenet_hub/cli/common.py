@@ -243,3 +243,37 @@ ValImagesOpt = Annotated[
     ),
 ]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+
+
+def load_plugins(specs: list[str] | None) -> list[str] | None:
+    """``--plugin``'s callback: import each module (the current folder is searched last, as
+    ``python -m`` would) and register its resizers; a broken plugin is one line and exit 2."""
+    if not specs:
+        return specs
+    import sys
+
+    from downsizenet_hub import plugins
+
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        for spec in specs:
+            plugins.load_module(spec)
+    except plugins.PluginError as error:
+        raise fail(error) from None
+    return specs
+
+
+# Eager: the modules are imported before any other option is checked or used.
+PluginOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--plugin",
+        metavar="MODULE",
+        callback=load_plugins,
+        is_eager=True,
+        help="Import MODULE (MODULE:OBJECT, or a file path/to/module.py) to register the "
+        "resizers it defines, as an installed plugin does through its entry point (see "
+        "docs/plugins.md). Repeatable.",
+    ),
+]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from downsizenet_hub.cli.common import ScaleOpt, SizeOpt, parse_size, user_errors
+from downsizenet_hub.cli.common import PluginOpt, ScaleOpt, SizeOpt, parse_size, user_errors
 from downsizenet_hub.cli.resize import resize_target
 
 
@@ -40,6 +40,7 @@ def export(
             "with --scale the output size follows the input.",
         ),
     ] = False,
+    plugin: PluginOpt = None,
 ) -> None:
     """Export NAME bound to --size or --scale, and check the file against PyTorch (1e-4).
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from downsizenet_hub.cli.common import user_errors
+from downsizenet_hub.cli.common import PluginOpt, user_errors
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -44,7 +44,7 @@ LIST_COLUMNS = ("NAME", "FROM", "RESIZER", "TRAINED FOR", "SCORE")
 
 
 @app.command("list")
-def list_command() -> None:
+def list_command(plugin: PluginOpt = None) -> None:
     """List published resizers: local hub first, then the shipped ones.
 
     On a terminal, a table that fits 80 columns; piped, one tab-separated line per resizer
@@ -68,7 +68,7 @@ def list_command() -> None:
 
 
 @app.command("show")
-def show_command(name: NameArg) -> None:
+def show_command(name: NameArg, plugin: PluginOpt = None) -> None:
     """Print the model card (README.md) of a published resizer."""
     from downsizenet_hub import hub
 
@@ -89,6 +89,7 @@ def publish_command(
     ],
     name: LocalNameArg,
     force: ForceOpt = False,
+    plugin: PluginOpt = None,
 ) -> None:
     """Copy SOURCE (a folder written by save_pretrained, say) into the local hub as NAME."""
     from downsizenet_hub import hub
@@ -122,6 +123,7 @@ def push_command(
         str | None,
         typer.Option("--endpoint", help="Hub URL [default: HF_ENDPOINT or huggingface.co]."),
     ] = None,
+    plugin: PluginOpt = None,
 ) -> None:
     """Upload NAME to the Hugging Face Hub as REPO_ID, with the token from HF_TOKEN or
     'hf auth login'."""

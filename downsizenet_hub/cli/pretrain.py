@@ -15,6 +15,7 @@ from downsizenet_hub.cli.common import (
     EpochsOpt,
     ItemsOpt,
     LrOpt,
+    PluginOpt,
     ProgressOpt,
     ResumeOpt,
     RunDirOpt,
@@ -49,8 +50,8 @@ def pretrain(
         typer.Option(
             "--resizer",
             help="downsizenet (learned); a learned baseline: talebi (Talebi-Milanfar) or strided "
-            "(a k x k stride-k convolution, --scale 1/k only); or a fixed resizer: bilinear, "
-            "bicubic, area, antialias.",
+            "(a k x k stride-k convolution, --scale 1/k only); a fixed resizer: bilinear, "
+            "bicubic, area, antialias; or a plugin's resizer, by its name (see --plugin).",
         ),
     ] = "downsizenet",
     neighbourhood: Annotated[
@@ -89,6 +90,7 @@ def pretrain(
     resume: ResumeOpt = False,
     device: DeviceOpt = "auto",
     progress: ProgressOpt = True,
+    plugin: PluginOpt = None,
 ) -> None:
     """Train a resizer end to end inside a DeepLabv3+-style segmentation pipeline.
 
@@ -121,6 +123,8 @@ def pretrain(
             config["use_distance"] = False
         if resizer in BASELINES:  # its k comes from --scale
             config = {"residual_blocks": residual_blocks} if resizer == "talebi" else {}
+        elif resizer != "downsizenet":  # a fixed or a plugin's resizer: its defaults
+            config = {}
         options = PretrainOptions(
             data=data_options,
             resizer=resizer,

@@ -9,6 +9,7 @@ import typer
 
 from downsizenet_hub.cli.common import (
     DeviceOpt,
+    PluginOpt,
     ProgressOpt,
     ScaleOpt,
     SizeOpt,
@@ -116,6 +117,7 @@ def resize(
         bool, typer.Option("--overwrite", help="Replace output files that already exist.")
     ] = False,
     progress: ProgressOpt = True,
+    plugin: PluginOpt = None,
 ) -> None:
     """Resize every image in IN into OUT, keeping relative names, format and mode.
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from downsizenet_hub.cli.common import DeviceOpt, ProgressOpt, user_errors
+from downsizenet_hub.cli.common import DeviceOpt, PluginOpt, ProgressOpt, user_errors
 
 ResultsDirOpt = Annotated[
     Path | None,
@@ -86,6 +86,7 @@ def study(
     ] = 0,
     device: DeviceOpt = "auto",
     progress: ProgressOpt = True,
+    plugin: PluginOpt = None,
 ) -> None:
     """Run the paper's cross-task study: pretrain on segmentation, transfer frozen to detection.
 
@@ -122,6 +123,7 @@ def study(
         else:
             assert config is not None
             study_config, command = load_config(config), f"downsizenet study --config {config}"
+        command += "".join(f" --plugin {spec}" for spec in plugin or ())
         _run(study_config, command, results_dir, dry_run, report_only, keep_checkpoints, device,
              progress, launch)  # fmt: skip
 

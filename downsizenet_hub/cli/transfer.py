@@ -15,6 +15,7 @@ from downsizenet_hub.cli.common import (
     EpochsOpt,
     ItemsOpt,
     LrOpt,
+    PluginOpt,
     ProgressOpt,
     ResumeOpt,
     RunDirOpt,
@@ -35,8 +36,8 @@ def transfer(
         str,
         typer.Option(
             "--resizer",
-            help="A published resizer (local hub name, folder or hf-hub:owner/name) or bilinear, "
-            "bicubic, area, antialias.",
+            help="A published resizer (local hub name, folder or hf-hub:owner/name; a plugin's "
+            "loads with its plugin, see --plugin) or bilinear, bicubic, area, antialias.",
         ),
     ],
     data: DataOpt = "scenes",
@@ -77,6 +78,7 @@ def transfer(
     resume: ResumeOpt = False,
     device: DeviceOpt = "auto",
     progress: ProgressOpt = True,
+    plugin: PluginOpt = None,
 ) -> None:
     """Train only the detection heads behind a frozen resizer and a frozen VGG16 trunk.
 

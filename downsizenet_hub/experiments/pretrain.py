@@ -43,7 +43,7 @@ from downsizenet_hub.experiments.common import (
 from downsizenet_hub.experiments.output_stats import mean_abs_difference, output_statistics
 from downsizenet_hub.hub.record import OutputStatistics
 from downsizenet_hub.pipelines.segmentation import SegmentationPipeline
-from downsizenet_hub.registry import create_resizer, list_resizers
+from downsizenet_hub.registry import check_publishable, create_resizer, is_plugin, list_resizers
 from downsizenet_hub.resizing.downsizenet import DownsizeNet
 from downsizenet_hub.resizing.strided import SCALE_TOLERANCE, StridedResizer
 from downsizenet_hub.resizing.talebi import TalebiResizer
@@ -139,8 +139,8 @@ def arm_config(options: PretrainOptions, name: str) -> dict[str, Any]:
     """
     if name == "downsizenet":
         return options.resizer_config
-    if name not in ("talebi", "strided"):
-        return {}
+    if name not in ("talebi", "strided"):  # a plugin's resizer under training takes its config
+        return options.resizer_config if name == options.resizer and is_plugin(name) else {}
     config = options.resizer_config if name == options.resizer else {}
     if name == "talebi":
         return config
@@ -181,6 +181,7 @@ def run_pretrain(options: PretrainOptions) -> PretrainReport:
         )
     if options.publish is not None:
         hub.validate_name(options.publish)  # "" is refused, not ignored
+        check_publishable(options.resizer)
     arm_names = [options.resizer] + (
         [options.compare] if options.compare and options.compare != options.resizer else []
     )
@@ -198,7 +199,7 @@ def run_pretrain(options: PretrainOptions) -> PretrainReport:
             _recipe(options, name), resume=options.resume, progress=options.progress,
         )  # fmt: skip
         net = pipeline.resizer
-        if isinstance(net, (DownsizeNet, *BASELINES)) and result is None:
+        if _has_weights(net) and result is None:
             _load_final_weights(pipeline, options.run_dir / name)  # a reused run's weights
         if isinstance(net, DownsizeNet):
             arm.extra["weight_moved"] = weight_moved(net, val_set, options.data.resize_kwargs())
@@ -250,7 +251,7 @@ def run_pretrain(options: PretrainOptions) -> PretrainReport:
     learned_resizer = trained[options.resizer].resizer
     resizer = (
         learned_resizer.cpu().eval()
-        if isinstance(learned_resizer, (DownsizeNet, *BASELINES))
+        if isinstance(learned_resizer, nn.Module) and _has_weights(learned_resizer)
         else None
     )
     return PretrainReport(arms, published, pushed, summary_path, resizer)
@@ -315,6 +316,11 @@ def describe_outputs(name: str, outputs: OutputStatistics) -> str:
         f"span [{outputs.min:.3f}, {outputs.max:.3f}], {100 * outputs.outside_unit_range:.2f}% "
         f"outside [0, 1], {100 * outputs.outside_input_range:.2f}% outside their image's range"
     )
+
+
+def _has_weights(module: object) -> bool:
+    """A learned resizer (built in or a plugin's), not a fixed one."""
+    return isinstance(module, nn.Module) and next(module.parameters(), None) is not None
 
 
 def _device_of(module: nn.Module) -> torch.device:

@@ -48,6 +48,8 @@ def card_data(config: ResizerConfig, record: TrainingRecord | None, ref: str) ->
     tags = [kind.name, "image-resizing", "learned-downsampling", "pytorch"]
     if isinstance(config, (TalebiConfig, StridedConfig)):
         tags.append("downsizenet-baseline")
+    elif kind.plugin is not None:
+        tags.append("downsizenet-hub-plugin")
     else:
         tags.append(f"{config.neighbourhood}-neighbourhood")
     if record is None:
@@ -107,11 +109,12 @@ def render_card(
         ref=ref,
         architecture_name=kind.name,
         convex=kind.convex,
+        plugin=f"{kind.plugin.package} {kind.plugin.version}" if kind.plugin else "",
         short_title=_short_title(config),
         architecture=describe_architecture(config),
         parameters=f"{parameters:,}",
         weights_size=_human_bytes(weights_bytes),
-        in_channels=config.in_channels if kind.convex else config.channels,  # type: ignore[union-attr]
+        in_channels=getattr(config, "in_channels" if kind.convex else "channels", "C"),
         record=record,
         outputs=_output_rows(record) if record and record.outputs else [],
         example_call=(
@@ -141,6 +144,10 @@ def render_card(
 
 def describe_architecture(config: ResizerConfig) -> str:
     """One sentence, e.g. 'bilinear (2x2) neighbourhood, 3 conv layers x 16 channels, ...'."""
+    plugin = architecture_of(config).plugin
+    if plugin is not None:
+        fields = ", ".join(f"{k}={v!r}" for k, v in plugin.config_dict(config).items())
+        return f"{plugin.title} ({type(config).__name__}: {fields or 'no fields'})."
     if isinstance(config, TalebiConfig):
         blocks = config.residual_blocks
         return (
@@ -173,7 +180,8 @@ def _short_title(config: ResizerConfig) -> str:
         return "Talebi resizer"
     if isinstance(config, StridedConfig):
         return "strided resizer"
-    return "DownsizeNet"
+    plugin = architecture_of(config).plugin
+    return plugin.title if plugin is not None else "DownsizeNet"
 
 
 def _output_rows(record: TrainingRecord) -> list[tuple[str, str]]:

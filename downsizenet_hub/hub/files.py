@@ -4,7 +4,9 @@ and ``README.md`` (the card).
 ``config.json`` of a DownsizeNet is ``{"format_version": 1, "downsizenet": <DownsizeNetConfig>,
 "training": <TrainingRecord, optional>}``, as it always was; any other architecture (see
 :mod:`.architectures`) writes ``{"format_version": 2, "architecture": "talebi", "talebi":
-<TalebiConfig>, "training": ...}``, so that a downsizenet-hub that predates it says to upgrade.
+<TalebiConfig>, "training": ...}``, so that a downsizenet-hub that predates it says to upgrade; a
+plugin's resizer also records which plugin wrote it (``"plugin": {"name": ..., "version": ...}``,
+provenance only: loading needs the plugin installed, at any version whose config reads it).
 Weights are read only from safetensors, never unpickled, and loading is strict: every tensor
 present (batch-norm statistics too), none extra, every shape and kind the one the config implies.
 """
@@ -46,14 +48,15 @@ FORMAT_VERSION = 1
 ARCHITECTURE_FORMAT_VERSION = 2
 #: Weight files that would need unpickling: recognised only to refuse them with a message.
 PICKLED_WEIGHTS = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth")
-_CONFIG_KEYS = ("format_version", "architecture", "training")
+_CONFIG_KEYS = ("format_version", "architecture", "training", "plugin")
 #: A config.json is a few KB; anything much larger is not one.
 CONFIG_MAX_BYTES = 1024 * 1024
 
 
 def config_document(config: ResizerConfig, record: TrainingRecord | None) -> dict[str, Any]:
     """The config.json object for ``config`` (any storable architecture) and an optional record."""
-    name = architecture_of(config).name
+    kind = architecture_of(config)
+    name = kind.name
     document: dict[str, Any]
     if name == DEFAULT_ARCHITECTURE:
         document = {"format_version": FORMAT_VERSION, name: config.to_dict()}
@@ -61,8 +64,10 @@ def config_document(config: ResizerConfig, record: TrainingRecord | None) -> dic
         document = {
             "format_version": ARCHITECTURE_FORMAT_VERSION,
             "architecture": name,
-            name: config.to_dict(),
+            name: config.to_dict() if kind.plugin is None else kind.plugin.config_dict(config),
         }
+    if kind.plugin is not None:
+        document["plugin"] = {"name": kind.plugin.package, "version": kind.plugin.version}
     if record is not None:
         document["training"] = record.to_dict()
     return document
@@ -122,8 +127,9 @@ def model_config(model: object) -> ResizerConfig:
         architecture_of(config)
     except TypeError:
         raise TypeError(
-            "expects a resizer of a storable architecture (DownsizeNet, TalebiResizer or "
-            f"StridedResizer), got {type(model).__name__}."
+            "expects a resizer of a storable architecture (DownsizeNet, TalebiResizer, "
+            "StridedResizer, or a plugin's with a config_class, kept as the module's .config), "
+            f"got {type(model).__name__}."
         ) from None
     return config  # type: ignore[return-value]
 

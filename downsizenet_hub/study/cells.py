@@ -37,6 +37,8 @@ from downsizenet_hub.study.config import (
     StudyConfig,
     TransferExperiment,
     TransferSettings,
+    learned_config,  # and plugin_entry: plugin resizers
+    plugin_entry,
 )
 
 #: The layout of a cell's spec and result (not the numerics: see :mod:`.numerics`).
@@ -110,8 +112,11 @@ class Cell:
             downsizenet = DownsizeNetConfig(**self.resizer.config)
             resizer = keyed(downsizenet, downsizenet.to_dict())
         elif self.resizer.learned:
-            config = ARCHITECTURES[self.resizer.architecture](**self.resizer.config)
-            resizer = {"architecture": self.resizer.architecture, **keyed(config, config.to_dict())}
+            config = learned_config(self.resizer.architecture, self.resizer.config)
+            built_in = ARCHITECTURES.get(self.resizer.architecture)
+            if built_in is not None:  # a field added later enters only when set
+                config = keyed(built_in(**self.resizer.config), config)
+            resizer = {"architecture": self.resizer.architecture, **config}
         return json.loads(
             json.dumps(
                 {
@@ -127,6 +132,7 @@ class Cell:
                     "settings": settings,
                     "train": train,
                     "source": self.source.key if self.source is not None else None,
+                    **plugin_entry(self.resizer),  # {} unless a plugin's resizer: keys unchanged
                 },
                 sort_keys=True,
             )

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from downsizenet_hub.registry import TRAINABLE, list_resizers
+from downsizenet_hub import plugins
+from downsizenet_hub.registry import TRAINABLE, check_publishable, is_plugin, list_resizers
 from downsizenet_hub.resizing.baseline_config import StridedConfig, TalebiConfig
 from downsizenet_hub.resizing.config import DownsizeNetConfig
 
@@ -89,16 +90,18 @@ class ResizerSpec:
 
 
 def resizer_spec(value: object, where: str) -> ResizerSpec:
-    """A resizer from a config value: a fixed name, an alias, a learned baseline's name, or a
-    table ``{label, [architecture,] config fields}`` (architecture ``downsizenet`` by default)."""
+    """A resizer from a config value: a fixed name, an alias, a learned baseline's name, a
+    plugin's resizer's name (see :mod:`downsizenet_hub.plugins`; the study file only names it),
+    or a table ``{label, [architecture,] config fields}`` (architecture ``downsizenet`` by
+    default, or a plugin's resizer's name)."""
     if isinstance(value, str):
         if value in STUDY_FIXED:
             return ResizerSpec(value)
         if value in RESIZER_ALIASES:
             return _learned(value, TRAINABLE, RESIZER_ALIASES[value], where)
-        if value in LEARNED_BASELINES:
+        if value in LEARNED_BASELINES or is_plugin(value):
             return _learned(value, value, {}, where)
-        known = [*STUDY_FIXED, *RESIZER_ALIASES, *LEARNED_BASELINES]
+        known = [*STUDY_FIXED, *RESIZER_ALIASES, *LEARNED_BASELINES, *plugins.names()]
         raise ValueError(f"{where}: unknown resizer {value!r}; expected one of {known} or a table.")
     if isinstance(value, Mapping):
         overrides = dict(value)
@@ -106,11 +109,15 @@ def resizer_spec(value: object, where: str) -> ResizerSpec:
         architecture = overrides.pop("architecture", TRAINABLE)
         if not isinstance(label, str) or not label.strip():
             raise ValueError(f"{where}: a learned resizer's table needs a 'label' string.")
-        if architecture not in ARCHITECTURES:
+        if architecture not in ARCHITECTURES and not is_plugin(architecture):
+            known = [*ARCHITECTURES, *plugins.names()]
             raise ValueError(
-                f"{where}: architecture must be one of {list(ARCHITECTURES)}, got {architecture!r}."
+                f"{where}: architecture must be one of {known} (a plugin's resizer: installed, "
+                f"or its module named with --plugin), got {architecture!r}."
             )
         builtin = _BUILTIN_LEARNED.get(label, (architecture, overrides))
+        if is_plugin(label):  # a plugin's name alone is its resizer at its default config
+            builtin = (label, {})
         taken = label in STUDY_FIXED or builtin != (architecture, overrides)
         if taken:
             raise ValueError(f"{where}: label {label!r} is taken by a built-in resizer.")
@@ -120,10 +127,35 @@ def resizer_spec(value: object, where: str) -> ResizerSpec:
 
 def _learned(label: str, architecture: str, overrides: dict[str, Any], where: str) -> ResizerSpec:
     try:
-        ARCHITECTURES[architecture].from_dict(dict(overrides))
+        if architecture in ARCHITECTURES:
+            ARCHITECTURES[architecture].from_dict(dict(overrides))
+        else:  # the study stores every resizer it trains: the plugin needs a config class
+            check_publishable(architecture)
+            learned_config(architecture, overrides)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{where} ({label}): {error}") from None
     return ResizerSpec(label, tuple(sorted(overrides.items())), architecture)
+
+
+def learned_config(architecture: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A learned resizer's whole configuration, defaults spelled out: its built-in architecture's
+    config class, or its plugin's (one without a config class takes none: ``{}``)."""
+    if architecture in ARCHITECTURES:
+        return ARCHITECTURES[architecture](**overrides).to_dict()
+    plugin = plugins.get(architecture)
+    if plugin is None:
+        raise ValueError(f"no built-in or plugin resizer is named {architecture!r}.")
+    parsed = plugin.parse_config(dict(overrides))
+    return {} if parsed is None else plugin.config_dict(parsed)
+
+
+def plugin_entry(resizer: ResizerSpec) -> dict[str, Any]:
+    """What a cell's key adds for a plugin's resizer: ``{"plugin": {"name": package, "version":
+    version}}``, so that another version of the plugin trains new cells; ``{}`` for a built-in
+    resizer, whose cells' keys stay as they were."""
+    if not resizer.learned or resizer.architecture in ARCHITECTURES:
+        return {}
+    return {"plugin": plugins.provenance(resizer.architecture)}
 
 
 @dataclass(frozen=True)
