@@ -100,7 +100,7 @@ def read_header(path: str | os.PathLike[str]) -> ImageHeader:
     try:
         with Image.open(path) as image:
             return _header(path, image)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
         raise ImageFileError(f"{path}: cannot read as an image ({_one_line(error)}).") from error
 
 
@@ -125,7 +125,13 @@ def read_image(path: str | os.PathLike[str]) -> LoadedImage:
             decoded = image.convert(_decoded_mode(image)) if image.mode != "I;16" else image
             decoded.load()
             array = np.asarray(decoded)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,  # Pillow's guard: more pixels than it will decode
+    ) as error:
         if isinstance(error, ImageFileError):
             raise
         raise ImageFileError(f"{path}: cannot read as an image ({_one_line(error)}).") from error
@@ -166,7 +172,7 @@ def write_image(path: str | os.PathLike[str], pixels: torch.Tensor, like: Loaded
 
 def _existing(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file():  # also keeps FIFOs out: opening one would wait for a writer
         raise ImageFileError(f"{path}: no such file.")
     return path
 
