@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from downsizenet_hub.atomic import describe, write_atomic_path
+from downsizenet_hub.atomic import WriteError, describe, refuse_non_regular, write_atomic_path
 
 #: File suffixes the ``resize`` command picks up in a folder (case-insensitive).
 IMAGE_SUFFIXES: tuple[str, ...] = (
@@ -162,6 +162,10 @@ def write_image(path: str | os.PathLike[str], pixels: torch.Tensor, like: Loaded
         saving = True
         image.save(temporary, format=header.format, **options)
 
+    try:
+        refuse_non_regular(path)  # a folder, device or FIFO there is this image's problem
+    except WriteError as error:
+        raise ImageFileError(f"{path}: cannot write the image ({error.cause}).") from error
     try:
         write_atomic_path(path, save)
     except (OSError, ValueError, KeyError, TypeError) as error:

@@ -202,7 +202,11 @@ EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, metavar="N", help="Tr
 SeedOpt = Annotated[
     int,
     typer.Option(
-        "--seed", metavar="N", help="Seed for initialisation, data order and augmentation."
+        "--seed",
+        min=0,
+        max=2**32 - 1,
+        metavar="N",
+        help="Seed for initialisation, data order and augmentation.",
     ),
 ]
 BatchOpt = Annotated[

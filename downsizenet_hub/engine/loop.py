@@ -34,6 +34,7 @@ from downsizenet_hub.engine.checkpoint import (
     LOG_NAME,
     METRICS_NAME,
     TrainingState,
+    check_position,
     check_resumable,
     load_checkpoint,
     normalise_recipe,
@@ -538,6 +539,7 @@ def _fit(
         check_resumable(
             resumed, config.to_dict(), trainer.recipe, dist_info.world_size, trainer.checkpoint_path
         )
+        check_position(resumed, config.epochs, trainer.steps, trainer.checkpoint_path)
         trainer.restore(resumed)
         if killed:
             trainer.killed_note = (

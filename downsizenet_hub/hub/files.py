@@ -222,7 +222,7 @@ def check_state(
             names = ", ".join(str(dtype).removeprefix("torch.") for dtype in weight_dtypes)
             raise ValueError(
                 f"{path}: tensor {key!r} has dtype {str(tensor.dtype).removeprefix('torch.')}; "
-                f"expected one of {names}."
+                f"expected floating point ({names})."
             )
         if not torch.isfinite(tensor).all():
             raise ValueError(f"{path}: tensor {key!r} contains NaN or infinite values.")
