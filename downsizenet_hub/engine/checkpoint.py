@@ -107,7 +107,9 @@ def normalise_recipe(recipe: Mapping[str, Any] | None) -> dict[str, Any] | None:
 class TrainingState:
     """Everything a resume needs. ``epoch`` epochs are complete; ``step`` > 0 marks a mid-epoch
     checkpoint, ``step`` steps into the next epoch, which also carries ``partial`` (the running
-    sums of that epoch) and ``rng`` (every rank's generator states after its last step)."""
+    sums of that epoch) and ``rng`` (every rank's generator states after its last step). ``step``
+    equal to the epoch's steps: they are all done but the epoch's evaluation was stopped; a
+    resume evaluates."""
 
     epoch: int
     step: int

@@ -52,7 +52,13 @@ from downsizenet_hub.engine.config import (
 )
 from downsizenet_hub.engine.devices import deterministic_mode, resolve_amp, resolve_device
 from downsizenet_hub.engine.distributed import DistInfo
-from downsizenet_hub.engine.evaluation import MetricLike, build_metric, run_evaluation
+from downsizenet_hub.engine.evaluation import (
+    EvaluationStopped,
+    MetricLike,
+    build_metric,
+    evaluation_rounds,
+    run_evaluation,
+)
 from downsizenet_hub.engine.loaders import (
     Collate,
     collate_pairs,
@@ -311,9 +317,22 @@ class _Trainer:
             and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs)
         ):
             started = time.perf_counter()
-            record.metrics = run_evaluation(
-                self.pipeline, self.val_loader(), self.metric, self.device, self.amp
-            )
+            try:
+                record.metrics = run_evaluation(
+                    self.pipeline,
+                    self.val_loader(),
+                    self.metric,
+                    self.device,
+                    self.amp,
+                    stop=lambda: self.step_runner.agree(self.zero)[1],
+                    rounds=evaluation_rounds(
+                        dataset_size(self.val_set), config.batch_size, self.dist.world_size
+                    ),
+                )
+            except EvaluationStopped:
+                # Every step of the epoch is done, its evaluation is not: the checkpoint says
+                # "all steps in", and a resume trains nothing more and evaluates.
+                raise _StopAtStep(epoch, step, sums) from None
             record.eval_seconds = time.perf_counter() - started
         return record
 
@@ -358,7 +377,7 @@ class _Trainer:
             # group) is then freed as soon as fit() returns, without waiting for the collector.
             stop_requested=lambda: stop.requested,
         )
-        zero = torch.zeros((), device=self.device)
+        zero = self.zero = torch.zeros((), device=self.device)
         start_epoch = resumed.epoch if resumed else 0
         self.first_epoch = start_epoch
         start_step = resumed.step if resumed else 0
