@@ -53,7 +53,9 @@ def export(
     with user_errors():
         if (onnx is None) == (torchscript is None):
             raise ValueError("give exactly one of --onnx FILE or --torchscript FILE.")
-        refuse_non_regular(onnx if onnx is not None else torchscript)  # before any work
+        target = onnx if onnx is not None else torchscript
+        assert target is not None
+        refuse_non_regular(target)  # before any work: a device or FIFO is never replaced
         target_size, target_scale = resize_target(size, scale)
         example = parse_size(input_size, "--input-size")
         if example is None and not (dynamic and onnx is not None):
