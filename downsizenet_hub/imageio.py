@@ -176,9 +176,13 @@ def write_image(path: str | os.PathLike[str], pixels: torch.Tensor, like: Loaded
 
 def _existing(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
-    if not path.is_file():  # also keeps FIFOs out: opening one would wait for a writer
-        raise ImageFileError(f"{path}: no such file.")
-    return path
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise ImageFileError(f"{path}: is a folder, not an image file.")
+    if path.exists():  # a FIFO (opening it would wait for a writer), a device, a socket
+        raise ImageFileError(f"{path}: not a regular file.")
+    raise ImageFileError(f"{path}: no such file.")
 
 
 def _header(path: Path, image: Image.Image) -> ImageHeader:

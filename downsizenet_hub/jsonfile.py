@@ -105,7 +105,7 @@ def loads_json(data: str | bytes, *, source: str, max_depth: int = MAX_DEPTH) ->
             f"{source} nests arrays or objects {depth} levels deep; at most {max_depth} are read."
         )
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
+        value = json.loads(text, object_pairs_hook=_unique_keys)
     except DuplicateKeyError as error:
         raise ValueError(f"{source} {error}") from None
     except json.JSONDecodeError as error:
@@ -113,6 +113,15 @@ def loads_json(data: str | bytes, *, source: str, max_depth: int = MAX_DEPTH) ->
     except (RecursionError, ValueError) as error:  # e.g. an integer with too many digits
         message = str(error).strip().splitlines()[0] if str(error).strip() else "too deep"
         raise ValueError(f"{source} is not valid JSON ({message}).") from None
+    if "\\u" in text:  # "\ud800" escapes a lone surrogate, which no UTF-8 file can hold
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"{source} holds a string with a lone surrogate escape (such as \\ud800), which "
+                "is not text."
+            ) from None
+    return value
 
 
 class DuplicateKeyError(ValueError):

@@ -169,6 +169,8 @@ def read_config(path: Path) -> tuple[ResizerConfig, TrainingRecord | None]:
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """Read a safetensors file to CPU tensors; a corrupt or truncated file is a ValueError."""
+    if path.exists() and not path.is_file():  # a folder, FIFO, device: never opened
+        raise ValueError(f"{path} is not a regular file; a published resizer needs one.")
     if not path.is_file():
         pickled = [name for name in PICKLED_WEIGHTS if (path.parent / name).exists()]
         if pickled:

@@ -65,6 +65,12 @@ def memory_limit_bytes() -> tuple[int | None, str]:
 
 def format_bytes(count: float) -> str:
     """``1536 * 2**20`` -> ``"1.5 GiB"``; ``2**50`` -> ``"1 PiB"``."""
+    try:
+        count = float(count)
+    except OverflowError:  # an estimate of hundreds of digits (``--scale 1e300``)
+        count = math.inf
+    if not math.isfinite(count):
+        return "more bytes than a float holds"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if count < 1024:
             return f"{count:.3g} {unit}"
