@@ -16,7 +16,6 @@ and stopping in :mod:`.stopping`, the run lock in :mod:`.runlock`.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -76,7 +75,7 @@ from downsizenet_hub.engine.randomness import (
     restore_rng,
     seed_everything,
 )
-from downsizenet_hub.engine.runlock import RunLock, run_status
+from downsizenet_hub.engine.runlock import RunLock, recorded_status, run_status
 from downsizenet_hub.engine.step import StepRunner
 from downsizenet_hub.engine.stopping import StopRequest
 from downsizenet_hub.tensor_hash import tensors_sha256
@@ -508,21 +507,12 @@ def fit(
     # Rank 0 holds the run's lock while it trains: a second process is refused, and a run left
     # "running" by a process that died without a word is recognised as interrupted.
     with RunLock(run_dir) if dist_info.is_main else contextlib.nullcontext():
-        killed = resume and dist_info.is_main and _recorded_status(run_dir) in ("running", None)
+        killed = resume and dist_info.is_main and recorded_status(run_dir) in ("running", None)
         return _fit(
             pipeline, train_set, val_set, config, run_dir, dist_info,
             resume=resume, collate_fn=collate_fn, progress=progress, on_epoch_end=on_epoch_end,
             recipe=recipe, killed=killed,
         )  # fmt: skip
-
-
-def _recorded_status(run_dir: Path) -> str | None:
-    """The status metrics.json records (None: no readable metrics.json)."""
-    try:
-        status = json.loads((run_dir / METRICS_NAME).read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return status if isinstance(status, str) else None
 
 
 def _fit(
