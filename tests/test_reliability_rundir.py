@@ -16,7 +16,7 @@ from downsizenet_hub.engine import fit
 from downsizenet_hub.engine.runlock import is_locked, run_status
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_engine import config, make_pipeline, train_set, val_set  # noqa: E402
+from test_engine import config, make_pipeline, train_set, val_set
 
 
 @pytest.fixture(autouse=True)
