@@ -2,7 +2,9 @@
 
 Checkpoints, published weights, resized images and cached features are all written the same way:
 into a temporary file in the target's folder (``.{name}.{pid}-*.tmp``), flushed to disk, made an
-ordinary ``0o644`` file and renamed over the target with ``os.replace`` (atomic on POSIX). Readers
+ordinary ``0o644`` file and renamed over the target with ``os.replace`` (atomic on POSIX). Only
+regular files (or new paths) are written: a target that exists and is a folder, device, FIFO or
+socket is refused with :class:`WriteError` before anything is written, never replaced. Readers
 see the old file or the new one, never a mix; on any exception, Ctrl-C included, the temporary file
 is removed and the exception propagates.
 
@@ -22,6 +24,7 @@ import errno
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +33,7 @@ from typing import IO, Any
 __all__ = [
     "WriteError",
     "process_alive",
+    "refuse_non_regular",
     "remove_stale_temporaries",
     "temporary_prefix",
     "write_atomic",
@@ -192,6 +196,7 @@ def _replace(path: Path, fill: Callable[[int, Path], None]) -> None:
     """Make a temporary sibling, let ``fill`` write it (``fill`` owns the open descriptor), then
     chmod and rename it over ``path``; on any exception remove it and re-raise (I/O failures as
     :class:`WriteError`)."""
+    refuse_non_regular(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor, name = tempfile.mkstemp(
@@ -209,6 +214,37 @@ def _replace(path: Path, fill: Callable[[int, Path], None]) -> None:
         if _is_write_failure(error):
             raise WriteError.from_error(path, error) from None
         raise
+
+
+def refuse_non_regular(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`WriteError` if ``path`` exists (links followed) and is not a regular file.
+
+    Renaming over it would replace a device node, FIFO or socket with a regular file (``export
+    --onnx /dev/full`` run as root did), so such a target is refused in one line; a folder is
+    refused as IsADirectoryError. A new path, a dangling link or a regular file pass.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return  # a new path (a missing parent is made, or fails, when writing)
+    except OSError as error:
+        raise WriteError.from_error(path, error) from None
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise _with_builtin(errno.EISDIR)(path, errno.EISDIR, "it is a folder, not a file")
+    kind = (
+        "a FIFO"
+        if stat.S_ISFIFO(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )
+    raise WriteError(
+        path, errno.EEXIST, f"it is {kind}; only regular files are written (refusing to replace it)"
+    )
 
 
 def _is_write_failure(error: BaseException) -> bool:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from downsizenet_hub.atomic import describe, write_atomic_path
+from downsizenet_hub.atomic import WriteError, describe, refuse_non_regular, write_atomic_path
 
 #: File suffixes the ``resize`` command picks up in a folder (case-insensitive).
 IMAGE_SUFFIXES: tuple[str, ...] = (
@@ -100,7 +100,7 @@ def read_header(path: str | os.PathLike[str]) -> ImageHeader:
     try:
         with Image.open(path) as image:
             return _header(path, image)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
         raise ImageFileError(f"{path}: cannot read as an image ({_one_line(error)}).") from error
 
 
@@ -125,7 +125,13 @@ def read_image(path: str | os.PathLike[str]) -> LoadedImage:
             decoded = image.convert(_decoded_mode(image)) if image.mode != "I;16" else image
             decoded.load()
             array = np.asarray(decoded)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,  # Pillow's guard: more pixels than it will decode
+    ) as error:
         if isinstance(error, ImageFileError):
             raise
         raise ImageFileError(f"{path}: cannot read as an image ({_one_line(error)}).") from error
@@ -157,6 +163,10 @@ def write_image(path: str | os.PathLike[str], pixels: torch.Tensor, like: Loaded
         image.save(temporary, format=header.format, **options)
 
     try:
+        refuse_non_regular(path)  # a folder, device or FIFO there is this image's problem
+    except WriteError as error:
+        raise ImageFileError(f"{path}: cannot write the image ({error.cause}).") from error
+    try:
         write_atomic_path(path, save)
     except (OSError, ValueError, KeyError, TypeError) as error:
         if not saving:  # the folder cannot be created or written to: raised as it is
@@ -166,9 +176,13 @@ def write_image(path: str | os.PathLike[str], pixels: torch.Tensor, like: Loaded
 
 def _existing(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
-    if not path.is_file():
-        raise ImageFileError(f"{path}: no such file.")
-    return path
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise ImageFileError(f"{path}: is a folder, not an image file.")
+    if path.exists():  # a FIFO (opening it would wait for a writer), a device, a socket
+        raise ImageFileError(f"{path}: not a regular file.")
+    raise ImageFileError(f"{path}: no such file.")
 
 
 def _header(path: Path, image: Image.Image) -> ImageHeader:

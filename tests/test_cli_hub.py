@@ -84,7 +84,7 @@ def test_list_piped_is_tab_separated(runner: CliRunner) -> None:
         "local",
         "DownsizeNet, 2x2 taps, 2x4 convs",
         "segmentation x0.5",
-        "mIoU 0.5, bilinear 0.375",
+        "segmentation mIoU +0.125 vs bilinear (n=1)",
     ]
     assert by_name["me/bare"][2:] == ["DownsizeNet, 4x4 taps, no convs", "-", "-"]
     assert by_name["me/broken"][2].startswith("unreadable:")

@@ -33,7 +33,7 @@ WORKER = textwrap.dedent(
 
     torch.set_num_threads(1)
     sys.path.insert(0, {tests_dir!r})
-    from test_engine import config, make_pipeline, train_set, val_set
+    from test_engine import ToyDataset, config, make_pipeline, train_set, val_set
     from downsizenet_hub.engine import TrainingInterrupted, cleanup, fit, init_from_env
     from downsizenet_hub.engine import checkpoint as checkpoint_module
 
@@ -48,12 +48,12 @@ WORKER = textwrap.dedent(
     root = sys.argv[1]
     info = init_from_env()
 
-    def phase(name, run_dir, events=None, resume=False):
+    def phase(name, run_dir, events=None, resume=False, val=None):
         writes.clear()
         pipeline = make_pipeline(events=events)
         report = {{"rank": info.rank, "world_size": info.world_size}}
         try:
-            result = fit(pipeline, train_set(), val_set(), config(epochs=3),
+            result = fit(pipeline, train_set(), val or val_set(), config(epochs=3),
                          f"{{root}}/{{run_dir}}", progress=False, resume=resume)
             report["final"] = result.final_metrics
             report["history"] = [record.to_dict() for record in result.history]
@@ -74,6 +74,25 @@ WORKER = textwrap.dedent(
     np.random.seed(99)
     torch.manual_seed(99)  # the resume must not depend on what the process drew meanwhile
     phase("resumed", "interrupted", resume=True)
+
+    class SignalAt(torch.utils.data.Dataset):
+        # 9 items: rank 0 evaluates 2 batches (0 2 4 6 | 8), rank 1 one (1 3 5 7).
+        def __init__(self, at):
+            self.inner, self.at = ToyDataset(9, seed=2, augment=False), at
+
+        def __len__(self):
+            return len(self.inner)
+
+        def __getitem__(self, index):
+            if index == self.at:
+                self.at = None
+                signal.raise_signal(signal.SIGINT)
+            return self.inner[index]
+
+    # Ctrl-C on rank 0 alone, in its second evaluation batch, while rank 1, whose share has
+    # run out, waits in the padding round: both stop there, after all steps of epoch 1.
+    phase("eval-stopped", "eval", val=SignalAt(8 if info.rank == 0 else None))
+    phase("eval-resumed", "eval", resume=True, val=SignalAt(None))
     cleanup()
     # The group is gone, its gloo workers joined: none is left to outlive the interpreter.
     names = [open(f"/proc/self/task/{{tid}}/comm").read().strip()
@@ -176,6 +195,12 @@ def test_two_gloo_processes_train_agree_and_resume_exactly(run_root: Path) -> No
         h["train_loss"] for h in reports[0]["history"]
     ]
     assert resumed[0]["final"] == reports[0]["final"]
+    # Ctrl-C on one rank during evaluation: both stop at the next evaluation round, every step
+    # of epoch 1 done; the resume evaluates and trains on to the same weights.
+    assert [r["stopped"] for r in _reports(tmp_path, "eval-stopped")] == [[0, 5], [0, 5]]
+    _assert_same(_weights(tmp_path, "eval-resumed", 0), straight)
+    _assert_same(_weights(tmp_path, "eval-resumed", 1), straight)
+    assert len(_reports(tmp_path, "eval-resumed")[0]["history"]) == 3
     # cleanup() freed the process group on both ranks (see engine.distributed).
     assert [(tmp_path / f"gloo-workers-rank{rank}.txt").read_text() for rank in (0, 1)] == [
         "0",

@@ -10,6 +10,9 @@ hyphenated word such as ``--results-dir``.
 
 from __future__ import annotations
 
+import errno
+import os
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -58,7 +61,32 @@ class _RootGroup(TyperGroup):
         except Exception as error:
             if _is_click_exit(error) or ctx.meta.get(_DEBUG_KEY) or debug_requested():
                 raise
+            if _is_broken_pipe(error):  # `downsizenet hub list | head -1`: the reader left
+                _quiet_stdout()
+                raise typer.Exit(code=BROKEN_PIPE_EXIT) from None
             raise report_bug(error) from None
+
+
+#: Exit code when standard output's reader went away (what a shell reports for a tool killed by
+#: SIGPIPE, 128 + 13): nothing is printed, as Unix tools print nothing.
+BROKEN_PIPE_EXIT = 141
+
+
+def _is_broken_pipe(error: BaseException) -> bool:
+    return isinstance(error, BrokenPipeError) or (
+        isinstance(error, OSError) and error.errno == errno.EPIPE
+    )
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing what is left of it at exit raises
+    nothing more (Python would print "Exception ignored ... BrokenPipeError")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real descriptor (a test's capture)
+        pass
 
 
 def _is_click_exit(error: BaseException) -> bool:
@@ -151,4 +179,16 @@ def main() -> None:
     ``DOWNSIZENET_ALLOCATOR=default`` opts out.
     """
     allocator.keep_freed_memory()
-    app()
+    try:
+        app()
+    except SystemExit:
+        # Output still buffered when the command ends is written now, where a reader that has
+        # left is seen (`hub list | head -1`): end quietly then, as Unix tools do.
+        try:
+            sys.stdout.flush()
+        except OSError as error:
+            if not _is_broken_pipe(error):
+                raise
+            _quiet_stdout()
+            raise SystemExit(BROKEN_PIPE_EXIT) from None
+        raise

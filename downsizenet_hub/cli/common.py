@@ -42,7 +42,16 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 #: Other OSErrors that come from the user's machine rather than from our code.
 USER_ERRNOS = frozenset(
-    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENAMETOOLONG, errno.EACCES, errno.EPERM}
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.ENAMETOOLONG,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ELOOP,  # a link that leads to itself
+        errno.ENXIO,  # a socket opened as a file
+    }
 )
 USER_ERROR_EXIT = 2
 #: Exit code of a bug (sysexits' EX_SOFTWARE), distinct from a user error's 2.
@@ -63,6 +72,10 @@ def is_user_error(error: BaseException, extra: tuple[type[BaseException], ...] =
 
 def fail(error: BaseException | str, code: int = USER_ERROR_EXIT) -> typer.Exit:
     """Print ``error: <message>`` on one line to stderr; return the Exit to raise."""
+    if isinstance(error, OSError) and str(error).startswith("[Errno") and error.strerror:
+        # Python's "[Errno 36] File name too long: '...'" as "<file>: file name too long"
+        where = f"{error.filename}: " if error.filename is not None else ""
+        error = f"{where}{error.strerror[:1].lower()}{error.strerror[1:]}"
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     _stderr.print(f"[bold red]error:[/] {escape(message)}", markup=True)
     return typer.Exit(code=code)
@@ -202,7 +215,11 @@ EpochsOpt = Annotated[int, typer.Option("--epochs", min=1, metavar="N", help="Tr
 SeedOpt = Annotated[
     int,
     typer.Option(
-        "--seed", metavar="N", help="Seed for initialisation, data order and augmentation."
+        "--seed",
+        min=0,
+        max=2**32 - 1,
+        metavar="N",
+        help="Seed for initialisation, data order and augmentation.",
     ),
 ]
 BatchOpt = Annotated[
@@ -224,11 +241,15 @@ DeviceOpt = Annotated[
     str,
     typer.Option("--device", metavar="DEVICE", help="auto (CUDA if present), cpu, cuda, cuda:1."),
 ]
+#: The most scenes of one split a command builds (about 40 GB at 300 px): a number past it is a
+#: typo, not a plan, and would fill the disk for days before failing.
+MAX_SCENES = 1_000_000
 TrainImagesOpt = Annotated[
     int | None,
     typer.Option(
         "--train-images",
         min=2,
+        max=MAX_SCENES,
         metavar="N",
         help="Built-in data: number of training scenes (default 1600).",
     ),
@@ -238,6 +259,7 @@ ValImagesOpt = Annotated[
     typer.Option(
         "--val-images",
         min=1,
+        max=MAX_SCENES,
         metavar="N",
         help="Built-in data: number of validation scenes (default 400).",
     ),

@@ -38,6 +38,7 @@ def compare(
       downsizenet compare photo.png --resizers me/seg,bilinear,area \\
         --scale 0.3 --out g.png
     """
+    from downsizenet_hub.atomic import refuse_non_regular
     from downsizenet_hub.imageio import read_image
     from downsizenet_hub.registry import create_resizer
     from downsizenet_hub.tools.compare import compare_figure, save_figure
@@ -47,12 +48,16 @@ def compare(
         refs = [ref.strip() for ref in resizers.split(",") if ref.strip()]
         if not refs:
             raise ValueError("--resizers needs at least one resizer name.")
+        refuse_non_regular(out)  # before any work: a device or FIFO is never replaced
         loaded = read_image(image)
         pixels = _opaque(loaded.pixels, loaded.header.alpha)
         models = [(_label(ref), create_resizer(ref)) for ref in refs]
-        figure = compare_figure(
-            pixels, models, size=target_size, scale_factor=target_scale, crop_side=crop
-        )
+        try:
+            figure = compare_figure(
+                pixels, models, size=target_size, scale_factor=target_scale, crop_side=crop
+            )
+        except ValueError as error:  # e.g. a 1x1 image that --scale shrinks to nothing
+            raise type(error)(f"{image}: {error}") from None
         save_figure(figure, out)
     typer.echo(f"wrote {out} ({', '.join(refs)} on {image.name})")
 

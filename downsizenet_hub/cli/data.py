@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from downsizenet_hub.cli.common import user_errors
+from downsizenet_hub.cli.common import MAX_SCENES, user_errors
 from downsizenet_hub.resizing.limits import check_memory
 
 app = typer.Typer(
@@ -27,7 +27,7 @@ SCENE_BYTES_PER_PIXEL = 32
 def scenes_command(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the scenes to (VOC layout).")],
     images: Annotated[
-        int, typer.Option("--images", help="Number of train scenes.")
+        int, typer.Option("--images", max=MAX_SCENES, help="Number of train scenes.")
     ] = DEFAULT_IMAGES,
     seed: Annotated[
         int, typer.Option("--seed", help="Seed; the same seed gives the same files.")
@@ -35,7 +35,11 @@ def scenes_command(
     size: Annotated[int, typer.Option("--size", help="Scene side in pixels.")] = 300,
     val_images: Annotated[
         int | None,
-        typer.Option("--val-images", help="Number of val scenes (default: a quarter of --images)."),
+        typer.Option(
+            "--val-images",
+            max=MAX_SCENES,
+            help="Number of val scenes (default: a quarter of --images).",
+        ),
     ] = None,
 ) -> None:
     """Build the scenes benchmark into OUT (reused if OUT already holds the same build)."""

@@ -48,11 +48,15 @@ def export(
     Example:
       downsizenet export me/seg --onnx seg.onnx --scale 0.35 --input-size 512x512
     """
+    from downsizenet_hub.atomic import refuse_non_regular
     from downsizenet_hub.tools.export import export_onnx, export_torchscript
 
     with user_errors():
         if (onnx is None) == (torchscript is None):
             raise ValueError("give exactly one of --onnx FILE or --torchscript FILE.")
+        target = onnx if onnx is not None else torchscript
+        assert target is not None
+        refuse_non_regular(target)  # before any work: a device or FIFO is never replaced
         target_size, target_scale = resize_target(size, scale)
         example = parse_size(input_size, "--input-size")
         if example is None and not (dynamic and onnx is not None):

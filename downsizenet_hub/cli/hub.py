@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -47,8 +48,9 @@ LIST_COLUMNS = ("NAME", "FROM", "RESIZER", "TRAINED FOR", "SCORE")
 def list_command(plugin: PluginOpt = None) -> None:
     """List published resizers: local hub first, then the shipped ones.
 
-    On a terminal, a table that fits 80 columns; piped, one tab-separated line per resizer
-    under a header line (for grep and cut). `downsizenet hub show NAME` has the rest.
+    On a terminal, one block per resizer that reads at 80 columns; piped, one tab-separated
+    line per resizer under a header line (for grep and cut). `downsizenet hub show NAME` has the
+    rest.
     """
     from downsizenet_hub import hub, paths
 
@@ -160,43 +162,44 @@ def remove_command(
 
 
 def print_table(rows: list[list[str]], console: Console, *, local_hub: str) -> None:
-    """``hub list`` on a terminal: one table per source, within the console's width, cells
-    wrapped between words."""
-    from rich import box
-    from rich.table import Table
+    """``hub list`` on a terminal: per source, one block per resizer that reads at 80 columns.
+
+    The name and what it was trained for on the first line, then, indented, the resizer and one
+    line per measured difference. Lines wrap between words only (a word longer than the whole
+    line, which no name or score is, folds).
+    """
+    from rich.padding import Padding
     from rich.text import Text
 
     titles = {"local": f"Local hub ({local_hub})", "shipped": "Shipped with downsizenet-hub"}
-    longest_name = max((len(row[0]) for row in rows), default=4)
     for source, title in titles.items():
         chosen = [row for row in rows if row[1] == source]
         if not chosen:
             continue
-        table = Table(
-            title=title,
-            title_justify="left",
-            title_style="bold",
-            box=box.SIMPLE_HEAD,  # a rule under the header, no other lines
-            show_edge=False,
-            pad_edge=False,
-            padding=(0, 1, 0, 0),
-            expand=True,
-        )
-        # Names keep their line (they fold only past 40 characters); the other columns share
-        # the rest of the width, wrapping between words.
-        table.add_column("NAME", width=min(max(longest_name, 4), 40), overflow="fold")
-        for column in LIST_COLUMNS[2:]:
-            table.add_column(column, ratio=1, overflow="fold")
-        for row in chosen:
-            cells = [Text(cell) for index, cell in enumerate(row) if index != 1]  # not markup
-            if row[2].startswith("unreadable"):
-                cells[1].stylize("red")
-            table.add_row(*cells)
-        console.print(table)
+        console.print(Text(title, style="bold underline"), overflow="fold")
+        for name, _, resizer, trained, score in chosen:
+            first = Text(name, style="bold")
+            if trained and trained != "-":
+                first.append(f"  {trained}")
+            console.print(Padding(first, (0, 0, 0, 2)), overflow="fold")
+            details = [resizer] + [part for part in score.split("; ") if part and part != "-"]
+            for line in details:
+                text = Text(line, style="red" if line.startswith("unreadable") else "")
+                console.print(Padding(text, (0, 0, 0, 6)), overflow="fold")
+
+
+#: C0 and C1 control characters (newline, tab, escape...): a record edited by hand may hold
+#: them, and they would break the tab-separated lines or drive the terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
 
 def list_row(entry: PublishedResizer) -> list[str]:
-    """Name, source, resizer, what it was trained for, score beside the baseline."""
+    """Name, source, resizer, what it was trained for, score beside the baseline; each cell one
+    line (control characters such as newlines become spaces)."""
+    return [_CONTROL.sub(" ", cell) for cell in _row(entry)]
+
+
+def _row(entry: PublishedResizer) -> list[str]:
     from downsizenet_hub.hub.architectures import describe  # torch-free
 
     if entry.config is None or entry.problem is not None:
@@ -207,14 +210,20 @@ def list_row(entry: PublishedResizer) -> list[str]:
     record = entry.record
     if record is None:
         return [entry.name, entry.source, describe(entry.config), "-", "-"]
-    score = f"{record.metric} {record.score:.4g}"
-    if record.baseline_score is not None:
-        score += f", {record.baseline} {record.baseline_score:.4g}"
+    task = record.task.split(" ")[0]
     headline = record.headline()
     if headline:  # measured over seeds by a study: the difference that matters
         score = "; ".join(
             f"{d.task.split(' ')[0]} {d.metric} {d.describe()} vs {d.baseline}" for d in headline
         )
+    elif record.baseline_score is not None:  # one run (or a mean over seeds) beside its baseline
+        difference = record.score - record.baseline_score
+        score = (
+            f"{task} {record.metric} {difference:+.3g} vs {record.baseline} "
+            f"(n={record.n_seeds or 1})"
+        )
+    else:
+        score = f"{task} {record.metric} {record.score:.4g}"
     trained = f"{record.task} {_scale(record)}"
     return [entry.name, entry.source, describe(entry.config), trained, score]
 

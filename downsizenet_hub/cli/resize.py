@@ -59,7 +59,8 @@ def check_resize_memory(
     batch_size: int,
 ) -> None:
     """Refuse --size / --scale before any file is written if one batch of the images cannot fit
-    in memory (MemoryLimitError). Unreadable files are left to resize_files to report."""
+    in memory (MemoryLimitError). Unreadable files, and sizes the target cannot resize, are left
+    to resize_files to report."""
     from downsizenet_hub.imageio import ImageFileError, read_header
     from downsizenet_hub.resizing.downsizenet import resize_memory_estimate
 
@@ -73,7 +74,10 @@ def check_resize_memory(
         batches[key] = min(batches.get(key, 0) + 1, batch_size)
     option = f"--size {size[0]}x{size[1]}" if size is not None else f"--scale {scale:g}"
     for (channels, height, width), batch in batches.items():
-        estimate = resize_memory_estimate(model, (batch, channels, height, width), size, scale)
+        try:
+            estimate = resize_memory_estimate(model, (batch, channels, height, width), size, scale)
+        except ValueError:  # e.g. a 1x1 image that --scale shrinks to nothing: skipped, named,
+            continue  # by resize_files like any other file it cannot resize
         check_memory(f"{option} on {batch} image(s) of {height}x{width} px", estimate)
 
 

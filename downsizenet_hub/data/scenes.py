@@ -129,7 +129,27 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
             f"{path} has format_version {manifest.get('format_version')!r}; this version reads "
             f"{FORMAT_VERSION}. Rebuild it with `downsizenet data scenes`."
         )
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise CorruptFileError(f"{path}: {problem}. Rebuild it with `downsizenet data scenes`.")
     return manifest
+
+
+def _manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What the readers of a manifest rely on and it lacks (None: nothing)."""
+
+    def count(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    names = manifest.get("class_names")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        return "class_names must be a non-empty list of names"
+    images = manifest.get("images")
+    if not isinstance(images, dict) or not all(count(images.get(k)) for k in ("train", "val")):
+        return "images must hold the train and val counts"
+    if not count(manifest.get("seed")) or not count(manifest.get("size")):
+        return "seed and size must be non-negative integers"
+    return None
 
 
 def _matches(root: Path, identity: dict[str, Any]) -> bool:

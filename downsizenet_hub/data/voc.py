@@ -18,12 +18,16 @@ pixel columns 0..9 is ``x1 = 0, x2 = 10`` (exactly what :func:`write_annotation`
 Errors: a missing folder, split file or listed file stops at construction with a
 FileNotFoundError naming it. A corrupt image, a label map that is not single-channel, holds an
 unknown class index or does not match its image's size, and an unparsable or incomplete XML file
-stop the run when the sample is read, with a :class:`CorruptFileError` naming the file. Nothing is
-skipped silently: a benchmark that quietly drops samples is not comparable across runs.
+stop the run when the sample is read, with a :class:`CorruptFileError` naming the file (so does a
+box with a coordinate that is not a number). Boxes reaching outside their image are clipped to it
+and boxes wholly outside dropped, with one :class:`AnnotationWarning` per file saying so. Nothing
+is skipped silently: a benchmark that quietly drops samples is not comparable across runs.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -111,6 +115,11 @@ def read_annotation(
                 f"Annotation file {path}, object {number}: bndbox needs numeric xmin, ymin, xmax "
                 "and ymax."
             ) from None
+        if any(math.isnan(value) for value in (xmin, ymin, xmax, ymax)):
+            raise CorruptFileError(
+                f"Annotation file {path}, object {number}: box "
+                f"({xmin}, {ymin}, {xmax}, {ymax}) has a coordinate that is not a number."
+            )
         if xmax < xmin or ymax < ymin:
             raise CorruptFileError(
                 f"Annotation file {path}, object {number}: box "
@@ -220,12 +229,47 @@ class VOCDataset(Dataset[tuple[tv_tensors.Image, dict[str, Any]]]):
                     f"Annotation file {self.annotations[index]} names the background class "
                     f"{self.class_names[0]!r} as an object."
                 )
+            kept, boxes = fit_boxes(self.annotations[index], boxes, height, width)
             target["boxes"] = tv_tensors.BoundingBoxes(
                 boxes, format=tv_tensors.BoundingBoxFormat.XYXY, canvas_size=(height, width)
             )
-            target["labels"] = labels
-            target["iscrowd"] = difficult
+            target["labels"] = labels[kept]
+            target["iscrowd"] = difficult[kept]
         return image, target
+
+
+class AnnotationWarning(UserWarning):
+    """Boxes of an annotation file were changed to fit its image (said once per file)."""
+
+
+def fit_boxes(
+    path: Path, boxes: torch.Tensor, height: int, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(kept, boxes)``: ``boxes`` ``(N, 4)`` pixel-edge XYXY clipped to the ``height x width``
+    image, those left with no area dropped (``kept`` is the boolean mask of the others).
+
+    Boxes reaching outside the image (infinite ones included) are clipped and boxes lying wholly
+    outside dropped, with one :class:`AnnotationWarning` per file saying how many, so nothing
+    changes silently (Python shows a given warning once per file and process).
+    """
+    clipped = boxes.clone()
+    clipped[:, 0::2] = clipped[:, 0::2].clamp(0, width)
+    clipped[:, 1::2] = clipped[:, 1::2].clamp(0, height)
+    kept = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
+    changed = int(((clipped != boxes).any(dim=1) & kept).sum())
+    dropped = int((~kept).sum())
+    if changed or dropped:
+        parts = []
+        if changed:
+            parts.append(f"clipped {changed} box(es) reaching outside it")
+        if dropped:
+            parts.append(f"dropped {dropped} box(es) lying wholly outside it")
+        warnings.warn(
+            f"Annotation file {path}: {' and '.join(parts)} (image {width}x{height} px).",
+            AnnotationWarning,
+            stacklevel=2,
+        )
+    return kept, clipped[kept]
 
 
 def write_label_png(path: Path, label_map: np.ndarray) -> None:

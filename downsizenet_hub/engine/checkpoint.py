@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,9 @@ def normalise_recipe(recipe: Mapping[str, Any] | None) -> dict[str, Any] | None:
 class TrainingState:
     """Everything a resume needs. ``epoch`` epochs are complete; ``step`` > 0 marks a mid-epoch
     checkpoint, ``step`` steps into the next epoch, which also carries ``partial`` (the running
-    sums of that epoch) and ``rng`` (every rank's generator states after its last step)."""
+    sums of that epoch) and ``rng`` (every rank's generator states after its last step). ``step``
+    equal to the epoch's steps: they are all done but the epoch's evaluation was stopped; a
+    resume evaluates."""
 
     epoch: int
     step: int
@@ -148,7 +150,52 @@ def load_checkpoint(path: Path) -> TrainingState:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint (found {found!r}).")
     names = {f.name for f in fields(TrainingState)}
-    return TrainingState(**{k: v for k, v in payload.items() if k in names})
+    required = {f.name for f in fields(TrainingState) if f.default is MISSING}
+    missing = sorted(required - set(payload))
+    if missing:
+        raise ValueError(f"{path} is not a complete checkpoint: it has no {', '.join(missing)}.")
+    state = TrainingState(**{k: v for k, v in payload.items() if k in names})
+    problem = _state_problem(state)
+    if problem:
+        raise ValueError(f"{path} is not a valid checkpoint: {problem}.")
+    return state
+
+
+def _state_problem(state: TrainingState) -> str | None:
+    """What is wrong with the types and ranges of a checkpoint read back (None: nothing)."""
+    for name in ("epoch", "step", "world_size"):
+        value = getattr(state, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return f"{name} must be a non-negative integer, got {value!r}"
+    if state.world_size < 1:
+        return "world_size must be at least 1"
+    for name in ("config", "model", "optimizer", "scheduler", "scaler"):
+        if not isinstance(getattr(state, name), dict):
+            return f"{name} must be a dictionary, got {type(getattr(state, name)).__name__}"
+    if not all(isinstance(value, torch.Tensor) for value in state.model.values()):
+        return "model must map names to tensors"
+    if not isinstance(state.history, list):
+        return f"history must be a list, got {type(state.history).__name__}"
+    if state.step > 0 and not isinstance(state.partial, dict):
+        return f"step {state.step} is inside an epoch but the epoch's running sums are missing"
+    return None
+
+
+def check_position(state: TrainingState, epochs: int, steps: int, path: Path) -> None:
+    """ValueError unless ``state`` stops at a position a run of ``epochs`` epochs of ``steps``
+    steps can resume from: ``0 <= epoch <= epochs``, ``0 <= step <= steps`` (``steps``: the
+    epoch's steps are done, its evaluation is not), no step past the last epoch."""
+    if len(state.history) != state.epoch:
+        raise ValueError(
+            f"{path} records {state.epoch} finished epoch(s) but the history of "
+            f"{len(state.history)}; it is not a checkpoint this engine wrote."
+        )
+    if state.epoch > epochs or state.step > steps or (state.epoch == epochs and state.step > 0):
+        raise ValueError(
+            f"{path} stops at epoch {state.epoch}, step {state.step}, outside a run of {epochs} "
+            f"epoch(s) of {steps} step(s); it does not belong to this run (resume with the same "
+            "settings, or use another run directory)."
+        )
 
 
 def check_resumable(

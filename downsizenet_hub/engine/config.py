@@ -16,6 +16,8 @@ _SCHEDULES = ("constant", "cosine", "poly")
 _AMP_MODES = ("auto", "on", "off")
 #: Fields that change what is logged, never what is learned: a resume may change them freely.
 RESULT_NEUTRAL_FIELDS = frozenset({"log_every"})
+#: The largest seed (2**32 - 1, what every library's generator accepts as a seed).
+MAX_SEED = 2**32 - 1
 
 
 class TrainingError(RuntimeError):
@@ -88,6 +90,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"TrainConfig.{name} must be an integer >= 0, got {value!r}.")
+        if self.seed > MAX_SEED:  # torch.manual_seed overflows past 64 bits
+            raise ValueError(f"TrainConfig.seed must be at most {MAX_SEED}, got {self.seed}.")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"TrainConfig.lr must be a positive number, got {self.lr!r}.")
         if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):

@@ -8,7 +8,7 @@ is initialised, so every rank returns the metric of the whole dataset.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import torch
@@ -72,16 +72,36 @@ def preds_of(output: object) -> Any:
     return output["preds"]
 
 
+class EvaluationStopped(Exception):
+    """``stop()`` said to stop after ``batches`` batches of an evaluation (see
+    :func:`run_evaluation`)."""
+
+    def __init__(self, batches: int) -> None:
+        super().__init__(f"evaluation stopped after {batches} batch(es)")
+        self.batches = batches
+
+
 def run_evaluation(
     pipeline: nn.Module,
     loader: torch.utils.data.DataLoader[Any],
     metric: MetricLike,
     device: torch.device,
     amp: bool,
+    *,
+    stop: Callable[[], bool] | None = None,
+    rounds: int | None = None,
 ) -> dict[str, float]:
-    """Eval mode, no gradients: update ``metric`` on every batch of ``loader``, then compute."""
+    """Eval mode, no gradients: update ``metric`` on every batch of ``loader``, then compute.
+
+    ``stop`` is asked after every batch; when it says so, :class:`EvaluationStopped` is raised
+    at once (an evaluation can take minutes, and a scheduler's SIGKILL follows its SIGTERM
+    after 30 s). Under torchrun ``stop`` must agree across ranks (a collective) and ``rounds``
+    is the most batches any rank has: a rank with fewer still asks ``stop`` that many times, so
+    every rank takes part in every collective and all stop after the same round.
+    """
     pipeline.eval()
     metric.reset()
+    done = 0
     with torch.no_grad():
         for images, targets in loader:
             images = move_to_device(images, device)
@@ -89,7 +109,19 @@ def run_evaluation(
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
                 output = pipeline(images, targets)
             metric.update(preds_of(output), targets)
+            done += 1
+            if stop is not None and stop():
+                raise EvaluationStopped(done)
+        for extra in range(done, rounds or 0):  # this rank's share ran out before the others'
+            if stop is not None and stop():
+                raise EvaluationStopped(extra + 1)
     return metric_values(metric.compute())
+
+
+def evaluation_rounds(dataset_size: int, batch_size: int, world_size: int) -> int:
+    """Batches of the rank with the most (rank 0) in :func:`~.loaders.eval_loader`'s split."""
+    largest_share = -(-dataset_size // world_size)
+    return -(-largest_share // batch_size)
 
 
 def evaluate(

@@ -16,7 +16,6 @@ and stopping in :mod:`.stopping`, the run lock in :mod:`.runlock`.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -34,6 +33,7 @@ from downsizenet_hub.engine.checkpoint import (
     LOG_NAME,
     METRICS_NAME,
     TrainingState,
+    check_position,
     check_resumable,
     load_checkpoint,
     normalise_recipe,
@@ -51,7 +51,13 @@ from downsizenet_hub.engine.config import (
 )
 from downsizenet_hub.engine.devices import deterministic_mode, resolve_amp, resolve_device
 from downsizenet_hub.engine.distributed import DistInfo
-from downsizenet_hub.engine.evaluation import MetricLike, build_metric, run_evaluation
+from downsizenet_hub.engine.evaluation import (
+    EvaluationStopped,
+    MetricLike,
+    build_metric,
+    evaluation_rounds,
+    run_evaluation,
+)
 from downsizenet_hub.engine.loaders import (
     Collate,
     collate_pairs,
@@ -69,7 +75,7 @@ from downsizenet_hub.engine.randomness import (
     restore_rng,
     seed_everything,
 )
-from downsizenet_hub.engine.runlock import RunLock, run_status
+from downsizenet_hub.engine.runlock import RunLock, recorded_status, run_status
 from downsizenet_hub.engine.step import StepRunner
 from downsizenet_hub.engine.stopping import StopRequest
 from downsizenet_hub.tensor_hash import tensors_sha256
@@ -310,9 +316,22 @@ class _Trainer:
             and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs)
         ):
             started = time.perf_counter()
-            record.metrics = run_evaluation(
-                self.pipeline, self.val_loader(), self.metric, self.device, self.amp
-            )
+            try:
+                record.metrics = run_evaluation(
+                    self.pipeline,
+                    self.val_loader(),
+                    self.metric,
+                    self.device,
+                    self.amp,
+                    stop=lambda: self.step_runner.agree(self.zero)[1],
+                    rounds=evaluation_rounds(
+                        dataset_size(self.val_set), config.batch_size, self.dist.world_size
+                    ),
+                )
+            except EvaluationStopped:
+                # Every step of the epoch is done, its evaluation is not: the checkpoint says
+                # "all steps in", and a resume trains nothing more and evaluates.
+                raise _StopAtStep(epoch, step, sums) from None
             record.eval_seconds = time.perf_counter() - started
         return record
 
@@ -357,7 +376,7 @@ class _Trainer:
             # group) is then freed as soon as fit() returns, without waiting for the collector.
             stop_requested=lambda: stop.requested,
         )
-        zero = torch.zeros((), device=self.device)
+        zero = self.zero = torch.zeros((), device=self.device)
         start_epoch = resumed.epoch if resumed else 0
         self.first_epoch = start_epoch
         start_step = resumed.step if resumed else 0
@@ -488,21 +507,12 @@ def fit(
     # Rank 0 holds the run's lock while it trains: a second process is refused, and a run left
     # "running" by a process that died without a word is recognised as interrupted.
     with RunLock(run_dir) if dist_info.is_main else contextlib.nullcontext():
-        killed = resume and dist_info.is_main and _recorded_status(run_dir) in ("running", None)
+        killed = resume and dist_info.is_main and recorded_status(run_dir) in ("running", None)
         return _fit(
             pipeline, train_set, val_set, config, run_dir, dist_info,
             resume=resume, collate_fn=collate_fn, progress=progress, on_epoch_end=on_epoch_end,
             recipe=recipe, killed=killed,
         )  # fmt: skip
-
-
-def _recorded_status(run_dir: Path) -> str | None:
-    """The status metrics.json records (None: no readable metrics.json)."""
-    try:
-        status = json.loads((run_dir / METRICS_NAME).read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return status if isinstance(status, str) else None
 
 
 def _fit(
@@ -538,6 +548,7 @@ def _fit(
         check_resumable(
             resumed, config.to_dict(), trainer.recipe, dist_info.world_size, trainer.checkpoint_path
         )
+        check_position(resumed, config.epochs, trainer.steps, trainer.checkpoint_path)
         trainer.restore(resumed)
         if killed:
             trainer.killed_note = (

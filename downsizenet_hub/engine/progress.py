@@ -28,6 +28,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, Tex
 from rich.table import Column
 from rich.text import Text
 
+from downsizenet_hub.atomic import refuse_non_regular
 from downsizenet_hub.engine.config import EpochRecord
 
 _RUN_NAME: ContextVar[str | None] = ContextVar("downsizenet_run_name", default=None)
@@ -143,6 +144,7 @@ class RunReporter:
     def __enter__(self) -> RunReporter:
         if self._log_path is not None:
             self._log_path.parent.mkdir(parents=True, exist_ok=True)
+            refuse_non_regular(self._log_path)  # appending to a FIFO would wait for a reader
             self._log = self._log_path.open("a", encoding="utf-8")
         if self._show and self._console.is_terminal:
             columns: list[ProgressColumn] = [

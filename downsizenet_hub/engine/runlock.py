@@ -13,9 +13,11 @@ processes hold "the" lock); it holds the pid of the last holder, for messages on
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 from pathlib import Path
+
+from downsizenet_hub.atomic import refuse_non_regular
+from downsizenet_hub.jsonfile import read_json
 
 LOCK_NAME = "run.lock"
 
@@ -41,7 +43,8 @@ class RunLock:
     def acquire(self) -> None:
         """Take the lock, or raise :class:`RunInUseError` naming the live process holding it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        refuse_non_regular(self.path)  # a FIFO or device there is not our lock file
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -72,7 +75,7 @@ def is_locked(run_dir: str | os.PathLike[str]) -> bool:
     """True while a live process (this one included) holds ``run_dir``'s lock."""
     path = Path(run_dir) / LOCK_NAME
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO there must not block us
     except FileNotFoundError:
         return False
     try:
@@ -91,12 +94,19 @@ def run_status(run_dir: str | os.PathLike[str]) -> str | None:
     run_dir = Path(run_dir)
     if is_locked(run_dir):
         return "running"
-    try:
-        status = json.loads((run_dir / "metrics.json").read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
-        status = None
+    status = recorded_status(run_dir)
     if status in ("completed", "failed", "interrupted"):
         return str(status)
     if status == "running" or (run_dir / "checkpoint.pt").is_file():
         return "interrupted"
     return None
+
+
+def recorded_status(run_dir: Path) -> str | None:
+    """The status metrics.json records (None: no readable metrics.json; a FIFO or device there
+    is not read)."""
+    try:
+        status = read_json(run_dir / "metrics.json", what="run metrics").get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return status if isinstance(status, str) else None

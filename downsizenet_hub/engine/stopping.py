@@ -1,12 +1,16 @@
-"""Ctrl-C and SIGTERM as a request to stop at the next step boundary.
+"""Ctrl-C and SIGTERM as a request to stop at the next step or evaluation batch.
 
 The first SIGINT (Ctrl-C) or SIGTERM (what ``kill``, ``timeout`` and job schedulers send, and what
 ``torchrun`` forwards to its workers when it is itself terminated) only sets
-:attr:`StopRequest.requested`; the training loop finishes the step it is in, saves a checkpoint,
-marks the run interrupted and stops. The handler of that signal then steps aside, so a second
-Ctrl-C raises :class:`KeyboardInterrupt` at once (the loop then keeps the last checkpoint) and a
-second SIGTERM terminates the process as it would have without a handler. Handlers are installed
-only from the main thread and restored on exit.
+:attr:`StopRequest.requested`; the training loop finishes the step or evaluation batch it is in
+(a scheduler such as Slurm sends SIGKILL 30 s after SIGTERM, and a whole evaluation can take
+minutes), saves a checkpoint, marks the run interrupted and stops. The handler of that signal
+then steps aside, so a second Ctrl-C raises :class:`KeyboardInterrupt` at once (the loop then
+keeps the last checkpoint) and a second SIGTERM terminates the process as it would have without
+a handler. Handlers are installed only from the main thread and restored on exit; outside
+training (building the scenes data, loading a model) no handler is installed and SIGTERM ends
+the process at once, its files written atomically (a build's staging folder is removed by the
+next build once its process is gone).
 
 A Python handler runs only when the interpreter regains control: a process stuck inside a
 collective (a peer died) does not see the first SIGTERM. ``torchrun`` follows its SIGTERM with
@@ -43,7 +47,8 @@ class StopRequest:
         self._restore(signum)
         if self._notify is not None:
             self._notify(
-                f"{name} received: stopping after this step ({name} again to stop at once)."
+                f"{name} received: stopping after this step or evaluation batch ({name} again "
+                "to stop at once)."
             )
 
     def _restore(self, signum: int) -> None:

@@ -28,6 +28,7 @@ from torch import nn
 from downsizenet_hub import hub
 from downsizenet_hub.data import dataset_info
 from downsizenet_hub.engine import TrainConfig, is_main_process
+from downsizenet_hub.engine.checkpoint import load_checkpoint
 from downsizenet_hub.experiments import defaults
 from downsizenet_hub.experiments.common import (
     ArmResult,
@@ -41,6 +42,8 @@ from downsizenet_hub.experiments.common import (
     write_summary,
 )
 from downsizenet_hub.experiments.output_stats import mean_abs_difference, output_statistics
+from downsizenet_hub.hub import store
+from downsizenet_hub.hub.local import local_path
 from downsizenet_hub.hub.record import OutputStatistics
 from downsizenet_hub.pipelines.segmentation import SegmentationPipeline
 from downsizenet_hub.registry import check_publishable, create_resizer, is_plugin, list_resizers
@@ -182,6 +185,15 @@ def run_pretrain(options: PretrainOptions) -> PretrainReport:
     if options.publish is not None:
         hub.validate_name(options.publish)  # "" is refused, not ignored
         check_publishable(options.resizer)
+        if not options.force and store.occupied(local_path(options.publish)):  # before training
+            raise FileExistsError(
+                f"{options.publish} is already in the local hub; use --force to replace it, or "
+                "publish under another name."
+            )
+    if options.push_to_hub is not None:
+        if options.publish is None:  # it uploads the published resizer: alone it would be lost
+            raise ValueError("--push-to-hub needs --publish NAME: it uploads what is published.")
+        hub.validate_name(options.push_to_hub.removeprefix("hf-hub:"))
     arm_names = [options.resizer] + (
         [options.compare] if options.compare and options.compare != options.resizer else []
     )
@@ -328,8 +340,25 @@ def _device_of(module: nn.Module) -> torch.device:
 
 
 def _load_final_weights(pipeline: nn.Module, run_dir: Path) -> None:
-    checkpoint = torch.load(checkpoint_path(run_dir), map_location="cpu", weights_only=True)
-    pipeline.load_state_dict(checkpoint["model"])
+    """The trained weights of a finished run's checkpoint; a corrupt or foreign checkpoint is
+    a ValueError naming it (frozen parts, which checkpoints leave out, stay as they are)."""
+    path = checkpoint_path(run_dir)
+    state = load_checkpoint(path)  # ValueError for a truncated, empty or malformed file
+    frozen = {name for name, weight in pipeline.named_parameters() if not weight.requires_grad}
+    try:
+        missing, unexpected = pipeline.load_state_dict(state.model, strict=False)
+    except RuntimeError as error:  # wrong shapes
+        wrong = str(error).strip().splitlines()
+        raise ValueError(
+            f"{path} does not fit this pipeline ({wrong[-1].strip() if wrong else error}); train "
+            "in another --run-dir."
+        ) from None
+    if unexpected or set(missing) - frozen:
+        names = sorted(set(missing) - frozen) + sorted(unexpected)
+        raise ValueError(
+            f"{path} does not fit this pipeline (missing or unexpected: {', '.join(names[:5])}); "
+            "train in another --run-dir."
+        )
 
 
 def training_record(

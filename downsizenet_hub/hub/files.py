@@ -161,17 +161,22 @@ def read_config(path: Path) -> tuple[ResizerConfig, TrainingRecord | None]:
         raise ValueError(f"{path} has unknown key(s) {unknown}; expected {expected}.")
     if kind.name not in document:
         raise ValueError(f"{path} has no {kind.name!r} object (the {kind.config_type.__name__}).")
+    # A config.json is data a user can edit by hand: a wrong type ("3" for a count, a string for
+    # an object, a missing field) or a number of hundreds of digits is a fault of the file, so
+    # every problem is a ValueError naming it (the configs' own TypeErrors are for API callers).
     try:
         config = kind.parse(document[kind.name])
         training = document.get("training")
         record = None if training is None else TrainingRecord.from_dict(training)
-    except (TypeError, ValueError) as error:
-        raise type(error)(f"{path}: {_one_line(error)}") from None
+    except (TypeError, ValueError, ArithmeticError) as error:
+        raise ValueError(f"{path}: {_one_line(error)}") from None
     return config, record
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """Read a safetensors file to CPU tensors; a corrupt or truncated file is a ValueError."""
+    if path.exists() and not path.is_file():  # a folder, FIFO, device: never opened
+        raise ValueError(f"{path} is not a regular file; a published resizer needs one.")
     if not path.is_file():
         pickled = [name for name in PICKLED_WEIGHTS if (path.parent / name).exists()]
         if pickled:
@@ -198,6 +203,7 @@ def check_state(
     module has floating tensors, the module's own dtype for its integer ones (counters)."""
     import torch
 
+    weight_dtypes = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
     if missing or unexpected:
@@ -220,9 +226,11 @@ def check_state(
                     f"{path}: tensor {key!r} has dtype {tensor.dtype}; expected {reference.dtype}."
                 )
             continue
-        if not tensor.is_floating_point():
+        if tensor.dtype not in weight_dtypes:  # float8 has no isfinite, integers no weights
+            names = ", ".join(str(dtype).removeprefix("torch.") for dtype in weight_dtypes)
             raise ValueError(
-                f"{path}: tensor {key!r} has dtype {tensor.dtype}; expected floating point."
+                f"{path}: tensor {key!r} has dtype {str(tensor.dtype).removeprefix('torch.')}; "
+                f"expected floating point ({names})."
             )
         if not torch.isfinite(tensor).all():
             raise ValueError(f"{path}: tensor {key!r} contains NaN or infinite values.")

@@ -53,8 +53,9 @@ class OutputStatistics:
             if item.type in ("str", str) and isinstance(value, str) and value.strip():
                 continue
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if number and item.type not in ("int", int) and math.isfinite(value):
-                object.__setattr__(self, item.name, float(value))
+            if number and item.type not in ("int", int):
+                converted = _finite_float(f"OutputStatistics.{item.name}", value)
+                object.__setattr__(self, item.name, converted)
                 continue
             raise TypeError(f"OutputStatistics.{item.name} must be {item.type}, got {value!r}.")
 
@@ -96,9 +97,7 @@ class MeasuredDifference:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"MeasuredDifference.{name} must be a number, got {value!r}.")
-            if not math.isfinite(value):
-                raise ValueError(f"MeasuredDifference.{name} must be finite, got {value}.")
-            object.__setattr__(self, name, float(value))
+            object.__setattr__(self, name, _finite_float(f"MeasuredDifference.{name}", value))
         if (self.ci_low is None) != (self.ci_high is None):
             raise ValueError("MeasuredDifference needs both ends of its interval, or neither.")
 
@@ -205,7 +204,7 @@ class TrainingRecord:
                 and not isinstance(value, bool)
                 and _accepts_float(hints[item.name])
             ):
-                value = float(value)
+                value = _finite_float(f"TrainingRecord.{item.name}", value)
                 object.__setattr__(self, item.name, value)
             _check_type(item.name, value, hints[item.name])
         for name in ("task", "pipeline", "dataset", "metric", "command", "baseline"):
@@ -256,6 +255,18 @@ class TrainingRecord:
     def improvement(self) -> float | None:
         """``score - baseline_score``, None without a baseline."""
         return None if self.baseline_score is None else self.score - self.baseline_score
+
+
+def _finite_float(name: str, value: int | float) -> float:
+    """``value`` as a finite float; ValueError (not OverflowError) for an integer of hundreds of
+    digits, NaN or infinity."""
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} is too large ({len(str(abs(value)))} digits).") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {value}.")
+    return number
 
 
 def _accepts_float(hint: Any) -> bool:

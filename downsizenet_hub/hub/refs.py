@@ -22,10 +22,13 @@ from downsizenet_hub.hub.errors import HubAccessError
 from downsizenet_hub.hub.files import CARD_FILE
 from downsizenet_hub.hub.local import local_path, shipped_path
 from downsizenet_hub.hub.names import HF_HUB_PREFIX, hf_hub_part, parse_ref
+from downsizenet_hub.jsonfile import read_regular_bytes
 
 RefSource = Literal["directory", "local", "shipped", "huggingface"]
 #: Files that hold pickled tensors: refused, never loaded.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+#: A model card is a few KB; ``hub show`` refuses one past this instead of reading it whole.
+CARD_MAX_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,12 @@ def show(ref: str | os.PathLike[str]) -> str:
     """The model card (README.md) of a published resizer."""
     resolved = resolve(ref)
     card = resolved.folder / CARD_FILE
-    if not card.is_file():
+    if not card.exists():
         raise FileNotFoundError(f"{resolved.name} has no model card ({card} is missing).")
-    return card.read_text(encoding="utf-8")
+    data = read_regular_bytes(card, CARD_MAX_BYTES + 1, what="model card")
+    if len(data) > CARD_MAX_BYTES:
+        raise ValueError(f"model card {card} is larger than {CARD_MAX_BYTES} bytes; not shown.")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"model card {card} is not UTF-8 text ({error.reason}).") from None

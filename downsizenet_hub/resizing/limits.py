@@ -24,6 +24,8 @@ import os
 
 #: The environment variable that sets the memory limit, in GiB.
 MEMORY_LIMIT_ENV = "DOWNSIZENET_MAX_MEMORY_GB"
+#: The largest limit in bytes (2**62, 4 EiB): larger settings mean "no limit" and are capped.
+_NO_LIMIT = 2**62
 #: Without :data:`MEMORY_LIMIT_ENV`, requests may use this fraction of physical memory.
 DEFAULT_MEMORY_FRACTION = 0.8
 _GIB = 1 << 30
@@ -52,7 +54,8 @@ def memory_limit_bytes() -> tuple[int | None, str]:
             gib = math.nan
         if not math.isfinite(gib) or gib <= 0:
             raise ValueError(f"{MEMORY_LIMIT_ENV} must be a positive number of GiB, got {raw!r}.")
-        return int(gib * _GIB), f"set by {MEMORY_LIMIT_ENV}"
+        # A limit past any machine (1e308 GiB) is no limit, not an OverflowError.
+        return int(min(gib * _GIB, _NO_LIMIT)), f"set by {MEMORY_LIMIT_ENV}"
     physical = physical_memory_bytes()
     if physical is None:
         return None, "physical memory unknown"
@@ -62,6 +65,12 @@ def memory_limit_bytes() -> tuple[int | None, str]:
 
 def format_bytes(count: float) -> str:
     """``1536 * 2**20`` -> ``"1.5 GiB"``; ``2**50`` -> ``"1 PiB"``."""
+    try:
+        count = float(count)
+    except OverflowError:  # an estimate of hundreds of digits (``--scale 1e300``)
+        count = math.inf
+    if not math.isfinite(count):
+        return "more bytes than a float holds"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if count < 1024:
             return f"{count:.3g} {unit}"
@@ -90,7 +99,10 @@ def check_scale_factor(value: object, name: str = "scale_factor") -> float:
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, got {value!r}.")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int of hundreds of digits
+        number = math.inf
     if not math.isfinite(number) or number <= 0:
         raise ValueError(f"{name} must be a finite, positive number, got {value!r}.")
     return number

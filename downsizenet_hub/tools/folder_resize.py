@@ -63,9 +63,11 @@ def find_inputs(inputs: str | os.PathLike[str]) -> tuple[list[Path], Path]:
 
     Raises:
         FileNotFoundError: the folder or file does not exist, or the glob matches no file.
-        ValueError: the folder holds no image files.
+        ValueError: the folder holds no image files, or ``inputs`` is empty.
     """
     text = os.fspath(inputs)
+    if not text.strip():  # Path("") is the current folder: never resize it by accident
+        raise ValueError("the input is empty; give a folder, an image file or a glob.")
     path = Path(text).expanduser()
     if path.is_dir():
         files = sorted(
