@@ -108,6 +108,24 @@ def read_result(results_dir: Path, cell: Cell) -> CellResult | None:
     return result
 
 
+def unreadable_result(results_dir: Path, cell: Cell) -> str | None:
+    """Why the cell's ``cell.json`` exists but cannot be used (None: missing, or fine)."""
+    path = cell_folder(results_dir, cell) / RESULT_FILE
+    if not path.exists() and not path.is_symlink():
+        return None
+    if read_result(results_dir, cell) is not None:
+        return None
+    try:
+        data = read_json(path, what="cell result")
+    except (OSError, ValueError) as error:
+        return str(error).splitlines()[0][:200] or type(error).__name__
+    if not isinstance(data, dict) or data.get("format") != CELL_FORMAT:
+        return f"{path} is not a {CELL_FORMAT} result"
+    if data.get("spec") != cell.spec():
+        return f"{path} was written for other settings"
+    return f"{path} lacks fields of a result"
+
+
 def write_result(results_dir: Path, result: CellResult) -> Path:
     """Write ``cell.json`` atomically (rank 0 only); from now on the cell counts as finished."""
     path = results_dir / "cells" / result.key / RESULT_FILE

@@ -269,9 +269,8 @@ def plan_study(config: StudyConfig, *, backbone_weights: str | None = None) -> S
     # Seed-major (a study stopped early has every experiment for its first seeds); within a
     # seed, in planning order, which puts each transfer after the cell that trains its resizer.
     planned = {key: index for index, key in enumerate(cells.by_key)}
-    run_order = sorted(
-        cells.by_key.values(), key=lambda c: (config.seeds.index(c.seed), planned[c.key])
-    )
+    seed_order = {seed: index for index, seed in enumerate(config.seeds)}
+    run_order = sorted(cells.by_key.values(), key=lambda c: (seed_order[c.seed], planned[c.key]))
     return StudyPlan(config, run_order, rows, publications)
 
 

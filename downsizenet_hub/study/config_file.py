@@ -51,10 +51,11 @@ from downsizenet_hub.data.composition import (
     SCENE_LAYOUTS,
 )
 from downsizenet_hub.data.transforms import VARIANTS
-from downsizenet_hub.jsonfile import loads_json
+from downsizenet_hub.jsonfile import loads_json, read_regular_bytes
 from downsizenet_hub.pipelines.detection import HEADS
 from downsizenet_hub.pipelines.segmentation import BACKBONES
 from downsizenet_hub.registry import TRAINABLE
+from downsizenet_hub.resizing.limits import check_memory
 from downsizenet_hub.study.config import (
     BASELINE,
     EXPERIMENT_KINDS,
@@ -130,18 +131,34 @@ def _show(value: object) -> str:
     )
 
 
-def _integer(value: object, where: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{where} must be an integer >= {minimum}, got {_show(value)}.")
+#: The largest integer a study file may give anywhere (seeds are 32-bit for the engine).
+MAX_INTEGER = 2**32 - 1
+#: Bounds that keep planning and checking a study file fast: seeds, and cells in all.
+MAX_SEEDS = 1000
+MAX_CELLS = 100_000
+#: Bytes a study file may be (its text is parsed whole).
+MAX_FILE_BYTES = 8 * 2**20
+
+
+def _integer(value: object, where: str, minimum: int, maximum: int = MAX_INTEGER) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        shown = _show(value) if len(str(value)) <= 40 else f"an integer of {len(str(value))} digits"
+        raise ValueError(f"{where} must be an integer from {minimum} to {maximum}, got {shown}.")
     return value
 
 
 def _number(value: object, where: str, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{where} must be a number, got {_show(value)}.")
-    if not (math.isfinite(value) and low < value <= high):
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise ValueError(
+            f"{where} must be in ({low:g}, {high:g}], got a number too large."
+        ) from None
+    if not (math.isfinite(number) and low < number <= high):
         raise ValueError(f"{where} must be in ({low:g}, {high:g}], got {value!r}.")
-    return float(value)
+    return number
 
 
 def _unique(values: list[Any], where: str) -> tuple[Any, ...]:
@@ -347,11 +364,13 @@ def study_config(data: object, where: str = "") -> StudyConfig:
     name = table.string("name", None) or _missing(table, "name")
     if "/" in name or "\\" in name or name.startswith("."):
         raise ValueError(f"{table.path('name')} must be a plain folder name, got {name!r}.")
+    seed_values = table.items("seeds", [0, 1, 2]) or []
+    if len(seed_values) > MAX_SEEDS:
+        raise ValueError(
+            f"{table.path('seeds')} lists {len(seed_values)} seeds; at most {MAX_SEEDS}."
+        )
     seeds = _unique(
-        [
-            _integer(s, f"{table.path('seeds')}[{i}]", 0)
-            for i, s in enumerate(table.items("seeds", [0, 1, 2]) or [])
-        ],
+        [_integer(s, f"{table.path('seeds')}[{i}]", 0) for i, s in enumerate(seed_values)],
         table.path("seeds"),
     )
     pretrain = _pretrain(table.get("pretrain", {}), table.path("pretrain"))
@@ -379,7 +398,44 @@ def study_config(data: object, where: str = "") -> StudyConfig:
     )
     if config.pretrain.data.name == "coco":
         raise ValueError(f"{table.path('pretrain.data.name')}: coco has no segmentation masks.")
+    check_study_size(config, where or "the study")
     return config
+
+
+def check_study_size(config: StudyConfig, where: str) -> None:
+    """Refuse a study that would plan too many cells, or whose cells need more memory than this
+    machine allows for one training batch (checked before anything is built or allocated)."""
+    seeds, cells = len(config.seeds), 0
+    for experiment in config.experiments:
+        variants = len(experiment.variants or config.variants)
+        if isinstance(experiment, SegmentationExperiment):
+            cells += variants * len(experiment.scales) * (len(experiment.resizers) + 1) * seeds
+        else:
+            rows = len(experiment.pretrain_epochs) + len(experiment.baselines)
+            cells += variants * 3 * rows * seeds  # at most: bilinear, the resizer, its transfer
+    if cells > MAX_CELLS:
+        raise ValueError(f"{where} would plan about {cells} cells; at most {MAX_CELLS}.")
+    for task, settings, channels in (
+        ("pretrain", config.pretrain, 3 + config.pretrain.width),
+        ("transfer", config.transfer, 3 + 64),  # VGG16's first block, at the input size at most
+    ):
+        datas = [settings.data] + [
+            d
+            for e in config.experiments
+            for d in (
+                [e.data] if isinstance(e, SegmentationExperiment) else
+                [e.pretrain_data if task == "pretrain" else e.transfer_data]
+            )
+            if d is not None
+        ]  # fmt: skip
+        for data in datas:
+            height, width = data.image_size or (300, 300)
+            # One batch's images and first feature maps, their gradients beside them, float32.
+            estimate = 2 * 4 * settings.batch_size * channels * height * width
+            check_memory(
+                f"{where}: {task} at batch {settings.batch_size} of {height}x{width} images",
+                estimate,
+            )
 
 
 def load_config(path: str | Path) -> StudyConfig:
@@ -390,7 +446,14 @@ def load_config(path: str | Path) -> StudyConfig:
     suffix = path.suffix.lower()
     if suffix not in (".json", ".toml"):
         raise ValueError(f"study config {path} must end in .json or .toml.")
-    text = path.read_text(encoding="utf-8")
+    try:  # a regular file only (a FIFO would block), bounded, UTF-8
+        raw = read_regular_bytes(path, MAX_FILE_BYTES + 1, what="study config")
+        if len(raw) > MAX_FILE_BYTES:
+            raise ValueError(f"study config {path} is larger than {MAX_FILE_BYTES // 2**20} MiB.")
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"study config {path} is not UTF-8 text ({error.reason} at byte "
+                         f"{error.start}).") from None  # fmt: skip
     if suffix == ".toml":
         try:
             import tomllib

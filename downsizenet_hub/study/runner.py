@@ -29,7 +29,13 @@ from downsizenet_hub.backbones.sources import resolve_vgg16_weights
 from downsizenet_hub.engine import init_from_env, is_main_process
 from downsizenet_hub.engine.distributed import barrier, is_distributed
 from downsizenet_hub.jsonfile import read_json
-from downsizenet_hub.study.cell_run import RESIZER_DIR, CellResult, cell_folder, read_result
+from downsizenet_hub.study.cell_run import (
+    RESIZER_DIR,
+    CellResult,
+    cell_folder,
+    read_result,
+    unreadable_result,
+)
 from downsizenet_hub.study.cells import METRIC_NAMES, PRIMARY_METRIC, Cell, StudyPlan, plan_study
 from downsizenet_hub.study.config import BASELINE, StudyConfig
 from downsizenet_hub.study.console import cell_line, print_fitted, run_name, study_console
@@ -271,7 +277,11 @@ class _ProgressLines:
         """--report-only: every cell's status, other numerics versions named."""
         for cell in self.plan.cells:
             result = read_result(self.results_dir, cell)
-            if result is None:
+            problem = unreadable_result(self.results_dir, cell) if result is None else None
+            if problem is not None:
+                why = escape(problem)
+                self._line(cell, f"[red]unreadable result[/] ({why}); a run recomputes it")
+            elif result is None:
                 self._line(cell, "[dim]not run[/]")
             elif not result.current:
                 version = f"numerics version {result.numerics}"
