@@ -162,6 +162,37 @@ def test_every_page_is_in_the_site_navigation() -> None:
         assert f": {page.name}" in nav, f"{page.name} is not in mkdocs.yml's nav"
 
 
+def api_modules() -> list[str]:
+    """The modules whose docstrings the API reference page renders (its ``:::`` lines; an object
+    is taken with its module)."""
+    from importlib import import_module
+
+    modules = []
+    for line in (ROOT / "docs" / "api.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("::: "):
+            path = line[4:].strip()
+            while True:
+                try:
+                    import_module(path)
+                    break
+                except ImportError:
+                    path = path.rsplit(".", 1)[0]
+            modules.append(path)
+    return list(dict.fromkeys(modules))
+
+
+@pytest.mark.parametrize("module", api_modules())
+def test_the_api_pages_examples_run(module: str) -> None:
+    """The doctests the API reference shows as examples give the output they show."""
+    import doctest
+    from importlib import import_module
+
+    result = doctest.testmod(
+        import_module(module), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    )
+    assert result.failed == 0
+
+
 # ---------------------------------------------------------------------------- the pages' claims
 @pytest.mark.parametrize(
     ("shape", "kwargs"),
@@ -239,3 +270,25 @@ def test_data_scenes_builds_the_layout_it_is_given(tmp_path: Path, isolated_home
     )
     assert refused.exit_code == 2 and "Unknown scene layout 'huge'" in refused.output
     assert not (tmp_path / "x").exists()
+
+
+# ------------------------------------------- the quickstart's report (the getting-started page)
+def test_the_quickstart_cost_table_has_bilinear_beside_downsizenet() -> None:
+    """Bilinear trains in the quickstart only as DownsizeNet's reference: its segmentation cost
+    still gets a row, so DownsizeNet's "vs bilinear" has a number, not "-"."""
+    from downsizenet_hub.study.aggregate import estimate
+    from downsizenet_hub.study.cells import PRIMARY_METRIC, plan_study
+    from downsizenet_hub.study.cost import cost_points, cost_table
+    from downsizenet_hub.study.presets import preset
+    from downsizenet_hub.study.report import RowSummary
+
+    plan = plan_study(preset("quick"), backbone_weights="hed")
+    summaries = []
+    for row in plan.rows:
+        scores = {task: {PRIMARY_METRIC[task]: estimate([40.0])} for task in row.cells}
+        baseline = {task: estimate([39.0]) for task in row.baseline}
+        summaries.append(RowSummary(row, scores=scores, baseline=baseline))
+    table = cost_table(cost_points(plan, summaries), {})
+    rows = [line for line in table.splitlines() if line.startswith("| segmentation")]
+    assert [line.split(" | ")[1] for line in rows] == ["downsizenet", "bilinear"]
+    assert "| 39.00 mIoU |" in rows[1] and " - |" not in rows[0].rsplit(" | ", 3)[0]
