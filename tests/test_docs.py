@@ -10,7 +10,8 @@ no placeholders), the claims the pages make about ``as_bilinear()`` at their own
 user-facing behaviour they describe (model cards, run folders, ``data scenes --items``).
 
 A block is named by its first line. A new block runs here by default; one that needs the network,
-a dataset root, a GPU or more than two minutes goes into EXEMPT with its reason.
+a dataset root, a GPU or more than two minutes goes into EXEMPT with its reason, and one that
+takes tens of seconds into SLOW (run by CI's ``-m "slow or not slow"``, not by plain ``pytest``).
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ EXEMPT: dict[str, str] = {
         "pushes to and loads from the Hugging Face Hub: needs the network and a token"
     ),
 }
+#: Blocks that run here only with the slow tests (CI runs them; plain `pytest` does not), by the
+#: start of their first line: each takes tens of seconds on a 2-core CPU.
+SLOW = (
+    ".venv/bin/downsizenet pretrain --scale 0.3 --compare bilinear --publish demo/seg --train-",
+    "mkdir -p photos && cp .venv/lib/python3*/site-packages/skimage/data/astronaut.png photos/",
+    ".venv/bin/python -m pytest ",
+    ".venv/bin/mkdocs build ",
+)
 #: Seconds one block may take here (a loaded 2-core machine; the pages promise none of this).
 BLOCK_TIMEOUT_S = 300
 _FENCE = re.compile(r"^```(bash|python)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
@@ -94,6 +103,16 @@ def block_id(block: tuple[str, str, str]) -> str:
     return f"{document} {language}: {code.strip().splitlines()[0][:60]}"
 
 
+def runnable_blocks() -> list:
+    """Every block, those in SLOW marked slow."""
+    return [
+        pytest.param(block, id=block_id(block), marks=[pytest.mark.slow])
+        if block[2].startswith(SLOW)
+        else pytest.param(block, id=block_id(block))
+        for block in blocks()
+    ]
+
+
 def test_every_page_has_blocks_and_every_exemption_names_one() -> None:
     found = blocks()
     assert len(found) >= 20
@@ -101,6 +120,8 @@ def test_every_page_has_blocks_and_every_exemption_names_one() -> None:
         assert any(exemption(code) == EXEMPT[start] for _, _, code in found), f"stale: {start!r}"
     runnable = [block for block in found if exemption(block[2]) is None]
     assert {language for _, language, _ in runnable} == {"bash", "python"}
+    for start in SLOW:
+        assert any(code.startswith(start) for _, _, code in runnable), f"stale: {start!r}"
 
 
 @pytest.mark.parametrize("block", blocks(), ids=block_id)
@@ -116,7 +137,7 @@ def test_a_block_is_written_as_a_reader_pastes_it(block: tuple[str, str, str]) -
             assert first != ["pip"] and first != ["mkdocs"], line
 
 
-@pytest.mark.parametrize("block", blocks(), ids=block_id)
+@pytest.mark.parametrize("block", runnable_blocks())
 def test_a_block_runs_as_written(block: tuple[str, str, str], tmp_path: Path) -> None:
     _, language, code = block
     reason = exemption(code)
