@@ -313,3 +313,17 @@ def test_the_quickstart_cost_table_has_bilinear_beside_downsizenet() -> None:
     rows = [line for line in table.splitlines() if line.startswith("| segmentation")]
     assert [line.split(" | ")[1] for line in rows] == ["downsizenet", "bilinear"]
     assert "| 39.00 mIoU |" in rows[1] and " - |" not in rows[0].rsplit(" | ", 3)[0]
+
+
+def test_the_help_lists_the_main_job_first_as_the_readme_does() -> None:
+    from downsizenet_hub.cli import app
+
+    shown = CliRunner().invoke(app, ["--help"]).output
+    listed = [line.split()[0] for line in shown.split("Commands:")[1].splitlines() if line.strip()]
+    assert listed[:2] == ["quickstart", "study"]
+    table = README.read_text(encoding="utf-8").split("| command | what it does |")[1]
+    assert table.split("\n")[2].startswith("| `quickstart` |")
+    for command in ("resize", "export"):  # not the training commands' "resizer under test"
+        shown = " ".join(CliRunner().invoke(app, [command, "--help"]).output.split())
+        scale = shown.split("--scale S")[1].split(" --")[0]
+        assert "under test" not in scale and "floor(side x S)" in scale
