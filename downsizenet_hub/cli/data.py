@@ -93,8 +93,8 @@ def scenes_command(
     manifest = scenes.read_manifest(root)
     counts = manifest["images"]
     typer.echo(
-        f"{root}: {counts['train']} train + {counts['val']} val scenes of {size} px, "
-        f"{items} items (seed {seed})."
+        f"{root}: {counts['train']} train + {counts['val']} val scenes of {size} px (seed {seed}), "
+        f"{items} items."
     )
 
 
