@@ -791,8 +791,17 @@ def test_a_run_is_named_and_its_epoch_lines_break_between_metrics(tmp_path: Path
     assert lines[0].startswith("seg x0.3 downsizenet seed 0:  epoch 1/2  loss 0.5000")
     assert len(lines) > 1 and all(len(line) <= 60 for line in lines)
     items = [item.strip() for line in lines for item in line.split("  ") if item.strip()]
-    assert {"metric_0 0.1250", "80.0 img/s", "lr 1.00e-03"} <= set(items)  # each item whole
-    assert re.fullmatch(r"~\d+ s left", items[-1])  # 4 of 8 steps done: the measured pace
+    assert {"metric_0 0.1250", "80.0 img/s", "lr 1.00e-03", "0.1 s/epoch"} <= set(items)
+    assert re.fullmatch(r"~\d+ s left in this run", items[-1])  # 4 of 8 steps: measured pace
+
+
+def test_a_run_prefix_names_the_data_before_the_arm(tmp_path: Path) -> None:
+    from downsizenet_hub.engine.progress import run_prefix
+
+    log = tmp_path / "scenes-noisy-large-x0.3" / "downsizenet" / "train.log"
+    with run_prefix("pretrain scenes-noisy-large-x0.3"):
+        assert RunReporter(log, show=False).name == "pretrain scenes-noisy-large-x0.3 downsizenet"
+    assert RunReporter(log, show=False).name == "scenes-noisy-large-x0.3/downsizenet"
 
 
 def test_time_left_comes_from_the_measured_pace(monkeypatch: pytest.MonkeyPatch) -> None:

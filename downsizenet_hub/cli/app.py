@@ -142,6 +142,14 @@ def root(
 # Command registrations: each command module defines its own typer.Typer (a group) or a plain
 # function (a single command) and never imports this module; it is wired in here, one line each.
 # Each short help fits the command list at 80 columns (click cuts longer ones with "...").
+# Commands are listed in the order registered (groups after them): the main job first, then
+# the study it is the small version of.
+app.command("quickstart", short_help="The main job end to end, under 10 minutes on a CPU.")(
+    study_command.quickstart
+)
+app.command("study", short_help="The paper's cross-task study: seeds, intervals, plots.")(
+    study_command.study
+)
 app.add_typer(data.app, name="data", short_help="Build the built-in scenes data; draw samples.")
 app.add_typer(
     hub_commands.app,
@@ -162,12 +170,6 @@ app.command("compare", short_help="Resizers side by side, with DownsizeNet's coe
 )
 app.command("export", short_help="Export a resizer to ONNX or TorchScript, checked.")(
     export_command.export
-)
-app.command("quickstart", short_help="The main job end to end, under 10 minutes on a CPU.")(
-    study_command.quickstart
-)
-app.command("study", short_help="The paper's cross-task study: seeds, intervals, plots.")(
-    study_command.study
 )
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from downsizenet_hub.cli.common import MAX_SCENES, user_errors
+from downsizenet_hub.cli.common import MAX_SCENES, ItemsOpt, user_errors
 from downsizenet_hub.resizing.limits import check_memory
+
+if TYPE_CHECKING:
+    from downsizenet_hub.experiments.common import DataOptions
 
 app = typer.Typer(
     help="Datasets: build the built-in scenes benchmark, draw samples.",
@@ -21,6 +24,14 @@ DEFAULT_IMAGES = 1600
 #: Memory one scene takes while it is composed and written, per pixel of its square (float32 RGB
 #: working copies, the mask, the encoder's buffers): 40 bytes measured at 4000 px; a floor of 32.
 SCENE_BYTES_PER_PIXEL = 32
+
+
+def run_label(data: DataOptions) -> str:
+    """What makes a training run's data differ, as a folder name: ``scenes-noisy-large-x0.3``
+    (dataset, variant, item layout for the built-in scenes, and the resize), so that runs on
+    other data never share a run folder and their progress lines say which is which."""
+    items = f"-{data.items}" if data.name == "scenes" and data.root is None else ""
+    return f"{data.name}-{data.variant}{items}-{data.describe_resize()}"
 
 
 @app.command("scenes", short_help="Build the scenes benchmark into a folder (VOC layout).")
@@ -41,8 +52,14 @@ def scenes_command(
             help="Number of val scenes (default: a quarter of --images).",
         ),
     ] = None,
+    items: ItemsOpt = "large",
 ) -> None:
-    """Build the scenes benchmark into OUT (reused if OUT already holds the same build)."""
+    """Build the scenes benchmark into OUT (reused if OUT already holds the same build).
+
+    \b
+    Example:
+      downsizenet data scenes --out scenes-small --items small --images 40
+    """
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -54,6 +71,7 @@ def scenes_command(
     from downsizenet_hub.data import scenes
 
     with user_errors():
+        layout = scenes.scene_layout(items)  # an unknown layout fails before anything is written
         check_memory(f"--size {size}", size * size * SCENE_BYTES_PER_PIXEL)
         with Progress(
             TextColumn("building scenes"),
@@ -68,12 +86,19 @@ def scenes_command(
                 bar.update(task, completed=done, total=total)
 
             root = scenes.ensure_scenes(
-                images, seed, size, val_images=val_images, out=out, progress=progress
+                images,
+                seed,
+                size,
+                val_images=val_images,
+                config=layout,
+                out=out,
+                progress=progress,
             )
     manifest = scenes.read_manifest(root)
     counts = manifest["images"]
     typer.echo(
-        f"{root}: {counts['train']} train + {counts['val']} val scenes of {size} px (seed {seed})."
+        f"{root}: {counts['train']} train + {counts['val']} val scenes of {size} px (seed {seed}), "
+        f"{items} items."
     )
 
 

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from downsizenet_hub.cli.common import PluginOpt, ScaleOpt, SizeOpt, parse_size, user_errors
-from downsizenet_hub.cli.resize import resize_target
+from downsizenet_hub.cli.common import PluginOpt, parse_size, user_errors
+from downsizenet_hub.cli.resize import OutputScaleOpt, OutputSizeOpt, resize_target
 
 
 def export(
@@ -23,8 +23,8 @@ def export(
     torchscript: Annotated[
         Path | None, typer.Option("--torchscript", help="Write a TorchScript file here.")
     ] = None,
-    size: SizeOpt = None,
-    scale: ScaleOpt = None,
+    size: OutputSizeOpt = None,
+    scale: OutputScaleOpt = None,
     input_size: Annotated[
         str | None,
         typer.Option(

@@ -18,7 +18,6 @@ from downsizenet_hub.cli.common import (
     PluginOpt,
     ProgressOpt,
     ResumeOpt,
-    RunDirOpt,
     ScaleOpt,
     SeedOpt,
     SizeOpt,
@@ -86,7 +85,15 @@ def pretrain(
     push_to_hub: Annotated[
         str | None, typer.Option(help="Also upload it to the Hugging Face Hub as owner/name.")
     ] = None,
-    run_dir: RunDirOpt = Path("runs/pretrain"),
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--run-dir",
+            metavar="DIR",
+            help="Where checkpoints, logs and metrics go (default: runs/pretrain/<data>, e.g. "
+            "runs/pretrain/scenes-noisy-large-x0.3).",
+        ),
+    ] = None,
     resume: ResumeOpt = False,
     device: DeviceOpt = "auto",
     progress: ProgressOpt = True,
@@ -101,7 +108,9 @@ def pretrain(
     metrics, logs and checkpoints under --run-dir (resumable), and with --publish stores the
     learned resizer with a model card in the local hub.
     """
+    from downsizenet_hub.cli.data import run_label
     from downsizenet_hub.engine import TrainConfig, TrainingError
+    from downsizenet_hub.engine.progress import run_prefix
     from downsizenet_hub.experiments.pretrain import PretrainOptions, run_pretrain
     from downsizenet_hub.resizing.limits import check_output_size
 
@@ -134,14 +143,15 @@ def pretrain(
             train=TrainConfig(
                 epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device
             ),
-            run_dir=run_dir,
+            run_dir=run_dir or Path("runs/pretrain") / run_label(data_options),
             resume=resume,
             publish=publish,
             force=force,
             push_to_hub=push_to_hub,
             progress=progress,
         )
-        report = run_pretrain(options)
+        with run_prefix(f"pretrain {run_label(data_options)}"):
+            report = run_pretrain(options)
     if report.published:
         typer.echo(f"published {report.published} to the local hub")
     if report.pushed:

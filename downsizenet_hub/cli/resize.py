@@ -11,8 +11,6 @@ from downsizenet_hub.cli.common import (
     DeviceOpt,
     PluginOpt,
     ProgressOpt,
-    ScaleOpt,
-    SizeOpt,
     parse_size,
     user_errors,
 )
@@ -36,6 +34,20 @@ ResizerOpt = Annotated[
         help=f"{', '.join(FIXED_RESIZER_NAMES)}, or a published resizer (name, folder or "
         "hf-hub:owner/name).",
     ),
+]
+#: --scale and --size of the commands that only resize (resize, export): the output of the
+#: resizer given, not of "the resizer under test" of a training command.
+OutputScaleOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--scale",
+        metavar="S",
+        help="Scale factor of the output, e.g. 0.35: each side becomes floor(side x S).",
+    ),
+]
+OutputSizeOpt = Annotated[
+    str | None,
+    typer.Option("--size", metavar="HxW", help="Output size instead of --scale, e.g. 160x160."),
 ]
 
 
@@ -111,8 +123,8 @@ def resize(
         ),
     ],
     resizer: ResizerOpt,
-    size: SizeOpt = None,
-    scale: ScaleOpt = None,
+    size: OutputSizeOpt = None,
+    scale: OutputScaleOpt = None,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Images of the same size resized together.")
     ] = 16,

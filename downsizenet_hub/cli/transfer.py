@@ -18,7 +18,6 @@ from downsizenet_hub.cli.common import (
     PluginOpt,
     ProgressOpt,
     ResumeOpt,
-    RunDirOpt,
     ScaleOpt,
     SeedOpt,
     SizeOpt,
@@ -74,7 +73,15 @@ def transfer(
         bool,
         typer.Option(help="Compute the frozen resizer + trunk once per image and reuse it."),
     ] = True,
-    run_dir: RunDirOpt = Path("runs/transfer"),
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--run-dir",
+            metavar="DIR",
+            help="Where checkpoints, logs and metrics go (default: runs/transfer/<data>, e.g. "
+            "runs/transfer/scenes-noisy-large-x0.3).",
+        ),
+    ] = None,
     resume: ResumeOpt = False,
     device: DeviceOpt = "auto",
     progress: ProgressOpt = True,
@@ -92,23 +99,26 @@ def transfer(
     Example:
       downsizenet transfer --resizer demo/seg --compare bilinear
     """
+    from downsizenet_hub.cli.data import run_label
     from downsizenet_hub.engine import TrainConfig, TrainingError
+    from downsizenet_hub.engine.progress import run_prefix
     from downsizenet_hub.experiments.transfer import TransferOptions, run_transfer
     from downsizenet_hub.resizing.limits import check_output_size
 
     with user_errors(TrainingError):
+        data_options = data_options_from(
+            data,
+            data_root,
+            variant,
+            scale,
+            size,
+            train_images,
+            val_images,
+            default_scale=0.3,
+            items=items,
+        )
         options = TransferOptions(
-            data=data_options_from(
-                data,
-                data_root,
-                variant,
-                scale,
-                size,
-                train_images,
-                val_images,
-                default_scale=0.3,
-                items=items,
-            ),
+            data=data_options,
             head=head,
             resizer=resizer,
             compare=None if compare in (None, "none", "") else compare,
@@ -116,13 +126,14 @@ def transfer(
             train=TrainConfig(
                 epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device
             ),
-            run_dir=run_dir,
+            run_dir=run_dir or Path("runs/transfer") / run_label(data_options),
             resume=resume,
             cache_features=cache_features,
             progress=progress,
         )
         check_output_size("--size", options.data.size, batch_size)  # before any data is built
-        report = run_transfer(options)
+        with run_prefix(f"transfer {run_label(data_options)}"):
+            report = run_transfer(options)
     unchanged = all(arm.extra.get("frozen_unchanged", False) for arm in report.arms)
     typer.echo(f"frozen resizer and VGG16 tensors unchanged after training: {unchanged}")
     typer.echo(f"summary: {report.summary_path}")

@@ -3,13 +3,18 @@
 Only rank 0 reports (other ranks get a silent reporter). On an interactive terminal a run shows
 one rich progress line, named after the run (``seg x0.3 downsizenet seed 0, epoch 3/4``), with
 the epoch's steps, the loss and the time left; redirected output and CI logs get one plain line
-per epoch instead. Epoch lines break between metrics, never inside one. The time left is the
-remaining steps at the pace measured so far in this run (evaluation included), never an a priori
-guess. ``progress=False`` silences the console; ``train.log`` is written either way.
+per epoch instead, whose seconds are that epoch's (``s/epoch``, evaluation included) and whose
+time left is this run's (the named run: one arm of ``pretrain``, one cell of a study; a study
+prints its own time left between cells). Epoch lines break between metrics, never inside one.
+The time left is the remaining steps at the pace measured so far in this run (evaluation
+included), never an a priori guess. ``progress=False`` silences the console; ``train.log`` is
+written either way.
 
 A run's name comes from the ``name`` argument, else from an enclosing :func:`run_name` block (how
 the study names its cells without changing the engine's API), else from its folder
-(``pretrain/downsizenet`` for ``runs/pretrain/downsizenet/train.log``).
+(``pretrain/downsizenet`` for ``runs/pretrain/downsizenet/train.log``), after the prefix of an
+enclosing :func:`run_prefix` block if there is one (how ``pretrain`` and ``transfer`` say which
+data a run trains on: ``pretrain scenes-noisy-large-x0.3 downsizenet``).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from downsizenet_hub.atomic import refuse_non_regular
 from downsizenet_hub.engine.config import EpochRecord
 
 _RUN_NAME: ContextVar[str | None] = ContextVar("downsizenet_run_name", default=None)
+_RUN_PREFIX: ContextVar[str | None] = ContextVar("downsizenet_run_prefix", default=None)
 
 
 @contextlib.contextmanager
@@ -44,8 +50,20 @@ def run_name(name: str) -> Iterator[None]:
         _RUN_NAME.reset(token)
 
 
+@contextlib.contextmanager
+def run_prefix(prefix: str) -> Iterator[None]:
+    """Name every run trained inside the block ``<prefix> <its folder's name>``, e.g. with
+    ``run_prefix("pretrain scenes-noisy-large-x0.3")`` the arm trained in ``.../downsizenet``
+    is ``pretrain scenes-noisy-large-x0.3 downsizenet``."""
+    token = _RUN_PREFIX.set(prefix)
+    try:
+        yield
+    finally:
+        _RUN_PREFIX.reset(token)
+
+
 def format_epoch(record: EpochRecord, epochs: int) -> str:
-    """One line: ``epoch 2/5  loss 0.4213  lr 8.1e-04  312 img/s  12.3 s  miou 0.4120 ...``."""
+    """One line: ``epoch 2/5  loss 0.4213  lr 8.1e-04  312 img/s  12.3 s/epoch  miou 0.4120``."""
     return "  ".join(epoch_parts(record, epochs))
 
 
@@ -56,7 +74,7 @@ def epoch_parts(record: EpochRecord, epochs: int) -> list[str]:
         f"loss {record.train_loss:.4f}",
         f"lr {record.lr:.2e}",
         f"{record.images_per_s:.1f} img/s",
-        f"{record.train_seconds + record.eval_seconds:.1f} s",
+        f"{record.train_seconds + record.eval_seconds:.1f} s/epoch",
     ]
     parts += [f"{name} {value:.4f}" for name, value in record.metrics.items()]
     return parts
@@ -136,7 +154,7 @@ class RunReporter:
         self._log: IO[str] | None = None
         self._console = console if console is not None else Console(stderr=True)
         self._show = show
-        self.name = name or _RUN_NAME.get() or _name_from(log_path)
+        self.name = name or _RUN_NAME.get() or _name_from(log_path, _RUN_PREFIX.get())
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._pace = _Pace()
@@ -214,14 +232,17 @@ class RunReporter:
         parts = [f"{self.name}:", *epoch_parts(record, epochs)]
         left = self._pace.remaining_seconds()
         if record.epoch < epochs and left is not None:
-            parts.append(f"~{format_duration(left)} left")
+            parts.append(f"~{format_duration(left)} left in this run")
         line = wrap_parts(parts, max(self._console.width, 40))
         self._console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def _name_from(log_path: Path | None) -> str:
-    """``pretrain/downsizenet`` for ``runs/pretrain/downsizenet/train.log``; ``run`` if none."""
+def _name_from(log_path: Path | None, prefix: str | None = None) -> str:
+    """``pretrain/downsizenet`` for ``runs/pretrain/downsizenet/train.log``; ``run`` if none;
+    ``<prefix> downsizenet`` under a :func:`run_prefix`."""
     if log_path is None:
-        return "run"
+        return prefix or "run"
     folder = log_path.parent
+    if prefix:
+        return f"{prefix} {folder.name}"
     return f"{folder.parent.name}/{folder.name}" if folder.parent.name else folder.name

@@ -91,7 +91,8 @@ def run_transfer(options: TransferOptions) -> TransferReport:
             "data": options.data.recipe(),
         }
         arm, _ = train_arm(
-            name, pipeline, train_set, val_set, options.train, options.run_dir / _slug(name),
+            name, pipeline, train_set, val_set, options.train,
+            options.run_dir / _arm_folder(name, arm_names),
             recipe, resume=options.resume, progress=options.progress,
         )  # fmt: skip
         cache = pipeline.cached_front
@@ -155,3 +156,14 @@ def _check_geometry(
 
 def _slug(name: str) -> str:
     return name.replace("/", "__").replace("@", "_at_")
+
+
+def _arm_folder(name: str, arm_names: list[str]) -> str:
+    """An arm's run folder: named after the resizer, so a resizer given as a folder path trains
+    in ``<its folder's name>``, not in the whole path mangled (unless two arms would share it)."""
+    folder = Path(name).expanduser()
+    if folder.is_dir() and folder.name not in ("", ".", ".."):
+        others = {_slug(other) for other in arm_names if other != name}
+        if folder.resolve().name not in others:
+            return folder.resolve().name
+    return _slug(name)

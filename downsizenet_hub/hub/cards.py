@@ -117,11 +117,7 @@ def render_card(
         in_channels=getattr(config, "in_channels" if kind.convex else "channels", "C"),
         record=record,
         outputs=_output_rows(record) if record and record.outputs else [],
-        example_call=(
-            f"scale_factor={1 / config.k:g}"
-            if isinstance(config, StridedConfig)
-            else "scale_factor=0.5"
-        ),
+        example_call=_example_call(config, record),
         data_description=_describe_data(record) if record else "",
         size_description=describe_size(record) if record else "",
         score=_with_spread(record.score, record.score_std, record.n_seeds) if record else "",
@@ -140,6 +136,18 @@ def render_card(
         differences_seeds=_differences_seeds(record) if record else "",
     )
     return str(card).rstrip() + "\n"
+
+
+def _example_call(config: ResizerConfig, record: TrainingRecord | None) -> str:
+    """The resize the card's example makes: the one the resizer was trained at (its record's
+    scale factor or output size), ``1/k`` for a strided resizer, else ``scale_factor=0.5``."""
+    if isinstance(config, StridedConfig):
+        return f"scale_factor={1 / config.k:g}"
+    if record is not None and record.scale_factor is not None:
+        return f"scale_factor={record.scale_factor:g}"
+    if record is not None and record.output_size is not None:
+        return f"size=({record.output_size[0]}, {record.output_size[1]})"
+    return "scale_factor=0.5"
 
 
 def describe_architecture(config: ResizerConfig) -> str:

@@ -94,6 +94,20 @@ def cost_points(plan: StudyPlan, summaries: Sequence[RowSummary]) -> CostPoints:
             seen.add(where)
             series = points.setdefault(task, {}).setdefault((row.resizer.label, row.variant), [])
             series.append((float(cell_macs(cells[0])), score, row.scale, cells))
+    # Bilinear trained only as a learned row's reference (the quickstart has no bilinear
+    # segmentation row of its own) still gets its point, so "vs bilinear" has a reference.
+    for summary in summaries:
+        row = summary.row
+        if row.pretrain_epochs is not None and row.pretrain_epochs != longest.get(row.experiment):
+            continue
+        for task, cells in row.baseline.items():
+            score = summary.baseline.get(task)
+            where = (task, BASELINE, row.variant, row.scale)
+            if score is None or not cells or where in seen:
+                continue
+            seen.add(where)
+            series = points.setdefault(task, {}).setdefault((BASELINE, row.variant), [])
+            series.append((float(cell_macs(cells[0])), score, row.scale, cells))
     return points
 
 

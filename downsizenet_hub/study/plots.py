@@ -390,15 +390,17 @@ def write_figures(
 ) -> list[tuple[str, str]]:
     """Draw and save every figure that has data; returns ``(caption, file name)`` pairs."""
     written: list[tuple[str, str]] = []
+    # One seed draws no interval: its captions must not promise one.
+    cis = "95% CIs" if len(plan.config.seeds) > 1 else "one seed, no intervals"
     charts = [
         (score_vs_scale, "score_vs_scale.png",
-         "Segmentation mIoU against output scale (95% CIs)"),
+         f"Segmentation mIoU against output scale ({cis})"),
         (score_vs_epochs, "score_vs_epochs.png",
          "Segmentation mIoU and transferred detection mAP@0.5 against pretraining epochs "
-         "(95% CIs; fixed resizers need no pretraining)"),
+         f"({cis}; fixed resizers need no pretraining)"),
         (score_vs_cost, "score_vs_cost.png",
          "Cost/accuracy frontier: each task's score against its pipeline's multiply-adds per "
-         "image (95% CIs), each resizer through its output scales"),
+         f"image ({cis}), each resizer through its output scales"),
     ]  # fmt: skip
     for draw, name, caption in charts:
         chart = draw(plan, summaries)
