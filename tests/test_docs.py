@@ -46,6 +46,18 @@ EXEMPT: dict[str, str] = {
     ".venv/bin/downsizenet quickstart": "trains two resizers in both tasks: about 8 minutes",
     "bash .ci/run": "CI itself: reinstalls and runs every test, this one included",
     ".venv/bin/mkdocs serve": "a server that runs until it is stopped",
+    ".venv/bin/python -m downsizenet_hub.study.golden --write": (
+        "rewrites the committed golden reference; tests/test_numerics.py checks that it refuses "
+        "to under the same numerics version"
+    ),
+    ".venv/bin/pip install examples/tiny-resizer": (
+        "changes the environment and builds in an isolated environment from the network "
+        "(tests/test_plugins.py installs the example offline into a temporary folder)"
+    ),
+    ".venv/bin/downsizenet transfer --plugin examples/tiny-resizer/tiny_resizer.py \\": (
+        "loads the resizer the block before it publishes, in the same home (blocks here run in "
+        "fresh homes); tests/test_plugins.py runs this transfer after that pretrain"
+    ),
     ".venv/bin/downsizenet pretrain --scale 0.3 --compare bilinear --publish demo/seg": (
         "the default budget: 1600 steps per arm, about an hour on a 2-core CPU (the tiny block "
         "beside it runs)"
@@ -70,6 +82,9 @@ SLOW = (
     "mkdir -p photos && cp .venv/lib/python3*/site-packages/skimage/data/astronaut.png photos/",
     ".venv/bin/python -m pytest ",
     ".venv/bin/mkdocs build ",
+    ".venv/bin/python -m downsizenet_hub.study.golden",
+    ".venv/bin/downsizenet pretrain --plugin examples/tiny-resizer/tiny_resizer.py",
+    ".venv/bin/downsizenet study --config examples/tiny-resizer/study.toml",
 )
 #: Seconds one block may take here (a loaded 2-core machine; the pages promise none of this).
 BLOCK_TIMEOUT_S = 300
