@@ -37,11 +37,10 @@ what was expected. Bilinear is always added as the baseline every difference is 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from downsizenet_hub.data import DATASETS
 from downsizenet_hub.data.composition import DEFAULT_LAYOUT, SCENE_LAYOUTS
@@ -63,90 +62,11 @@ from downsizenet_hub.study.config import (
     TransferSettings,
     resizer_spec,
 )
-
-
-class _Table:
-    """One table of a study file, read field by field; every error names the field's path."""
-
-    def __init__(self, data: object, where: str, allowed: Iterable[str]) -> None:
-        if not isinstance(data, Mapping):
-            raise TypeError(f"{where} must be a table (JSON object), got {_show(data)}.")
-        allowed = tuple(allowed)
-        unknown = sorted(set(data) - set(allowed))
-        if unknown:
-            raise ValueError(
-                f"{where}: unknown key(s) {unknown}; expected some of {sorted(allowed)}."
-            )
-        self.data, self.where = data, where
-
-    def path(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where else key
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
-    def string(self, key: str, default: str | None, choices: Iterable[str] = ()) -> str | None:
-        value = self.data.get(key, default)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise TypeError(f"{self.path(key)} must be a non-empty string, got {_show(value)}.")
-        choices = tuple(choices)
-        if choices and value not in choices:
-            raise ValueError(f"{self.path(key)} must be one of {list(choices)}, got {value!r}.")
-        return value
-
-    def integer(self, key: str, default: int | None, minimum: int = 0) -> int | None:
-        value = self.data.get(key, default)
-        if value is None:
-            return None
-        return _integer(value, self.path(key), minimum)
-
-    def number(self, key: str, default: float, low: float, high: float) -> float:
-        return _number(self.data.get(key, default), self.path(key), low, high)
-
-    def items(self, key: str, default: Iterable[Any] | None) -> list[Any] | None:
-        value = self.data.get(key, default)
-        if value is None:
-            return None
-        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-            raise TypeError(f"{self.path(key)} must be a list, got {_show(value)}.")
-        values = list(value)
-        if not values:
-            raise ValueError(f"{self.path(key)} must not be empty.")
-        return values
-
-
-def _show(value: object) -> str:
-    return (
-        repr(value)
-        if isinstance(value, (str, int, float, bool, type(None)))
-        else type(value).__name__
-    )
-
-
-def _integer(value: object, where: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{where} must be an integer >= {minimum}, got {_show(value)}.")
-    return value
-
-
-def _number(value: object, where: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{where} must be a number, got {_show(value)}.")
-    if not (math.isfinite(value) and low < value <= high):
-        raise ValueError(f"{where} must be in ({low:g}, {high:g}], got {value!r}.")
-    return float(value)
-
-
-def _unique(values: list[Any], where: str) -> tuple[Any, ...]:
-    if len(set(values)) != len(values):
-        raise ValueError(f"{where} lists a value twice: {values}.")
-    return tuple(values)
+from downsizenet_hub.study.config_fields import Table, integer, missing, number, show, unique
 
 
 def _data(value: object, where: str) -> DataSettings:
-    table = _Table(value, where, [f.name for f in fields(DataSettings)])
+    table = Table(value, where, [f.name for f in fields(DataSettings)])
     name = table.string("name", "scenes", DATASETS)
     size = table.items("image_size", None)
     image_size = None
@@ -154,8 +74,8 @@ def _data(value: object, where: str) -> DataSettings:
         if len(size) != 2:
             raise ValueError(f"{table.path('image_size')} must be [height, width], got {size}.")
         image_size = (
-            _integer(size[0], table.path("image_size"), 8),
-            _integer(size[1], table.path("image_size"), 8),
+            integer(size[0], table.path("image_size"), 8),
+            integer(size[1], table.path("image_size"), 8),
         )
     return DataSettings(
         name=name or "scenes",
@@ -169,7 +89,7 @@ def _data(value: object, where: str) -> DataSettings:
 
 
 def _pretrain(value: object, where: str) -> PretrainSettings:
-    table = _Table(value, where, [f.name for f in fields(PretrainSettings)])
+    table = Table(value, where, [f.name for f in fields(PretrainSettings)])
     return PretrainSettings(
         data=_data(table.get("data", {}), table.path("data")),
         backbone=table.string("backbone", "tiny", BACKBONES) or "tiny",
@@ -181,7 +101,7 @@ def _pretrain(value: object, where: str) -> PretrainSettings:
 
 
 def _transfer(value: object, where: str) -> TransferSettings:
-    table = _Table(value, where, [f.name for f in fields(TransferSettings)])
+    table = Table(value, where, [f.name for f in fields(TransferSettings)])
     data = _data(table.get("data", {}), table.path("data"))
     if data.name == "cityscapes":
         raise ValueError(f"{table.path('data.name')}: cityscapes has no detection labels.")
@@ -195,91 +115,99 @@ def _transfer(value: object, where: str) -> TransferSettings:
     )
 
 
-def _variants(table: _Table, key: str, default: Iterable[str] | None) -> tuple[str, ...] | None:
+def _variants(table: Table, key: str, default: Iterable[str] | None) -> tuple[str, ...] | None:
     values = table.items(key, default)
     if values is None:
         return None
     for value in values:
         if value not in VARIANTS:
             raise ValueError(f"{table.path(key)} must list {list(VARIANTS)}, got {value!r}.")
-    return _unique(values, table.path(key))
+    return unique(values, table.path(key))
 
 
 def _scale(value: object, where: str) -> float:
-    return _number(value, where, 0.0, 1.0)
+    return number(value, where, 0.0, 1.0)
 
 
 def _experiment(value: object, where: str) -> Experiment:
     if not isinstance(value, Mapping):
-        raise TypeError(f"{where} must be a table (JSON object), got {_show(value)}.")
+        raise TypeError(f"{where} must be a table (JSON object), got {show(value)}.")
     kind = value.get("kind")
     if kind == "segmentation":
-        table = _Table(
-            value, where, ("kind", "title", "resizers", "scales", "variants", "epochs", "data")
-        )
-        resizers = [
-            resizer_spec(r, f"{table.path('resizers')}[{i}]")
-            for i, r in enumerate(table.items("resizers", None) or [])
-        ]
-        if not resizers:
-            raise ValueError(f"{table.path('resizers')} is required: the resizers to compare.")
-        labels = [r.label for r in resizers]
-        _unique(labels, table.path("resizers"))
-        scales = table.items("scales", [0.3]) or [0.3]
-        data = table.get("data")
-        return SegmentationExperiment(
-            title=table.string("title", None) or _missing(table, "title"),
-            resizers=tuple(resizers),
-            scales=_unique(
-                [_scale(s, f"{table.path('scales')}[{i}]") for i, s in enumerate(scales)],
-                table.path("scales"),
-            ),
-            variants=_variants(table, "variants", None),
-            epochs=table.integer("epochs", None, 1),
-            data=None if data is None else _data(data, table.path("data")),
-        )
+        return _segmentation_experiment(value, where)
     if kind == "transfer":
-        table = _Table(
-            value,
-            where,
-            ("kind", "title", "resizer", "pretrain_epochs", "baselines", "scale", "variants",
-             "publish"),
-        )  # fmt: skip
-        resizer = resizer_spec(table.get("resizer", TRAINABLE), table.path("resizer"))
-        if not resizer.learned:
-            raise ValueError(
-                f"{table.path('resizer')} must be a learned resizer to pretrain "
-                "(downsizenet, talebi or strided), not a fixed one."
-            )
-        epochs = table.items("pretrain_epochs", [3]) or [3]
-        baselines = [
-            resizer_spec(value, f"{table.path('baselines')}[{i}]")
-            for i, value in enumerate(table.items("baselines", [BASELINE]) or [BASELINE])
-        ]
-        _unique([b.label for b in [resizer, *baselines]], table.path("baselines"))
-        publish = _publications(
-            table.get("publish", None), table.path("publish"), [resizer, *baselines]
-        )
-        return TransferExperiment(
-            title=table.string("title", None) or _missing(table, "title"),
-            resizer=resizer,
-            pretrain_epochs=tuple(
-                sorted(
-                    _unique(
-                        [
-                            _integer(e, f"{table.path('pretrain_epochs')}[{i}]", 1)
-                            for i, e in enumerate(epochs)
-                        ],
-                        table.path("pretrain_epochs"),
-                    )
-                )
-            ),
-            baselines=tuple(baselines),
-            scale=_scale(table.get("scale", 0.3), table.path("scale")),
-            variants=_variants(table, "variants", None),
-            publish=publish,
-        )
+        return _transfer_experiment(value, where)
     raise ValueError(f"{where}.kind must be one of {list(EXPERIMENT_KINDS)}, got {kind!r}.")
+
+
+def _segmentation_experiment(value: Mapping[str, Any], where: str) -> SegmentationExperiment:
+    table = Table(
+        value, where, ("kind", "title", "resizers", "scales", "variants", "epochs", "data")
+    )
+    resizers = [
+        resizer_spec(r, f"{table.path('resizers')}[{i}]")
+        for i, r in enumerate(table.items("resizers", None) or [])
+    ]
+    if not resizers:
+        raise ValueError(f"{table.path('resizers')} is required: the resizers to compare.")
+    labels = [r.label for r in resizers]
+    unique(labels, table.path("resizers"))
+    scales = table.items("scales", [0.3]) or [0.3]
+    data = table.get("data")
+    return SegmentationExperiment(
+        title=table.string("title", None) or missing(table, "title"),
+        resizers=tuple(resizers),
+        scales=unique(
+            [_scale(s, f"{table.path('scales')}[{i}]") for i, s in enumerate(scales)],
+            table.path("scales"),
+        ),
+        variants=_variants(table, "variants", None),
+        epochs=table.integer("epochs", None, 1),
+        data=None if data is None else _data(data, table.path("data")),
+    )
+
+
+def _transfer_experiment(value: Mapping[str, Any], where: str) -> TransferExperiment:
+    table = Table(
+        value,
+        where,
+        ("kind", "title", "resizer", "pretrain_epochs", "baselines", "scale", "variants",
+         "publish"),
+    )  # fmt: skip
+    resizer = resizer_spec(table.get("resizer", TRAINABLE), table.path("resizer"))
+    if not resizer.learned:
+        raise ValueError(
+            f"{table.path('resizer')} must be a learned resizer to pretrain "
+            "(downsizenet, talebi or strided), not a fixed one."
+        )
+    epochs = table.items("pretrain_epochs", [3]) or [3]
+    baselines = [
+        resizer_spec(value, f"{table.path('baselines')}[{i}]")
+        for i, value in enumerate(table.items("baselines", [BASELINE]) or [BASELINE])
+    ]
+    unique([b.label for b in [resizer, *baselines]], table.path("baselines"))
+    publish = _publications(
+        table.get("publish", None), table.path("publish"), [resizer, *baselines]
+    )
+    return TransferExperiment(
+        title=table.string("title", None) or missing(table, "title"),
+        resizer=resizer,
+        pretrain_epochs=tuple(
+            sorted(
+                unique(
+                    [
+                        integer(e, f"{table.path('pretrain_epochs')}[{i}]", 1)
+                        for i, e in enumerate(epochs)
+                    ],
+                    table.path("pretrain_epochs"),
+                )
+            )
+        ),
+        baselines=tuple(baselines),
+        scale=_scale(table.get("scale", 0.3), table.path("scale")),
+        variants=_variants(table, "variants", None),
+        publish=publish,
+    )
 
 
 def _publications(
@@ -307,12 +235,8 @@ def _publications(
         except ValueError as error:
             raise ValueError(f"{where}: {error}") from None
         out.append((label, name))
-    _unique([name for _, name in out], where)
+    unique([name for _, name in out], where)
     return tuple(out)
-
-
-def _missing(table: _Table, key: str) -> NoReturn:
-    raise ValueError(f"{table.path(key)} is required.")
 
 
 def study_config(data: object, where: str = "") -> StudyConfig:
@@ -321,13 +245,13 @@ def study_config(data: object, where: str = "") -> StudyConfig:
         "name", "description", "seeds", "variants", "grid_images", "pretrain", "transfer",
         "experiments",
     )  # fmt: skip
-    table = _Table(data, where, top)
-    name = table.string("name", None) or _missing(table, "name")
+    table = Table(data, where, top)
+    name = table.string("name", None) or missing(table, "name")
     if "/" in name or "\\" in name or name.startswith("."):
         raise ValueError(f"{table.path('name')} must be a plain folder name, got {name!r}.")
-    seeds = _unique(
+    seeds = unique(
         [
-            _integer(s, f"{table.path('seeds')}[{i}]", 0)
+            integer(s, f"{table.path('seeds')}[{i}]", 0)
             for i, s in enumerate(table.items("seeds", [0, 1, 2]) or [])
         ],
         table.path("seeds"),
@@ -338,7 +262,7 @@ def study_config(data: object, where: str = "") -> StudyConfig:
     ]
     if not experiments:
         raise ValueError(f"{table.path('experiments')} is required: at least one experiment.")
-    _unique([e.title for e in experiments], f"{table.path('experiments')} titles")
+    unique([e.title for e in experiments], f"{table.path('experiments')} titles")
     description = table.get("description", "")
     if not isinstance(description, str):
         raise TypeError(f"{table.path('description')} must be a string.")
