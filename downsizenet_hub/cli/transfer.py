@@ -104,7 +104,7 @@ def transfer(
                 size,
                 train_images,
                 val_images,
-                default_scale=0.3,
+                default_scale=defaults.SCALE,
                 items=items,
             ),
             head=head,
