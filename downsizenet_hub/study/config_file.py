@@ -33,6 +33,9 @@ A study file is one table (JSON object)::
 
 Every field is checked on reading, and an error names the field (``experiments[1].scales``) and
 what was expected. Bilinear is always added as the baseline every difference is measured against.
+
+(Just over 300 lines because of this description of the format; the field reader is
+:mod:`.config_fields`.)
 """
 
 from __future__ import annotations
