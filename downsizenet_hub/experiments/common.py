@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from downsizenet_hub.atomic import write_atomic
+from downsizenet_hub.atomic import write_json_atomic
 from downsizenet_hub.data import build_dataset, collate, dataset_info
 from downsizenet_hub.data.composition import DEFAULT_LAYOUT, scene_layout
 from downsizenet_hub.engine import FitResult, TrainConfig, fit, init_from_env, is_main_process
@@ -226,8 +226,7 @@ def write_summary(path: Path, payload: dict[str, Any]) -> None:
     """Atomically write a JSON summary (rank 0 only)."""
     if not is_main_process():
         return
-    text = json.dumps(_jsonable(payload), indent=2) + "\n"
-    write_atomic(path, lambda handle: handle.write(text.encode()))
+    write_json_atomic(path, _jsonable(payload))
 
 
 def print_table(table: Table) -> None:
