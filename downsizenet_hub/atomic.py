@@ -21,6 +21,7 @@ This module imports nothing from the rest of the package, so every part of it ca
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import shutil
@@ -33,11 +34,14 @@ from typing import IO, Any
 __all__ = [
     "WriteError",
     "process_alive",
+    "publish_folder",
     "refuse_non_regular",
     "remove_stale_temporaries",
     "temporary_prefix",
     "write_atomic",
     "write_atomic_path",
+    "write_json_atomic",
+    "write_text_atomic",
 ]
 
 #: Mode of every file written here: mkstemp makes files owner-only, ours are ordinary files.
@@ -140,6 +144,52 @@ def write_atomic_path(path: str | os.PathLike[str], write: Callable[[Path], obje
             os.fsync(handle.fileno())
 
     _replace(Path(path), fill)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`write_atomic`)."""
+    data = text.encode("utf-8")
+    write_atomic(path, lambda handle: handle.write(data))
+
+
+def write_json_atomic(path: str | os.PathLike[str], document: Any) -> None:
+    """Write ``document`` as indented JSON with a final newline to ``path`` atomically."""
+    write_text_atomic(path, json.dumps(document, indent=2) + "\n")
+
+
+def publish_folder(
+    target: str | os.PathLike[str],
+    fill: Callable[[Path], object],
+    *,
+    done: Callable[[Path], bool] | None = None,
+) -> Path:
+    """Make the folder ``target`` in one step: ``fill(staging)`` writes a temporary sibling folder
+    (``.{name}.{pid}-*.partial``, an ordinary ``0o755`` folder), which is then renamed to
+    ``target`` (``os.replace``: atomic, and it also replaces an empty folder left there).
+
+    Readers see no folder or the complete one. Partial folders of dead processes are removed
+    first; on any exception the staging folder is removed and the exception propagates. If the
+    rename fails because ``target`` exists and is not empty, ``done(target)`` says whether it is
+    complete all the same (another process finished it first): then it is kept, else the error
+    propagates. Returns ``target``.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target, suffix=".partial")
+    staging = Path(
+        tempfile.mkdtemp(prefix=temporary_prefix(target), suffix=".partial", dir=target.parent)
+    )
+    try:
+        staging.chmod(0o755)  # mkdtemp makes it private; the finished folder is an ordinary one
+        fill(staging)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if done is None or not done(target):
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def process_alive(pid: int) -> bool:

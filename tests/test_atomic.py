@@ -275,3 +275,57 @@ def test_a_new_run_cleans_the_temporaries_a_killed_run_left(tmp_path: Path) -> N
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [live.name, "checkpoint.pt", "metrics.json"]
     )
+
+
+def test_publish_folder_renames_a_complete_folder_into_place_or_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "out" / "resizer"
+
+    def fill(staging: Path) -> None:
+        assert staging.parent == target.parent and staging.name.endswith(".partial")
+        (staging / "config.json").write_text("{}")
+
+    assert atomic.publish_folder(target, fill) == target
+    assert (target / "config.json").read_text() == "{}"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+
+    def fail(staging: Path) -> None:
+        (staging / "half").write_text("x")
+        raise RuntimeError("stopped")
+
+    other = tmp_path / "out" / "other"
+    with pytest.raises(RuntimeError, match="stopped"):
+        atomic.publish_folder(other, fail)
+    assert sorted(p.name for p in other.parent.iterdir()) == ["resizer"]  # no partial folder
+    # A complete folder already there: kept when done() says so, else the rename's error.
+    assert atomic.publish_folder(target, fill, done=lambda path: True) == target
+    with pytest.raises(OSError):
+        atomic.publish_folder(target, fill)
+
+
+def test_text_and_json_are_written_one_way(tmp_path: Path) -> None:
+    atomic.write_json_atomic(tmp_path / "a.json", {"b": [1, "é"]})
+    assert (tmp_path / "a.json").read_text(encoding="utf-8") == (
+        '{\n  "b": [\n    1,\n    "\\u00e9"\n  ]\n}\n'
+    )
+    atomic.write_text_atomic(tmp_path / "t.md", "é\n")
+    assert (tmp_path / "t.md").read_bytes() == "é\n".encode()
+
+
+def test_flock_is_exclusive_and_a_shared_probe_sees_it(tmp_path: Path) -> None:
+    from downsizenet_hub import flock
+
+    path = tmp_path / "x.lock"
+    with pytest.raises(FileNotFoundError):
+        flock.acquire(path)
+    held = flock.acquire(path, create=True)
+    assert held is not None
+    assert flock.acquire(path) is None and flock.acquire(path, shared=True) is None
+    flock.release(held)
+    probe = flock.acquire(path, shared=True)
+    assert probe is not None
+    flock.release(probe)
+    folder = flock.acquire(tmp_path, directory=True)
+    assert folder is not None and flock.acquire(tmp_path, directory=True) is None
+    flock.release(folder)

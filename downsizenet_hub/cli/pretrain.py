@@ -123,7 +123,7 @@ def pretrain(
             size,
             train_images,
             val_images,
-            default_scale=0.3,
+            default_scale=defaults.SCALE,
             items=items,
         )
         check_output_size("--size", data_options.size, batch_size)

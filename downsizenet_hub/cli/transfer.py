@@ -114,7 +114,7 @@ def transfer(
             size,
             train_images,
             val_images,
-            default_scale=0.3,
+            default_scale=defaults.SCALE,
             items=items,
         )
         options = TransferOptions(

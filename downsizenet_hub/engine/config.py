@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from downsizenet_hub.resizing.baseline_config import config_from_dict
+
 OptimizerName = Literal["adamw", "sgd"]
 Schedule = Literal["constant", "cosine", "poly"]
 AmpMode = Literal["auto", "on", "off"]
@@ -118,12 +120,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"Unknown TrainConfig fields: {', '.join(unknown)}.")
-        return cls(**values)
+        """Inverse of :meth:`to_dict`; unknown keys are an error (through the package's one
+        dict-to-config helper, ``resizing.baseline_config.config_from_dict``)."""
+        return config_from_dict(cls, values, "TrainConfig")
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:

@@ -12,10 +12,10 @@ processes hold "the" lock); it holds the pid of the last holder, for messages on
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 
+from downsizenet_hub import flock
 from downsizenet_hub.atomic import refuse_non_regular
 from downsizenet_hub.jsonfile import read_json
 
@@ -44,11 +44,8 @@ class RunLock:
         """Take the lock, or raise :class:`RunInUseError` naming the live process holding it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         refuse_non_regular(self.path)  # a FIFO or device there is not our lock file
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        fd = flock.acquire(self.path, create=True)
+        if fd is None:
             raise RunInUseError(
                 f"{self.path.parent} is being trained by another live process (pid "
                 f"{_holder_pid(self.path)}): wait for it to finish or stop it first."
@@ -59,8 +56,7 @@ class RunLock:
 
     def release(self) -> None:
         if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
+            flock.release(self._fd)
             self._fd = None
 
     def __enter__(self) -> RunLock:
@@ -73,17 +69,13 @@ class RunLock:
 
 def is_locked(run_dir: str | os.PathLike[str]) -> bool:
     """True while a live process (this one included) holds ``run_dir``'s lock."""
-    path = Path(run_dir) / LOCK_NAME
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO there must not block us
+        fd = flock.acquire(Path(run_dir) / LOCK_NAME, shared=True)  # never blocks on a FIFO
     except FileNotFoundError:
         return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if fd is None:
         return True
-    finally:
-        os.close(fd)  # closing drops the shared lock taken to test
+    flock.release(fd)  # the shared lock taken to test
     return False
 
 

@@ -19,14 +19,15 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from downsizenet_hub.atomic import write_atomic
+from downsizenet_hub.atomic import write_json_atomic
 from downsizenet_hub.data import build_dataset, collate, dataset_info
 from downsizenet_hub.data.composition import DEFAULT_FAMILY, DEFAULT_LAYOUT, scene_layout
 from downsizenet_hub.engine import FitResult, TrainConfig, fit, init_from_env, is_main_process
 from downsizenet_hub.engine.checkpoint import CHECKPOINT_NAME
 from downsizenet_hub.engine.distributed import barrier
+from downsizenet_hub.experiments import defaults
 from downsizenet_hub.jsonfile import read_json
-from downsizenet_hub.resizing.target import resize_target
+from downsizenet_hub.resizing.target import ResizeTarget, resize_target
 
 SizePair = tuple[int, int]
 
@@ -43,8 +44,8 @@ class DataOptions:
     variant: str = "noisy"
     # Pipeline input size: images are first brought here with bilinear, as in the paper.
     image_size: SizePair | None = None
-    # The resize under test: a factor, or an output size.
-    scale: float | None = 0.3
+    # The resize under test: a factor, or an output size (checked once, into :attr:`target`).
+    scale: float | None = defaults.SCALE
     size: SizePair | None = None
     # scenes only: number of train / val scenes and the scenes seed (None: the preset's).
     train_images: int | None = None
@@ -56,7 +57,10 @@ class DataOptions:
     family: str = DEFAULT_FAMILY
 
     def __post_init__(self) -> None:
-        resize_target(self.size, self.scale, names=("--size", "--scale"))  # the one check
+        # The one check of --size / --scale: the checked target travels down to the pixels (a
+        # pipeline takes it as it is). Not a dataclass field, so recipes and summaries, which
+        # record the options as given, are unchanged.
+        self._target = resize_target(self.size, self.scale, names=("--size", "--scale"))
         if self.scale is not None and not 0 < self.scale <= 4:
             raise ValueError(f"--scale must be in (0, 4], got {self.scale}.")
         scene_layout(self.items, self.family)  # validates both names
@@ -68,6 +72,11 @@ class DataOptions:
         if data["family"] == DEFAULT_FAMILY:
             del data["family"]
         return data
+
+    @property
+    def target(self) -> ResizeTarget:
+        """The checked resize request (``--size`` or ``--scale``)."""
+        return self._target
 
     def resize_kwargs(self) -> dict[str, Any]:
         return {"size": self.size} if self.size is not None else {"scale_factor": self.scale}
@@ -227,8 +236,7 @@ def write_summary(path: Path, payload: dict[str, Any]) -> None:
     """Atomically write a JSON summary (rank 0 only)."""
     if not is_main_process():
         return
-    text = json.dumps(_jsonable(payload), indent=2) + "\n"
-    write_atomic(path, lambda handle: handle.write(text.encode()))
+    write_json_atomic(path, _jsonable(payload))
 
 
 def print_table(table: Table) -> None:

@@ -16,6 +16,9 @@ budget on its plateau (``benchmarks/learning_curve.py`` shows the curves, the RE
 
 from __future__ import annotations
 
+#: The resize under test when neither --scale nor --size is given (pretrain, transfer).
+SCALE = 0.3
+
 PRETRAIN_EPOCHS = 8
 PRETRAIN_BATCH_SIZE = 8
 PRETRAIN_LR = 2e-3

@@ -45,9 +45,7 @@ def output_statistics(
     batches = [images] if isinstance(images, torch.Tensor) else images
     was_training = resizer.training
     resizer.eval()
-    count, mean, m2 = 0, 0.0, 0.0
-    low, high = float("inf"), float("-inf")
-    outside_input = outside_unit = 0
+    running = _Running()
     try:
         with torch.no_grad():
             for batch in batches:
@@ -56,38 +54,53 @@ def output_statistics(
                         f"each batch must be B x C x H x W, got shape {tuple(batch.shape)}."
                     )
                 out = resizer(batch, size=size, scale_factor=scale_factor).double()
-                flat_in = batch.double().flatten(1)
-                flat_out = out.flatten(1)
-                below = flat_out < flat_in.amin(dim=1, keepdim=True)
-                above = flat_out > flat_in.amax(dim=1, keepdim=True)
-                outside_input += int((below | above).sum())
-                outside_unit += int(((flat_out < 0) | (flat_out > 1)).sum())
-                n = flat_out.numel()
-                if n == 0:
-                    continue
-                batch_mean = float(flat_out.mean())
-                batch_m2 = float(((flat_out - batch_mean) ** 2).sum())
-                # Chan et al.'s pairwise update: exact merging of means and squared deviations.
-                delta = batch_mean - mean
-                total = count + n
-                mean += delta * n / total
-                m2 += batch_m2 + delta * delta * count * n / total
-                count = total
-                low = min(low, float(flat_out.min()))
-                high = max(high, float(flat_out.max()))
+                running.add(batch.double().flatten(1), out.flatten(1))
     finally:
         resizer.train(was_training)
-    if count == 0:
-        raise ValueError("output_statistics needs at least one output value.")
-    return {
-        "values": count,
-        "min": low,
-        "max": high,
-        "mean": mean,
-        "std": (m2 / count) ** 0.5,
-        "outside_input_range": outside_input / count,
-        "outside_unit_range": outside_unit / count,
-    }
+    return running.statistics()
+
+
+class _Running:
+    """The statistics of :func:`output_statistics`, merged batch by batch in float64."""
+
+    def __init__(self) -> None:
+        self.count, self.mean, self.m2 = 0, 0.0, 0.0
+        self.low, self.high = float("inf"), float("-inf")
+        self.outside_input = self.outside_unit = 0
+
+    def add(self, flat_in: torch.Tensor, flat_out: torch.Tensor) -> None:
+        """One batch: its inputs and outputs, one row per image."""
+        below = flat_out < flat_in.amin(dim=1, keepdim=True)
+        above = flat_out > flat_in.amax(dim=1, keepdim=True)
+        self.outside_input += int((below | above).sum())
+        self.outside_unit += int(((flat_out < 0) | (flat_out > 1)).sum())
+        n = flat_out.numel()
+        if n == 0:
+            return
+        batch_mean = float(flat_out.mean())
+        batch_m2 = float(((flat_out - batch_mean) ** 2).sum())
+        # Chan et al.'s pairwise update: exact merging of means and squared deviations.
+        delta = batch_mean - self.mean
+        total = self.count + n
+        self.mean += delta * n / total
+        self.m2 += batch_m2 + delta * delta * self.count * n / total
+        self.count = total
+        self.low = min(self.low, float(flat_out.min()))
+        self.high = max(self.high, float(flat_out.max()))
+
+    def statistics(self) -> dict[str, float | int]:
+        count = self.count
+        if count == 0:
+            raise ValueError("output_statistics needs at least one output value.")
+        return {
+            "values": count,
+            "min": self.low,
+            "max": self.high,
+            "mean": self.mean,
+            "std": (self.m2 / count) ** 0.5,
+            "outside_input_range": self.outside_input / count,
+            "outside_unit_range": self.outside_unit / count,
+        }
 
 
 def mean_abs_difference(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -35,7 +36,7 @@ from downsizenet_hub.tensor_hash import module_sha256
 class TransferOptions:
     """Everything ``downsizenet transfer`` takes; see ``downsizenet transfer --help``."""
 
-    data: DataOptions = field(default_factory=lambda: DataOptions(scale=0.3))
+    data: DataOptions = field(default_factory=DataOptions)
     # A published resizer (local hub name, folder, HF repo id) or a fixed one.
     resizer: str = "bilinear"
     compare: str | None = "bilinear"
@@ -68,31 +69,22 @@ class TransferReport:
 
 def run_transfer(options: TransferOptions) -> TransferReport:
     """Train the detection heads behind each frozen resizer; print and save the comparison."""
-    arm_names = [options.resizer] + (
-        [options.compare] if options.compare and options.compare != options.resizer else []
-    )
     info = dataset_info(options.data.name)
-    for name in arm_names:  # a bad name fails now, not after the first arm has trained
-        _check_geometry(name, create_resizer(name), options, info.image_size)
+    # Each arm's resizer is resolved and loaded once, here: a bad name or a resizer without
+    # geometry for this resize fails now, not after the first arm has trained.
+    resizers = {name: create_resizer(name) for name in arm_names(options)}
+    for name, resizer in resizers.items():
+        _check_geometry(name, resizer, options, info.image_size)
     train_set, val_set = options.data.datasets("detection")
     trunk = stride8_trunk(frozen_vgg16(options.backbone_weights))
     trunk_hash = module_sha256(trunk)
     arms: list[ArmResult] = []
-    for name in arm_names:
-        resizer = create_resizer(name)
+    for name, resizer in resizers.items():
         pipeline = build_pipeline(options, resizer, trunk, info.num_classes)
-        recipe = {
-            "task": "detection-transfer",
-            "resizer": name,
-            "resizer_sha256": module_sha256(resizer),
-            "backbone": trunk.provenance,
-            "backbone_sha256": trunk_hash,
-            "head": options.head,
-            "data": options.data.recipe(),
-        }
+        recipe = _recipe(options, name, resizer, trunk, trunk_hash)
         arm, _ = train_arm(
             name, pipeline, train_set, val_set, options.train,
-            options.run_dir / _arm_folder(name, arm_names),
+            options.run_dir / _arm_folder(name, list(resizers)),
             recipe, resume=options.resume, progress=options.progress,
         )  # fmt: skip
         cache = pipeline.cached_front
@@ -122,18 +114,39 @@ def run_transfer(options: TransferOptions) -> TransferReport:
     return TransferReport(arms, trunk.provenance, summary_path)
 
 
+def arm_names(options: TransferOptions) -> list[str]:
+    """The arms in training order: the resizer, then the --compare baseline if it differs."""
+    return [options.resizer] + (
+        [options.compare] if options.compare and options.compare != options.resizer else []
+    )
+
+
+def _recipe(
+    options: TransferOptions, name: str, resizer: nn.Module, trunk: Any, trunk_hash: str
+) -> dict[str, Any]:
+    """What an arm's run is (its ``recipe``): a finished run with the same one is reused."""
+    return {
+        "task": "detection-transfer",
+        "resizer": name,
+        "resizer_sha256": module_sha256(resizer),
+        "backbone": trunk.provenance,
+        "backbone_sha256": trunk_hash,
+        "head": options.head,
+        "data": options.data.recipe(),
+    }
+
+
 def build_pipeline(
     options: TransferOptions, resizer: nn.Module, trunk: nn.Module, num_classes: int
 ) -> DetectionPipeline:
     """The detection pipeline for one arm: heads seeded identically in every arm."""
     resizer.requires_grad_(False)
-    resize = options.data.resize_kwargs()
     return seeded_build(
         options.train.seed,
         lambda: resizer,
         lambda r: DetectionPipeline(
-            r, trunk, num_classes, size=resize.get("size"), scale_factor=resize.get("scale_factor"),
-            head=options.head, cache_features=options.cache_features,
+            r, trunk, num_classes, target=options.data.target, head=options.head,
+            cache_features=options.cache_features,
         ),
     )  # fmt: skip
 

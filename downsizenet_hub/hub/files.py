@@ -13,7 +13,6 @@ present (batch-norm statistics too), none extra, every shape and kind the one th
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from safetensors import SafetensorError
 
-from downsizenet_hub.atomic import write_atomic
+from downsizenet_hub.atomic import write_atomic, write_json_atomic, write_text_atomic
 from downsizenet_hub.hub.architectures import (
     DEFAULT_ARCHITECTURE,
     ResizerConfig,
@@ -73,12 +72,6 @@ def config_document(config: ResizerConfig, record: TrainingRecord | None) -> dic
     return document
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary sibling and ``os.replace``."""
-    data = text.encode("utf-8")
-    write_atomic(path, lambda handle: handle.write(data))
-
-
 def write_weights(path: Path, model: nn.Module) -> None:
     """Save the model's state dict to ``path`` as safetensors (atomically).
 
@@ -95,7 +88,7 @@ def write_weights(path: Path, model: nn.Module) -> None:
 def write_model_files(folder: Path, model: nn.Module, record: TrainingRecord | None) -> None:
     """Write config.json and model.safetensors into an existing ``folder``."""
     document = config_document(model_config(model), record)
-    write_text_atomic(folder / CONFIG_FILE, json.dumps(document, indent=2) + "\n")
+    write_json_atomic(folder / CONFIG_FILE, document)
     write_weights(folder / WEIGHTS_FILE, model)
 
 

@@ -22,13 +22,13 @@ was left by a process that died.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from downsizenet_hub import flock
 from downsizenet_hub.hub import files
 
 #: The hidden folder of a namespace that holds the version folders.
@@ -111,19 +111,13 @@ def locked(namespace: Path, *, wait: bool = True) -> Iterator[bool]:
     """
     while True:
         try:
-            descriptor = os.open(namespace, os.O_RDONLY | os.O_DIRECTORY)
+            descriptor = flock.acquire(namespace, wait=wait, directory=True)
         except (FileNotFoundError, NotADirectoryError):
             yield False
             return
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            os.close(descriptor)
+        if descriptor is None:  # busy, and not waiting
             yield False
             return
-        except BaseException:
-            os.close(descriptor)
-            raise
         try:
             same = os.path.samestat(os.fstat(descriptor), os.stat(namespace))
         except OSError:
@@ -137,7 +131,7 @@ def locked(namespace: Path, *, wait: bool = True) -> Iterator[bool]:
     try:
         yield True
     finally:
-        os.close(descriptor)
+        flock.release(descriptor)
 
 
 def versions_folder(namespace: Path) -> Path:

@@ -36,7 +36,8 @@ from downsizenet_hub.backbones import FrozenVGG16
 from downsizenet_hub.pipelines.centernet import CenterNetHead
 from downsizenet_hub.pipelines.feature_cache import CachedFrozenFront
 from downsizenet_hub.pipelines.roi_pool import BinCentreRoIAlign
-from downsizenet_hub.resizing.target import ResizeTarget, resize_target
+from downsizenet_hub.pipelines.target import pipeline_target, resizer_kwargs
+from downsizenet_hub.resizing.target import ResizeTarget
 
 #: VGG16 ``features`` index just after conv4_3's ReLU: the stride-8 trunk.
 CONV4_3_END = 23
@@ -190,7 +191,8 @@ class DetectionPipeline(nn.Module):
         resizer: the frozen resizer (any module with the resizer call signature).
         trunk: a frozen trunk with ``out_channels`` (e.g. ``stride8_trunk(frozen_vgg16(...))``).
         num_classes: classes including background.
-        size / scale_factor: the resized resolution.
+        size / scale_factor: the resized resolution; or ``target``: the resize as a
+            :class:`ResizeTarget` already checked by the caller.
         head: ``"centernet"`` (the default: a dense single-stage head that learns on cached
             features in CPU minutes, :mod:`.centernet`) or ``"fasterrcnn"`` (RPN + RoI heads on a
             1x1 neck, the paper's two-stage family, for GPU budgets).
@@ -208,14 +210,13 @@ class DetectionPipeline(nn.Module):
         head: str = "centernet",
         cache_features: bool = True,
         cache_dir: Any = None,
+        target: ResizeTarget | None = None,
     ) -> None:
         super().__init__()
-        self.target: ResizeTarget = resize_target(size, scale_factor)
+        self.target: ResizeTarget = pipeline_target(target, size, scale_factor)
         if head not in HEADS:
             raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}.")
-        resize_kwargs: dict[str, Any] = (
-            {"size": tuple(size)} if size is not None else {"scale_factor": scale_factor}
-        )
+        resize_kwargs = resizer_kwargs(self.target)
         self.front = FrozenFront(resizer, trunk, resize_kwargs)
         self.cached_front = (
             CachedFrozenFront(self.front, salt=repr(resize_kwargs), directory=cache_dir)

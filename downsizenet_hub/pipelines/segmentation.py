@@ -28,7 +28,8 @@ from torchvision import models
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.segmentation.deeplabv3 import ASPP
 
-from downsizenet_hub.resizing.target import resize_target
+from downsizenet_hub.pipelines.target import pipeline_target, resizer_kwargs
+from downsizenet_hub.resizing.target import ResizeTarget
 
 BACKBONES = ("tiny", "resnet18", "resnet34", "resnet50", "resnet101")
 IGNORE_INDEX = 255
@@ -162,7 +163,8 @@ class SegmentationPipeline(nn.Module):
     Args:
         resizer: any module with the resizer call signature (DownsizeNet or a fixed resizer).
         num_classes: classes including background.
-        size: the resized resolution ``(h, w)``; or ``scale_factor``: the resize factor.
+        size: the resized resolution ``(h, w)``; or ``scale_factor``: the resize factor; or
+            ``target``: the resize as a :class:`ResizeTarget` already checked by the caller.
         backbone: one of :data:`BACKBONES`.
         class_weights: optional per-class loss weights (the built-in data down-weights background).
     """
@@ -179,15 +181,14 @@ class SegmentationPipeline(nn.Module):
         imagenet_backbone: bool = False,
         class_weights: torch.Tensor | None = None,
         ignore_index: int = IGNORE_INDEX,
+        target: ResizeTarget | None = None,
     ) -> None:
         super().__init__()
-        resize_target(size, scale_factor)  # the one check of a size or scale factor
+        self.target = pipeline_target(target, size, scale_factor)
         if backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {list(BACKBONES)}, got {backbone!r}.")
         self.resizer = resizer
-        self.resize_kwargs: dict[str, Any] = (
-            {"size": tuple(size)} if size is not None else {"scale_factor": scale_factor}
-        )
+        self.resize_kwargs: dict[str, Any] = resizer_kwargs(self.target)
         self.backbone: nn.Module
         if backbone == "tiny":
             self.backbone = TinyBackbone(width)

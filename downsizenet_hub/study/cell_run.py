@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from downsizenet_hub.atomic import write_atomic
+from downsizenet_hub.atomic import write_json_atomic
 from downsizenet_hub.engine import is_main_process
 from downsizenet_hub.engine.distributed import barrier
 from downsizenet_hub.experiments.common import DataOptions, checkpoint_path
@@ -130,8 +129,7 @@ def write_result(results_dir: Path, result: CellResult) -> Path:
     """Write ``cell.json`` atomically (rank 0 only); from now on the cell counts as finished."""
     path = results_dir / "cells" / result.key / RESULT_FILE
     if is_main_process():
-        text = json.dumps(result.to_json(), indent=2) + "\n"
-        write_atomic(path, lambda handle: handle.write(text.encode()))
+        write_json_atomic(path, result.to_json())
     return path
 
 

@@ -33,15 +33,17 @@ A study file is one table (JSON object)::
 
 Every field is checked on reading, and an error names the field (``experiments[1].scales``) and
 what was expected. Bilinear is always added as the baseline every difference is measured against.
+
+(Just over 300 lines because of this description of the format; the field reader is
+:mod:`.config_fields`.)
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from downsizenet_hub.data import DATASETS
 from downsizenet_hub.data.composition import (
@@ -55,7 +57,6 @@ from downsizenet_hub.jsonfile import loads_json, read_regular_bytes
 from downsizenet_hub.pipelines.detection import HEADS
 from downsizenet_hub.pipelines.segmentation import BACKBONES
 from downsizenet_hub.registry import TRAINABLE
-from downsizenet_hub.resizing.limits import check_memory
 from downsizenet_hub.study.config import (
     BASELINE,
     EXPERIMENT_KINDS,
@@ -69,106 +70,16 @@ from downsizenet_hub.study.config import (
     TransferSettings,
     resizer_spec,
 )
-
-
-class _Table:
-    """One table of a study file, read field by field; every error names the field's path."""
-
-    def __init__(self, data: object, where: str, allowed: Iterable[str]) -> None:
-        if not isinstance(data, Mapping):
-            raise TypeError(f"{where} must be a table (JSON object), got {_show(data)}.")
-        allowed = tuple(allowed)
-        unknown = sorted(set(data) - set(allowed))
-        if unknown:
-            raise ValueError(
-                f"{where}: unknown key(s) {unknown}; expected some of {sorted(allowed)}."
-            )
-        self.data, self.where = data, where
-
-    def path(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where else key
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
-    def string(self, key: str, default: str | None, choices: Iterable[str] = ()) -> str | None:
-        value = self.data.get(key, default)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise TypeError(f"{self.path(key)} must be a non-empty string, got {_show(value)}.")
-        choices = tuple(choices)
-        if choices and value not in choices:
-            raise ValueError(f"{self.path(key)} must be one of {list(choices)}, got {value!r}.")
-        return value
-
-    def integer(self, key: str, default: int | None, minimum: int = 0) -> int | None:
-        value = self.data.get(key, default)
-        if value is None:
-            return None
-        return _integer(value, self.path(key), minimum)
-
-    def number(self, key: str, default: float, low: float, high: float) -> float:
-        return _number(self.data.get(key, default), self.path(key), low, high)
-
-    def items(self, key: str, default: Iterable[Any] | None) -> list[Any] | None:
-        value = self.data.get(key, default)
-        if value is None:
-            return None
-        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-            raise TypeError(f"{self.path(key)} must be a list, got {_show(value)}.")
-        values = list(value)
-        if not values:
-            raise ValueError(f"{self.path(key)} must not be empty.")
-        return values
-
-
-def _show(value: object) -> str:
-    return (
-        repr(value)
-        if isinstance(value, (str, int, float, bool, type(None)))
-        else type(value).__name__
-    )
-
-
-#: The largest integer a study file may give anywhere (seeds are 32-bit for the engine).
-MAX_INTEGER = 2**32 - 1
-#: Bounds that keep planning and checking a study file fast: seeds, and cells in all.
-MAX_SEEDS = 1000
-MAX_CELLS = 100_000
-#: Bytes a study file may be (its text is parsed whole).
-MAX_FILE_BYTES = 8 * 2**20
-
-
-def _integer(value: object, where: str, minimum: int, maximum: int = MAX_INTEGER) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-        shown = _show(value) if len(str(value)) <= 40 else f"an integer of {len(str(value))} digits"
-        raise ValueError(f"{where} must be an integer from {minimum} to {maximum}, got {shown}.")
-    return value
-
-
-def _number(value: object, where: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{where} must be a number, got {_show(value)}.")
-    try:
-        number = float(value)
-    except OverflowError:  # an integer of hundreds of digits
-        raise ValueError(
-            f"{where} must be in ({low:g}, {high:g}], got a number too large."
-        ) from None
-    if not (math.isfinite(number) and low < number <= high):
-        raise ValueError(f"{where} must be in ({low:g}, {high:g}], got {value!r}.")
-    return number
-
-
-def _unique(values: list[Any], where: str) -> tuple[Any, ...]:
-    if len(set(values)) != len(values):
-        raise ValueError(f"{where} lists a value twice: {values}.")
-    return tuple(values)
+from downsizenet_hub.study.config_fields import Table, integer, missing, number, show, unique
+from downsizenet_hub.study.config_limits import (
+    MAX_FILE_BYTES,
+    MAX_SEEDS,
+    check_study_size,
+)
 
 
 def _data(value: object, where: str) -> DataSettings:
-    table = _Table(value, where, [f.name for f in fields(DataSettings)])
+    table = Table(value, where, [f.name for f in fields(DataSettings)])
     name = table.string("name", "scenes", DATASETS)
     size = table.items("image_size", None)
     image_size = None
@@ -176,8 +87,8 @@ def _data(value: object, where: str) -> DataSettings:
         if len(size) != 2:
             raise ValueError(f"{table.path('image_size')} must be [height, width], got {size}.")
         image_size = (
-            _integer(size[0], table.path("image_size"), 8),
-            _integer(size[1], table.path("image_size"), 8),
+            integer(size[0], table.path("image_size"), 8),
+            integer(size[1], table.path("image_size"), 8),
         )
     return DataSettings(
         name=name or "scenes",
@@ -193,7 +104,7 @@ def _data(value: object, where: str) -> DataSettings:
 
 
 def _pretrain(value: object, where: str) -> PretrainSettings:
-    table = _Table(value, where, [f.name for f in fields(PretrainSettings)])
+    table = Table(value, where, [f.name for f in fields(PretrainSettings)])
     return PretrainSettings(
         data=_data(table.get("data", {}), table.path("data")),
         backbone=table.string("backbone", "tiny", BACKBONES) or "tiny",
@@ -205,7 +116,7 @@ def _pretrain(value: object, where: str) -> PretrainSettings:
 
 
 def _transfer(value: object, where: str) -> TransferSettings:
-    table = _Table(value, where, [f.name for f in fields(TransferSettings)])
+    table = Table(value, where, [f.name for f in fields(TransferSettings)])
     data = _data(table.get("data", {}), table.path("data"))
     if data.name == "cityscapes":
         raise ValueError(f"{table.path('data.name')}: cityscapes has no detection labels.")
@@ -219,106 +130,120 @@ def _transfer(value: object, where: str) -> TransferSettings:
     )
 
 
-def _variants(table: _Table, key: str, default: Iterable[str] | None) -> tuple[str, ...] | None:
+def _variants(table: Table, key: str, default: Iterable[str] | None) -> tuple[str, ...] | None:
     values = table.items(key, default)
     if values is None:
         return None
     for value in values:
         if value not in VARIANTS:
             raise ValueError(f"{table.path(key)} must list {list(VARIANTS)}, got {value!r}.")
-    return _unique(values, table.path(key))
+    return unique(values, table.path(key))
 
 
 def _scale(value: object, where: str) -> float:
-    return _number(value, where, 0.0, 1.0)
+    return number(value, where, 0.0, 1.0)
 
 
 def _data_over(base: DataSettings, value: object, where: str) -> DataSettings:
     """``base`` with the fields ``value`` (a table) gives changed: an experiment's own data."""
     if not isinstance(value, Mapping):
-        raise TypeError(f"{where} must be a table (JSON object), got {_show(value)}.")
+        raise TypeError(f"{where} must be a table (JSON object), got {show(value)}.")
     merged = {k: v for k, v in asdict(base).items() if v is not None}
     return _data({**merged, **value}, where)
 
 
+def _own_data(table: Table, key: str, base: DataSettings) -> DataSettings | None:
+    value = table.get(key)
+    return None if value is None else _data_over(base, value, table.path(key))
+
+
 def _experiment(value: object, where: str, bases: Mapping[str, DataSettings]) -> Experiment:
     if not isinstance(value, Mapping):
-        raise TypeError(f"{where} must be a table (JSON object), got {_show(value)}.")
+        raise TypeError(f"{where} must be a table (JSON object), got {show(value)}.")
     kind = value.get("kind")
     if kind == "segmentation":
-        table = _Table(
-            value, where, ("kind", "title", "resizers", "scales", "variants", "epochs", "data")
-        )
-        resizers = [
-            resizer_spec(r, f"{table.path('resizers')}[{i}]")
-            for i, r in enumerate(table.items("resizers", None) or [])
-        ]
-        if not resizers:
-            raise ValueError(f"{table.path('resizers')} is required: the resizers to compare.")
-        labels = [r.label for r in resizers]
-        _unique(labels, table.path("resizers"))
-        scales = table.items("scales", [0.3]) or [0.3]
-        data = table.get("data")
-        return SegmentationExperiment(
-            title=table.string("title", None) or _missing(table, "title"),
-            resizers=tuple(resizers),
-            scales=_unique(
-                [_scale(s, f"{table.path('scales')}[{i}]") for i, s in enumerate(scales)],
-                table.path("scales"),
-            ),
-            variants=_variants(table, "variants", None),
-            epochs=table.integer("epochs", None, 1),
-            data=None if data is None else _data(data, table.path("data")),
-        )
+        return _segmentation_experiment(value, where)
     if kind == "transfer":
-        table = _Table(
-            value,
-            where,
-            ("kind", "title", "resizer", "pretrain_epochs", "baselines", "scale", "variants",
-             "publish", "pretrain_data", "transfer_data"),
-        )  # fmt: skip
-        own_data = {
+        return _transfer_experiment(value, where, bases)
+    raise ValueError(f"{where}.kind must be one of {list(EXPERIMENT_KINDS)}, got {kind!r}.")
+
+
+def _segmentation_experiment(value: Mapping[str, Any], where: str) -> SegmentationExperiment:
+    table = Table(
+        value, where, ("kind", "title", "resizers", "scales", "variants", "epochs", "data")
+    )
+    resizers = [
+        resizer_spec(r, f"{table.path('resizers')}[{i}]")
+        for i, r in enumerate(table.items("resizers", None) or [])
+    ]
+    if not resizers:
+        raise ValueError(f"{table.path('resizers')} is required: the resizers to compare.")
+    labels = [r.label for r in resizers]
+    unique(labels, table.path("resizers"))
+    scales = table.items("scales", [0.3]) or [0.3]
+    data = table.get("data")
+    return SegmentationExperiment(
+        title=table.string("title", None) or missing(table, "title"),
+        resizers=tuple(resizers),
+        scales=unique(
+            [_scale(s, f"{table.path('scales')}[{i}]") for i, s in enumerate(scales)],
+            table.path("scales"),
+        ),
+        variants=_variants(table, "variants", None),
+        epochs=table.integer("epochs", None, 1),
+        data=None if data is None else _data(data, table.path("data")),
+    )
+
+
+def _transfer_experiment(
+    value: Mapping[str, Any], where: str, bases: Mapping[str, DataSettings]
+) -> TransferExperiment:
+    table = Table(
+        value,
+        where,
+        ("kind", "title", "resizer", "pretrain_epochs", "baselines", "scale", "variants",
+         "publish", "pretrain_data", "transfer_data"),
+    )  # fmt: skip
+    resizer = resizer_spec(table.get("resizer", TRAINABLE), table.path("resizer"))
+    if not resizer.learned:
+        raise ValueError(
+            f"{table.path('resizer')} must be a learned resizer to pretrain "
+            "(downsizenet, talebi or strided), not a fixed one."
+        )
+    epochs = table.items("pretrain_epochs", [3]) or [3]
+    baselines = [
+        resizer_spec(value, f"{table.path('baselines')}[{i}]")
+        for i, value in enumerate(table.items("baselines", [BASELINE]) or [BASELINE])
+    ]
+    unique([b.label for b in [resizer, *baselines]], table.path("baselines"))
+    publish = _publications(
+        table.get("publish", None), table.path("publish"), [resizer, *baselines]
+    )
+    return TransferExperiment(
+        title=table.string("title", None) or missing(table, "title"),
+        resizer=resizer,
+        pretrain_epochs=tuple(
+            sorted(
+                unique(
+                    [
+                        integer(e, f"{table.path('pretrain_epochs')}[{i}]", 1)
+                        for i, e in enumerate(epochs)
+                    ],
+                    table.path("pretrain_epochs"),
+                )
+            )
+        ),
+        baselines=tuple(baselines),
+        scale=_scale(table.get("scale", 0.3), table.path("scale")),
+        variants=_variants(table, "variants", None),
+        publish=publish,
+        **{
             key: None
             if table.get(key) is None
             else _data_over(base, table.get(key), table.path(key))
             for key, base in bases.items()
-        }
-        resizer = resizer_spec(table.get("resizer", TRAINABLE), table.path("resizer"))
-        if not resizer.learned:
-            raise ValueError(
-                f"{table.path('resizer')} must be a learned resizer to pretrain "
-                "(downsizenet, talebi or strided), not a fixed one."
-            )
-        epochs = table.items("pretrain_epochs", [3]) or [3]
-        baselines = [
-            resizer_spec(value, f"{table.path('baselines')}[{i}]")
-            for i, value in enumerate(table.items("baselines", [BASELINE]) or [BASELINE])
-        ]
-        _unique([b.label for b in [resizer, *baselines]], table.path("baselines"))
-        publish = _publications(
-            table.get("publish", None), table.path("publish"), [resizer, *baselines]
-        )
-        return TransferExperiment(
-            title=table.string("title", None) or _missing(table, "title"),
-            resizer=resizer,
-            pretrain_epochs=tuple(
-                sorted(
-                    _unique(
-                        [
-                            _integer(e, f"{table.path('pretrain_epochs')}[{i}]", 1)
-                            for i, e in enumerate(epochs)
-                        ],
-                        table.path("pretrain_epochs"),
-                    )
-                )
-            ),
-            baselines=tuple(baselines),
-            scale=_scale(table.get("scale", 0.3), table.path("scale")),
-            variants=_variants(table, "variants", None),
-            publish=publish,
-            **own_data,
-        )
-    raise ValueError(f"{where}.kind must be one of {list(EXPERIMENT_KINDS)}, got {kind!r}.")
+        },
+    )
 
 
 def _publications(
@@ -346,12 +271,8 @@ def _publications(
         except ValueError as error:
             raise ValueError(f"{where}: {error}") from None
         out.append((label, name))
-    _unique([name for _, name in out], where)
+    unique([name for _, name in out], where)
     return tuple(out)
-
-
-def _missing(table: _Table, key: str) -> NoReturn:
-    raise ValueError(f"{table.path(key)} is required.")
 
 
 def study_config(data: object, where: str = "") -> StudyConfig:
@@ -360,8 +281,8 @@ def study_config(data: object, where: str = "") -> StudyConfig:
         "name", "description", "seeds", "variants", "grid_images", "pretrain", "transfer",
         "experiments",
     )  # fmt: skip
-    table = _Table(data, where, top)
-    name = table.string("name", None) or _missing(table, "name")
+    table = Table(data, where, top)
+    name = table.string("name", None) or missing(table, "name")
     if "/" in name or "\\" in name or name.startswith("."):
         raise ValueError(f"{table.path('name')} must be a plain folder name, got {name!r}.")
     seed_values = table.items("seeds", [0, 1, 2]) or []
@@ -369,8 +290,8 @@ def study_config(data: object, where: str = "") -> StudyConfig:
         raise ValueError(
             f"{table.path('seeds')} lists {len(seed_values)} seeds; at most {MAX_SEEDS}."
         )
-    seeds = _unique(
-        [_integer(s, f"{table.path('seeds')}[{i}]", 0) for i, s in enumerate(seed_values)],
+    seeds = unique(
+        [integer(s, f"{table.path('seeds')}[{i}]", 0) for i, s in enumerate(seed_values)],
         table.path("seeds"),
     )
     pretrain = _pretrain(table.get("pretrain", {}), table.path("pretrain"))
@@ -382,7 +303,7 @@ def study_config(data: object, where: str = "") -> StudyConfig:
     ]
     if not experiments:
         raise ValueError(f"{table.path('experiments')} is required: at least one experiment.")
-    _unique([e.title for e in experiments], f"{table.path('experiments')} titles")
+    unique([e.title for e in experiments], f"{table.path('experiments')} titles")
     description = table.get("description", "")
     if not isinstance(description, str):
         raise TypeError(f"{table.path('description')} must be a string.")
@@ -402,42 +323,6 @@ def study_config(data: object, where: str = "") -> StudyConfig:
     return config
 
 
-def check_study_size(config: StudyConfig, where: str) -> None:
-    """Refuse a study that would plan too many cells, or whose cells need more memory than this
-    machine allows for one training batch (checked before anything is built or allocated)."""
-    seeds, cells = len(config.seeds), 0
-    for experiment in config.experiments:
-        variants = len(experiment.variants or config.variants)
-        if isinstance(experiment, SegmentationExperiment):
-            cells += variants * len(experiment.scales) * (len(experiment.resizers) + 1) * seeds
-        else:
-            rows = len(experiment.pretrain_epochs) + len(experiment.baselines)
-            cells += variants * 3 * rows * seeds  # at most: bilinear, the resizer, its transfer
-    if cells > MAX_CELLS:
-        raise ValueError(f"{where} would plan about {cells} cells; at most {MAX_CELLS}.")
-    for task, settings, channels in (
-        ("pretrain", config.pretrain, 3 + config.pretrain.width),
-        ("transfer", config.transfer, 3 + 64),  # VGG16's first block, at the input size at most
-    ):
-        datas = [settings.data] + [
-            d
-            for e in config.experiments
-            for d in (
-                [e.data] if isinstance(e, SegmentationExperiment) else
-                [e.pretrain_data if task == "pretrain" else e.transfer_data]
-            )
-            if d is not None
-        ]  # fmt: skip
-        for data in datas:
-            height, width = data.image_size or (300, 300)
-            # One batch's images and first feature maps, their gradients beside them, float32.
-            estimate = 2 * 4 * settings.batch_size * channels * height * width
-            check_memory(
-                f"{where}: {task} at batch {settings.batch_size} of {height}x{width} images",
-                estimate,
-            )
-
-
 def load_config(path: str | Path) -> StudyConfig:
     """Read a study file (``.json``, or ``.toml`` on Python 3.11+); errors name the file."""
     path = Path(path)
@@ -452,8 +337,9 @@ def load_config(path: str | Path) -> StudyConfig:
             raise ValueError(f"study config {path} is larger than {MAX_FILE_BYTES // 2**20} MiB.")
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ValueError(f"study config {path} is not UTF-8 text ({error.reason} at byte "
-                         f"{error.start}).") from None  # fmt: skip
+        raise ValueError(
+            f"study config {path} is not UTF-8 text ({error.reason} at byte {error.start})."
+        ) from None
     if suffix == ".toml":
         try:
             import tomllib
