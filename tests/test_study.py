@@ -107,11 +107,11 @@ def _config(**changes: Any) -> dict[str, Any]:
     ("changes", "words"),
     [
         ({"colour": "red"}, "unknown key(s) ['colour']"),
-        ({"seeds": [0, -1]}, "seeds[1] must be an integer >= 0"),
+        ({"seeds": [0, -1]}, "seeds[1] must be an integer from 0 to 4294967295"),
         ({"seeds": [0, 0]}, "seeds lists a value twice"),
         ({"seeds": []}, "seeds must not be empty"),
         ({"variants": ["foggy"]}, "variants must list ['clean', 'noisy']"),
-        ({"pretrain": {"epochs": 0}}, "pretrain.epochs must be an integer >= 1"),
+        ({"pretrain": {"epochs": 0}}, "pretrain.epochs must be an integer from 1 to"),
         ({"pretrain": {"lr": "fast"}}, "pretrain.lr must be a number"),
         ({"pretrain": {"backbone": "vit"}}, "pretrain.backbone must be one of"),
         ({"pretrain": {"data": {"image_size": [64]}}}, "pretrain.data.image_size must be"),
@@ -322,7 +322,7 @@ def test_presets_are_valid_and_say_what_they_run() -> None:
     assert all(estimate_seconds(c) is None for c in paper.cells if c.task == "segmentation")
     with pytest.raises(ValueError, match="unknown preset 'fast'"):
         preset("fast")
-    assert set(PRESETS) == {"quick", "cpu", "full", "paper"}
+    assert set(PRESETS) == {"quick", "cpu", "full", "plateau", "paper"}
     full = plan_study(preset("full"))
     assert {c.key for c in cpu.cells} <= {c.key for c in full.cells}  # resumes from cpu's cells
     assert {c.variant for c in full.cells} == {"noisy", "clean"}
@@ -662,3 +662,50 @@ def test_a_published_study_resizer_records_what_the_study_measured_over_its_seed
     assert found[("segmentation", "area")].difference == pytest.approx(0.0)
     assert found[("detection (frozen transfer)", "area")].difference == pytest.approx(1 / 3)
     assert all(d.n_seeds == 3 and d.ci_low is not None for d in updated.differences)
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"pretrain": {"lr": 10**400}}, "pretrain.lr must be in (0, 10], got a number too large"),
+        ({"seeds": list(range(1001))}, "seeds lists 1001 seeds; at most 1000"),
+        ({"seeds": [2**40]}, "seeds[0] must be an integer from 0 to 4294967295"),
+        (
+            {"pretrain": {"data": {"image_size": [100000, 100000]}}},
+            "pretrain at batch 8 of 100000x100000 images needs about",
+        ),
+    ],
+)
+def test_a_study_file_asking_too_much_is_one_line_before_anything_runs(
+    changes: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(ValueError) as error:
+        study_config(_config(**changes))
+    assert words in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_study_file_that_is_not_utf8_or_not_a_regular_file_is_named(tmp_path: Path) -> None:
+    import os
+
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'{"name": "caf\xe9"}')
+    with pytest.raises(ValueError, match=r"latin.json is not UTF-8 text"):
+        load_config(latin)
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)  # would block a plain read forever
+    with pytest.raises((ValueError, FileNotFoundError), match="fifo.json"):
+        load_config(fifo)
+
+
+def test_report_only_names_a_cell_json_it_cannot_use(tmp_path: Path) -> None:
+    from downsizenet_hub.study.cell_run import RESULT_FILE, cell_folder, unreadable_result
+
+    plan = plan_study(study_config(_config()))
+    cell = plan.cells[0]
+    path = cell_folder(tmp_path, cell) / RESULT_FILE
+    path.parent.mkdir(parents=True)
+    assert unreadable_result(tmp_path, cell) is None  # missing: simply not run
+    path.write_text('{"format": "downsizenet-study-cell/1", "spec": ')  # truncated
+    assert "cell result" in (unreadable_result(tmp_path, cell) or "")
+    path.write_text("[]")
+    assert "is not a downsizenet-study-cell/1 result" in (unreadable_result(tmp_path, cell) or "")

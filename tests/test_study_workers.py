@@ -43,13 +43,14 @@ def segmentation_only(seeds: list[int], epochs: int = 1) -> Any:
 def test_a_setting_added_later_at_its_default_keeps_every_key() -> None:
     @dataclasses.dataclass(frozen=True)
     class GrownData(DataSettings):
-        family: str = dataclasses.field(default="A", metadata=KEYED_WHEN_SET)
+        lighting: str = dataclasses.field(default="day", metadata=KEYED_WHEN_SET)
 
     cell = plan_study(segmentation_only([0])).cells[0]
     grown = dataclasses.replace(cell, data=GrownData(**dataclasses.asdict(cell.data)))
     assert grown.key == cell.key and grown.spec() == cell.spec()
-    other = dataclasses.replace(cell, data=GrownData(**dataclasses.asdict(cell.data), family="B"))
-    assert other.key != cell.key and other.spec()["data"]["family"] == "B"
+    night = GrownData(**dataclasses.asdict(cell.data), lighting="night")
+    other = dataclasses.replace(cell, data=night)
+    assert other.key != cell.key and other.spec()["data"]["lighting"] == "night"
 
 
 def test_a_worker_skips_a_claimed_cell_and_computes_it_once_the_claim_is_gone(
