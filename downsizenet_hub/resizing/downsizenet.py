@@ -19,12 +19,16 @@ trained in one pipeline be reused frozen in another.
 
 Where the pieces live: the architecture as data in :mod:`.config`; which input pixels feed
 each output pixel in :mod:`.sampling` (one axis) and :mod:`.geometry` (the 2-D layout the module
-consumes); the size or scale factor asked for, checked once, in :mod:`.target`; the functional
-form in :mod:`.functional`. This module holds the learned part: the texture branch, floating
-pooling, the 1x1 head and the normalisation. It knows nothing of storage: a published resizer is
-loaded by :func:`downsizenet_hub.registry.create_resizer`, and the ``DownsizeNet`` exported by the
-package root adds ``from_pretrained`` / ``save_pretrained`` / ``push_to_hub`` on top of this class
-(see :mod:`downsizenet_hub.hub.model`).
+consumes); the size or scale factor asked for, checked once, in :mod:`.target`; the head's
+logits, the normalisation and the mix as functions in :mod:`.functional`. This module holds the
+learned part (the texture branch and the 1x1 head's parameters), checks each call and wires the
+functions together; without autograd on the CPU it keeps its large temporaries from call to call
+(:mod:`.workspace`, :meth:`DownsizeNet.release_workspace`). Its forward traces into one graph:
+``torch._dynamo.explain`` finds no break, and ``resizer.compile()`` keeps the memory check (it
+reads only the environment and the physical memory read at import). It knows nothing of
+storage: a published resizer is loaded by :func:`downsizenet_hub.registry.create_resizer`, and
+the ``DownsizeNet`` exported by the package root adds ``from_pretrained`` / ``save_pretrained`` /
+``push_to_hub`` on top of this class (see :mod:`downsizenet_hub.hub.model`).
 """
 
 from __future__ import annotations
