@@ -103,10 +103,10 @@ def pooled_texture(
             features = images[chunk, :, band.top : band.bottom]
             features = texture_layers(texture, features, fused, last=not at_anchors)
             if at_anchors:
-                grid = last_conv_at_anchors(
+                at_anchor = last_conv_at_anchors(
                     texture, features, band, w, fused=fused, workspace=workspace
                 )
-                pooled = pixel_major(grid)
+                pooled = pixel_major(at_anchor)
                 if one_call:
                     return pooled
             else:
