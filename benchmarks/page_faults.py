@@ -10,6 +10,12 @@ time and the median number of minor page faults (``getrusage``'s ``ru_minflt``; 
 Unix systems).
 
     python benchmarks/page_faults.py --out benchmarks/results/page_faults.json
+
+``--no-reuse`` turns off the resizer's workspace (``reuse_temporaries=False``: every call
+allocates its temporaries afresh, as before issue 28), for a before/after on one checkout;
+``--cases 513-179`` measures one case. A smoke run: ``--processes 1 --calls 1 --warmup 1
+--batches 1 --cases 300-160 --trunk conv4_3``. Page faults are a CPU matter: there is no
+``--device``.
 """
 
 from __future__ import annotations
@@ -43,12 +49,22 @@ def _minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def measure(calls: int, warmup: int, trunk_name: str, batches: list[int]) -> list[dict[str, Any]]:
+def measure(
+    calls: int,
+    warmup: int,
+    trunk_name: str,
+    batches: list[int],
+    cases: list[str] | None = None,
+    reuse: bool = True,
+) -> list[dict[str, Any]]:
     """In this process: per case and batch, the resizer's median time and faults per call."""
     trunk = _trunk(trunk_name).to(memory_format=torch.channels_last)
     resizer = DownsizeNet().eval()
+    resizer.reuse_temporaries = reuse
     rows = []
     for case, (in_size, out_size) in CASES.items():
+        if cases is not None and case not in cases:
+            continue
         for batch in batches:
             images = torch.rand(batch, 3, *in_size).contiguous(memory_format=torch.channels_last)
             seconds, faults = [], []
@@ -73,6 +89,7 @@ def _child(args: argparse.Namespace, allocator: str) -> list[dict[str, Any]]:
     arguments = [
         "--child", allocator, "--calls", str(args.calls), "--warmup", str(args.warmup),
         "--trunk", args.trunk, "--threads", str(args.threads), "--batches", *map(str, args.batches),
+        "--cases", *args.cases, *(["--no-reuse"] if args.no_reuse else []),
     ]  # fmt: skip
     return list(run_child(__file__, arguments)["rows"])
 
@@ -85,13 +102,21 @@ def main() -> None:
     parser.add_argument("--trunk", choices=TRUNKS, default="full")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help="the resizer allocates its temporaries afresh on every call (no workspace).",
+    )
     parser.add_argument("--child", choices=ALLOCATORS, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/page_faults.json"))
     args = parser.parse_args()
     if args.child:
         apply_allocator(args.child)
         torch.set_num_threads(args.threads)
-        rows = measure(args.calls, args.warmup, args.trunk, args.batches)
+        rows = measure(
+            args.calls, args.warmup, args.trunk, args.batches, args.cases, not args.no_reuse
+        )
         write_results(args.out, {"machine": machine_info(), "rows": rows})
         return
     rows = []
@@ -104,7 +129,8 @@ def main() -> None:
     write_results(
         args.out,
         {"machine": {**machine_info(), "allocator": "per row"}, "trunk": args.trunk,
-         "calls": args.calls, "warmup": args.warmup, "rows": rows},
+         "calls": args.calls, "warmup": args.warmup, "reuse_temporaries": not args.no_reuse,
+         "rows": rows},
     )  # fmt: skip
     rows.sort(key=lambda r: (r["case"], r["batch"], r["allocator"], r["process"]))
     print_table(

@@ -12,12 +12,22 @@ Four measurements, each against bilinear in the same process, interleaved, media
    cost if its convolutions ran exactly as efficiently as the trunk's.
 2. ``training``: one ``pretrain`` step (forward, backward, AdamW) of the segmentation pipeline with
    DownsizeNet vs with bilinear: the default CPU network (``tiny``) and a ResNet-50 backbone.
+   With ``--profile-steps N`` (default 3; 0: off), a ``torch.profiler`` run of N DownsizeNet steps
+   gives the share of the step's operator time spent in the gathers (``index_select`` forward,
+   ``index_add_`` / ``index_fill_`` backward and the block grid's padding) and in the mix (the
+   batched products of taps and coefficients, ``bmm``, forward and backward; the pretrain
+   backbones have none of their own), outside the timed rounds.
 3. ``memory``: peak extra resident memory of one DownsizeNet inference at 1024x2048 -> x0.3,
    relative to the bytes of input plus output (measured in a fresh subprocess per resizer).
 4. ``feature_cache``: a transfer epoch with the frozen-front cache warm vs without the cache, at
    the transfer default (300 px, x0.3) and the paper's VOC size (513 -> 179).
 
     python benchmarks/pipeline_overhead.py --out benchmarks/results/pipeline_overhead.json
+
+``--cases 300-160`` (or ``513-179``) measures one inference case, ``--no-reuse`` turns off the
+resizer's workspace (:mod:`downsizenet_hub.resizing.workspace`) to measure what it saves. A smoke
+run that only checks the script works: ``--only inference training --repeats 1 --batches 1
+--cases 300-160 --trunk conv4_3 --train-backbones tiny --train-batch 1 --profile-steps 1``.
 
 ``--device cuda`` runs the same measurements on a GPU, timed with CUDA events (memory: the CUDA
 allocator's peak). The allocator matters on this machine (see issue 9 and
@@ -68,6 +78,11 @@ CASES = {"300-160": ((300, 300), (160, 160)), "513-179": ((513, 513), (179, 179)
 TRUNKS = ("conv4_3", "full")
 #: The ``--compiled`` arm: DownsizeNet after ``resizer.compile()``.
 COMPILED = "downsizenet-3-compiled"
+#: Operators of a DownsizeNet training step, grouped for ``--profile-steps`` (see the module).
+PROFILE_GROUPS: dict[str, tuple[str, ...]] = {
+    "gathers": ("aten::index_select", "aten::index_add_", "aten::index_fill_"),
+    "mix": ("aten::bmm",),
+}
 
 
 def _trunk(which: str = "conv4_3") -> torch.nn.Module:
@@ -86,16 +101,21 @@ def inference(
     device: torch.device,
     trunk_name: str = "conv4_3",
     compiled: bool = False,
+    cases: list[str] | None = None,
+    reuse: bool = True,
 ) -> list[dict[str, Any]]:
     trunk = _trunk(trunk_name).to(device)
     resizers = {"bilinear": FixedResizer("bilinear"), "downsizenet-3": DownsizeNet().eval()}
     resizers["downsizenet-3"].to(device)
+    resizers["downsizenet-3"].reuse_temporaries = reuse
     if compiled:
         # nn.Module.compile(): the same weights, forward compiled in place by torch.compile.
         resizers[COMPILED] = copy.deepcopy(resizers["downsizenet-3"])
         resizers[COMPILED].compile()
     rows = []
     for case, (in_size, out_size) in CASES.items():
+        if cases is not None and case not in cases:
+            continue
         resizer_macs = _macs(resizers["downsizenet-3"], _rand(1, *in_size, device=device), out_size)
         trunk_macs = _macs(trunk, _rand(1, *out_size, device=device))
         for batch in batches:
@@ -176,7 +196,11 @@ def _forward(
 
 
 def training(
-    repeats: int, batch: int, backbones: list[str], device: torch.device
+    repeats: int,
+    batch: int,
+    backbones: list[str],
+    device: torch.device,
+    profile_steps: int = 0,
 ) -> list[dict[str, Any]]:
     images = _rand(batch, 300, 300, device=device)
     masks = torch.randint(0, 11, (batch, 300, 300), device=device)
@@ -202,11 +226,39 @@ def training(
             steps[name] = step
         macs = {name: _step_macs(step) for name, step in steps.items()}
         times = time_interleaved(steps, repeats, device=device)
+        shares = _profile_shares(steps["downsizenet-3"], profile_steps, device)
         rows.append({
             "backbone": backbone, "batch": batch, **_against_bilinear(times),
             "arithmetic_floor": macs["downsizenet-3"] / macs["bilinear"],
+            **{f"{group}_share": share for group, share in shares.items()},
         })  # fmt: skip
     return rows
+
+
+def _profile_shares(step: Callable[[], None], steps: int, device: torch.device) -> dict[str, float]:
+    """Share of a step's operator time (self time, summed over ``steps`` profiled steps) spent
+    in each group of :data:`PROFILE_GROUPS`; empty when ``steps`` is 0."""
+    if steps <= 0:
+        return {}
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as profiler:
+        for _ in range(steps):
+            step()
+        if cuda:
+            torch.cuda.synchronize(device)
+    events = profiler.key_averages()
+    times = {
+        event.key: event.self_device_time_total if cuda else event.self_cpu_time_total
+        for event in events
+    }
+    whole = sum(times.values()) or 1.0
+    return {
+        group: sum(times.get(op, 0.0) for op in ops) / whole
+        for group, ops in PROFILE_GROUPS.items()
+    }
 
 
 def _step_macs(step: Callable[[], None]) -> float:
@@ -337,6 +389,7 @@ def _child_inference(args: argparse.Namespace, allocator_choice: str) -> list[di
         "--only", "inference", "--allocator", allocator_choice, "--trunk", args.trunk,
         "--repeats", str(args.repeats), "--threads", str(args.threads), "--device", args.device,
         "--batches", *map(str, args.batches), *(["--compiled"] if args.compiled else []),
+        "--cases", *args.cases, *(["--no-reuse"] if args.no_reuse else []),
     ]  # fmt: skip
     return list(run_child(__file__, arguments)["inference"])
 
@@ -359,6 +412,17 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument(
+        "--no-reuse", action="store_true",
+        help="inference: the resizer allocates its temporaries afresh on every call "
+        "(reuse_temporaries=False), to measure what its workspace saves.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--profile-steps", type=int, default=3,
+        help="training: profile this many DownsizeNet steps for the share of the gathers and "
+        "the mix (0: no profile).",
+    )  # fmt: skip
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--cache-images", type=int, default=32)
     parser.add_argument("--cache-epochs", type=int, default=3)
@@ -383,12 +447,21 @@ def main() -> None:
         "device": str(device),
         "repeats": args.repeats,
         "trunk": args.trunk,
+        "reuse_temporaries": not args.no_reuse,
     }
     if "inference" in args.only:
         if args.allocator != "both":
             rows = [
                 {"allocator": single, **r}
-                for r in inference(args.repeats, args.batches, device, args.trunk, args.compiled)
+                for r in inference(
+                    args.repeats,
+                    args.batches,
+                    device,
+                    args.trunk,
+                    args.compiled,
+                    args.cases,
+                    reuse=not args.no_reuse,
+                )
             ]
         payload["inference"] = rows
         print_table(
@@ -410,13 +483,16 @@ def main() -> None:
             )  # fmt: skip
     if "training" in args.only:
         payload["training"] = t = training(
-            args.repeats, args.train_batch, args.train_backbones, device
+            args.repeats, args.train_batch, args.train_backbones, device, args.profile_steps
         )
         print_table(
-            "pretrain step (fwd + bwd + AdamW), 300 px -> x0.3 segmentation (median ms)",
-            ["backbone", "batch", "bilinear", "downsizenet-3", "ratio", "ratio IQR", "floor"],
+            "pretrain step (fwd + bwd + AdamW), 300 px -> x0.3 segmentation (median ms; shares "
+            "of the DownsizeNet step's operator time, profiled)",
+            ["backbone", "batch", "bilinear", "downsizenet-3", "ratio", "ratio IQR", "floor",
+             "gathers", "mix"],
             [[r["backbone"], r["batch"], r["bilinear_ms"], r["downsizenet_ms"], r["ratio"],
-              "{:.3f}-{:.3f}".format(*r["ratio_quartiles"]), r["arithmetic_floor"]] for r in t],
+              "{:.3f}-{:.3f}".format(*r["ratio_quartiles"]), r["arithmetic_floor"],
+              r.get("gathers_share", "-"), r.get("mix_share", "-")] for r in t],
         )  # fmt: skip
     if "memory" in args.only:
         payload["memory"] = m = memory(single, device)

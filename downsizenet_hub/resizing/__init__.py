@@ -22,7 +22,9 @@ another; and with a zero head it is exactly bilinear interpolation, so it starts
 * :mod:`.downsizenet`: the module (texture branch, floating pooling, head, normalisation).
 * :mod:`.texture` and :mod:`.anchors`: the texture branch's exact fast paths (fused kernels,
   bands, the last convolution computed only at the pixels floating pooling reads).
-* :mod:`.functional`: the same resize as functions (``downsize``, ``mix``, ``interpolate``).
+* :mod:`.functional`: the resize as functions (``head_logits``, ``normalise``, ``mix``,
+  ``downsize``, ``interpolate``), which the modules wrap; it imports no module class.
+* :mod:`.workspace`: the temporaries an inference call on the CPU keeps for the next one.
 * :mod:`.fixed`: the classical resizers behind the same call signature.
 * :mod:`.limits`: checks that a request fits the machine before anything is allocated.
 * :mod:`.talebi`, :mod:`.strided` (configs in :mod:`.baseline_config`): the learned baselines

@@ -30,6 +30,7 @@ import torch
 
 from downsizenet_hub.resizing.functional import pixel_major
 from downsizenet_hub.resizing.geometry import Geometry
+from downsizenet_hub.resizing.workspace import Workspace
 
 #: The last texture conv runs at the anchors only when the grid of their 3x3 neighbourhoods
 #: (``9 h w`` pixels) is at most this many times the input (issue 19): 513->179 (1.1x; 8x less
@@ -132,14 +133,23 @@ class BandCache:
         self._entries.clear()
 
 
-def gather_blocks(features: torch.Tensor, band: Band, out_width: int) -> torch.Tensor:
+def gather_blocks(
+    features: torch.Tensor, band: Band, out_width: int, *, workspace: Workspace | None = None
+) -> torch.Tensor:
     """The grid of 3x3 blocks of ``band``'s anchors, ``(B, C, 3n, 3w)`` channels-last, zero
     outside the image; ``features`` are the input rows ``band.top:band.bottom`` of the last conv,
-    channels-last."""
+    channels-last. With a ``workspace`` (inference) the grid is written into its buffer, which
+    the next call overwrites: use the grid before then."""
     batch = features.shape[0]
     rows = 3 * (band.stop - band.start)
     pixels = pixel_major(features)
-    grid = pixels.index_select(1, band.mosaic_index).view(batch, rows, 3 * out_width, -1)
+    shape = (batch, band.mosaic_index.numel(), pixels.shape[-1])
+    kept = None if workspace is None else workspace.buffer("grid", shape, pixels)
+    if kept is None:
+        grid = pixels.index_select(1, band.mosaic_index)
+    else:
+        grid = torch.index_select(pixels, 1, band.mosaic_index, out=kept)
+    grid = grid.view(batch, rows, 3 * out_width, -1)
     # The last conv's zero padding (index_fill_: a tenth of the cost of index_put_ here).
     if len(band.zero_rows):
         grid.index_fill_(1, band.zero_rows, 0)

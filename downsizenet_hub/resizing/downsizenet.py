@@ -19,12 +19,16 @@ trained in one pipeline be reused frozen in another.
 
 Where the pieces live: the architecture as data in :mod:`.config`; which input pixels feed
 each output pixel in :mod:`.sampling` (one axis) and :mod:`.geometry` (the 2-D layout the module
-consumes); the size or scale factor asked for, checked once, in :mod:`.target`; the functional
-form in :mod:`.functional`. This module holds the learned part: the texture branch, floating
-pooling, the 1x1 head and the normalisation. It knows nothing of storage: a published resizer is
-loaded by :func:`downsizenet_hub.registry.create_resizer`, and the ``DownsizeNet`` exported by the
-package root adds ``from_pretrained`` / ``save_pretrained`` / ``push_to_hub`` on top of this class
-(see :mod:`downsizenet_hub.hub.model`).
+consumes); the size or scale factor asked for, checked once, in :mod:`.target`; the head's
+logits, the normalisation and the mix as functions in :mod:`.functional`. This module holds the
+learned part (the texture branch and the 1x1 head's parameters), checks each call and wires the
+functions together; without autograd on the CPU it keeps its large temporaries from call to call
+(:mod:`.workspace`, :meth:`DownsizeNet.release_workspace`). Its forward traces into one graph:
+``torch._dynamo.explain`` finds no break, and ``resizer.compile()`` keeps the memory check (it
+reads only the environment and the physical memory read at import). It knows nothing of
+storage: a published resizer is loaded by :func:`downsizenet_hub.registry.create_resizer`, and
+the ``DownsizeNet`` exported by the package root adds ``from_pretrained`` / ``save_pretrained`` /
+``push_to_hub`` on top of this class (see :mod:`downsizenet_hub.hub.model`).
 """
 
 from __future__ import annotations
@@ -34,12 +38,11 @@ from collections import OrderedDict
 from typing import Any, cast
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from downsizenet_hub.resizing.anchors import BandCache, anchors_pay
-from downsizenet_hub.resizing.config import ANTIALIAS_GRID, DownsizeNetConfig
-from downsizenet_hub.resizing.functional import mix
+from downsizenet_hub.resizing.config import DownsizeNetConfig
+from downsizenet_hub.resizing.functional import head_logits, mix, normalise
 from downsizenet_hub.resizing.geometry import Geometry, build_geometry
 from downsizenet_hub.resizing.limits import check_memory, resize_memory_bytes
 from downsizenet_hub.resizing.sampling import antialias_taps, coordinate_scale
@@ -58,6 +61,7 @@ from downsizenet_hub.resizing.texture import (
     pooled_texture,
     pooled_texture_reference,
 )
+from downsizenet_hub.resizing.workspace import Workspace
 
 #: Std of the texture part of the 1x1 head at ``init="bilinear"``: small enough that the start is
 #: bilinear to ~1e-4, non-zero so that gradients reach the texture branch from the first step.
@@ -117,6 +121,10 @@ class DownsizeNet(nn.Module):
         #: shapes turns this off, so that the graph rebuilds the geometry from the shapes.
         self.cache_geometry = True
         self._band_cache = BandCache()  # the texture branch's anchor grids, per geometry
+        #: Keep the large temporaries of inference calls on the CPU from call to call (see
+        #: :mod:`.workspace`; :meth:`release_workspace` frees them). False: allocate afresh.
+        self.reuse_temporaries = True
+        self._workspace = Workspace()
         if config.init == "bilinear":
             self.reset_to_interpolation()
 
@@ -212,7 +220,14 @@ class DownsizeNet(nn.Module):
             batch, channels = images.shape[:2]
             empty = images.new_empty((batch, channels, *geometry.out_size))
             return empty.contiguous(memory_format=_CHANNELS_LAST)
-        return mix(images, self.coefficients(images, geometry), geometry)
+        workspace = self._workspace if self.reuse_temporaries else None
+        coefficients = self._coefficients(images, geometry, workspace)
+        return mix(images, coefficients, geometry, workspace=workspace)
+
+    def release_workspace(self) -> None:
+        """Free the temporaries kept from earlier inference calls (see :mod:`.workspace`); the
+        next call allocates them again."""
+        self._workspace.release()
 
     def coefficient_maps(
         self,
@@ -230,32 +245,35 @@ class DownsizeNet(nn.Module):
     def coefficients(self, images: torch.Tensor, geometry: Geometry) -> torch.Tensor:
         """The mixing coefficients ``(B, h, w, Ky, Kx)`` for ``images`` sampled with ``geometry``
         (from :meth:`prepare` or :func:`~downsizenet_hub.resizing.geometry.build_geometry`)."""
+        return self._coefficients(images, geometry, None)
+
+    def _coefficients(
+        self, images: torch.Tensor, geometry: Geometry, workspace: Workspace | None
+    ) -> torch.Tensor:
         weight = self.head.weight
         batch = images.shape[0]
         if batch == 0:
             ky, kx = geometry.taps
             return weight.new_empty((0, *geometry.out_size, ky, kx), dtype=torch.float32)
-        weight, bias = weight.flatten(1), self.head.bias
-        logits: torch.Tensor | None = None
+        pooled: torch.Tensor | None = None
         if self._texture_channels:
             # The texture branch reads the images in the parameters' dtype (float64 or float16
             # images need no autocast); the taps are still mixed in the images' own dtype.
-            pooled = self._pooled_texture(images.to(weight.dtype), geometry)
-            logits = F.linear(pooled, weight[:, : self._texture_channels].to(pooled.dtype))
-        # The 1x1 conv on pixel vectors, in two parts: the distance part is the same for every
-        # image, computed once rather than concatenated to every image's features (issue 19).
-        if self.config.use_distance:
-            dtype = logits.dtype if logits is not None else weight.dtype
-            bias = bias.to(dtype) if bias is not None else None
-            distance_weight = weight[:, self._texture_channels :].to(dtype)
-            shared = F.linear(geometry.distance.to(dtype), distance_weight, bias)
-            logits = shared.expand(batch, -1, -1) if logits is None else logits + shared
-        elif logits is not None and bias is not None:
-            logits = logits + bias.to(logits.dtype)
-        assert logits is not None  # the config guarantees texture or distance (or both)
-        # Coefficients are computed in float32 at least (autocast may hand back half precision).
-        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-        return self._normalise(logits.view(batch, *geometry.out_size, -1), geometry)
+            pooled = self._pooled_texture(images.to(weight.dtype), geometry, workspace)
+        logits = head_logits(
+            pooled,
+            geometry,
+            weight.flatten(1),
+            self.head.bias,
+            batch=batch,
+            use_distance=self.config.use_distance,
+        )
+        return normalise(
+            logits.view(batch, *geometry.out_size, -1),
+            geometry,
+            self.config.coefficients,
+            in_place=not torch.is_grad_enabled(),
+        )
 
     def memory_estimate(
         self,
@@ -307,39 +325,21 @@ class DownsizeNet(nn.Module):
         )
         check_memory(f"DownsizeNet({target}) on {describe_resize(images, out_size)}", estimate)
 
-    def _pooled_texture(self, images: torch.Tensor, geometry: Geometry) -> torch.Tensor:
+    def _pooled_texture(
+        self, images: torch.Tensor, geometry: Geometry, workspace: Workspace | None = None
+    ) -> torch.Tensor:
         """Floating pooling of the texture branch's features, ``(B, h*w, channels)``."""
         layers = self.config.conv_layers
-        return pooled_texture(self.texture, layers, images, geometry, self._band_cache)
+        return pooled_texture(
+            self.texture, layers, images, geometry, self._band_cache, workspace=workspace
+        )
 
-    def _pooled_texture_reference(self, images: torch.Tensor, geometry: Geometry) -> torch.Tensor:
-        """Whole maps, then a gather: the reference the tests hold the fast paths to."""
+    def _pooled_texture_reference(
+        self, images: torch.Tensor, geometry: Geometry, workspace: Workspace | None = None
+    ) -> torch.Tensor:
+        """Whole maps, then a gather: the reference the tests hold the fast paths to (it keeps
+        no temporaries: ``workspace`` is ignored)."""
         return pooled_texture_reference(self.texture, images, geometry)
-
-    def _normalise(self, logits: torch.Tensor, geometry: Geometry) -> torch.Tensor:
-        """Logits ``(B, h, w, L)`` to convex coefficients ``(B, h, w, Ky, Kx)``."""
-        batch, h, w, _ = logits.shape
-        ky, kx = geometry.taps
-        if geometry.grid_y is not None and geometry.grid_x is not None:
-            grid = logits.view(batch, h, w, ANTIALIAS_GRID, ANTIALIAS_GRID)
-            grid_y, grid_x = geometry.grid_y.to(grid.dtype), geometry.grid_x.to(grid.dtype)
-            taps = torch.einsum("hkg,wlq,bhwgq->bhwkl", grid_y, grid_x, grid)
-        else:
-            taps = logits.view(batch, h, w, ky, kx)
-        if self.config.coefficients == "linear":
-            weights = taps.clamp_min(0.0) * geometry.prior * geometry.mask
-            total = weights.sum(dim=(3, 4), keepdim=True)
-            uniform = geometry.mask / geometry.mask.sum(dim=(2, 3), keepdim=True)
-            # A linear head can output all zeros: fall back to the plain average of the taps.
-            safe = torch.where(total > 0, total, torch.ones_like(total))
-            return torch.where(total > 0, weights / safe, uniform)
-        # sigmoid / softmax, in log space so that no logit can underflow the normalisation:
-        # log(prior * act(z)) is shifted by its maximum, which is finite because the prior has
-        # mass on at least one real tap; the largest term is then exactly 1.
-        log_act = F.logsigmoid(taps) if self.config.coefficients == "sigmoid" else taps
-        scores = log_act + geometry.log_prior
-        weights = torch.exp(scores - scores.amax(dim=(3, 4), keepdim=True))
-        return weights / weights.sum(dim=(3, 4), keepdim=True)
 
     # ------------------------------------------------------------------ geometry
     def geometry(
@@ -367,6 +367,7 @@ class DownsizeNet(nn.Module):
     def _apply(self, fn: Any, recurse: bool = True) -> DownsizeNet:
         self._geometry_cache.clear()  # cached index maps live on the old device
         self._band_cache.clear()
+        self._workspace.release()
         return cast(DownsizeNet, super()._apply(fn, recurse))
 
     def extra_repr(self) -> str:

@@ -35,13 +35,23 @@ class MemoryLimitError(ValueError):
     """A request whose estimated memory exceeds :func:`memory_limit_bytes`."""
 
 
-def physical_memory_bytes() -> int | None:
-    """The machine's physical memory, or None where ``os.sysconf`` cannot tell."""
+def _read_physical_memory() -> int | None:
     try:
         pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
         return None
     return pages * page_size if pages > 0 and page_size > 0 else None
+
+
+#: Read once, when the module is imported: a machine's physical memory does not change while a
+#: process runs, and a resize call then holds no system call that ``torch.compile`` would break
+#: its graph at (issue 28).
+_PHYSICAL_MEMORY = _read_physical_memory()
+
+
+def physical_memory_bytes() -> int | None:
+    """The machine's physical memory, or None where ``os.sysconf`` cannot tell."""
+    return _PHYSICAL_MEMORY
 
 
 def memory_limit_bytes() -> tuple[int | None, str]:

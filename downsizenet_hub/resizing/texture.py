@@ -27,6 +27,7 @@ from torch import nn
 from downsizenet_hub.resizing.anchors import Band, BandCache, anchors_pay, gather_blocks
 from downsizenet_hub.resizing.functional import pixel_major
 from downsizenet_hub.resizing.geometry import Geometry
+from downsizenet_hub.resizing.workspace import Workspace
 
 _CHANNELS_LAST = torch.channels_last
 #: Without autograd, inputs of at least ``INFERENCE_BANDING_MIN_PIXELS`` pixels (about 724x724)
@@ -50,6 +51,8 @@ def pooled_texture(
     images: torch.Tensor,
     geometry: Geometry,
     band_cache: BandCache,
+    *,
+    workspace: Workspace | None = None,
 ) -> torch.Tensor:
     """Floating pooling: the ``texture`` branch's feature at each output pixel's top-left
     neighbour (the anchors of ``geometry``); ``halo`` is its number of 3x3 layers.
@@ -61,6 +64,8 @@ def pooled_texture(
     runs on horizontal bands (each with ``halo`` rows of halo, so the result is exactly the same),
     which keeps peak memory near the size of the input instead of ``channels`` times it. While
     scripting, tracing, compiling or exporting, :func:`pooled_texture_reference` runs.
+    Without autograd on the CPU, the grids of blocks and the pooled features of several calls
+    are written into ``workspace``'s buffers (:mod:`.workspace`) rather than allocated afresh.
     """
     height, width = images.shape[-2:]
     h, w = geometry.out_size
@@ -86,27 +91,44 @@ def pooled_texture(
     rows_per_band = max(1, INFERENCE_BAND_PIXELS // width) if banded else height
     # Plain layers in bands: the fused kernel's peak memory is ~1.4x theirs at 1024x2048.
     fused = fused_available(images) and not banded
-    pooled_maps: torch.Tensor | None = None
+    bands = band_cache.bands(geometry, height, width, rows_per_band, halo)
     batch = images.shape[0]
     per_call = inference_call_images(height, width)
-    for band in band_cache.bands(geometry, height, width, rows_per_band, halo):
+    one_call = len(bands) == 1 and per_call >= batch
+    pooled_maps: torch.Tensor | None = None
+    for band in bands:
+        rows = slice(band.start * w, band.stop * w)
         for first in range(0, batch, per_call):
             chunk = slice(first, first + per_call)
             features = images[chunk, :, band.top : band.bottom]
             features = texture_layers(texture, features, fused, last=not at_anchors)
             if at_anchors:
-                pooled = pixel_major(last_conv_at_anchors(texture, features, band, w, fused=fused))
+                at_anchor = last_conv_at_anchors(
+                    texture, features, band, w, fused=fused, workspace=workspace
+                )
+                pooled = pixel_major(at_anchor)
+                if one_call:
+                    return pooled
             else:
                 # One gather of pixel vectors (two index_selects on the channels-last map
                 # cost ~20% more of the resizer at 300->160, batch 8).
-                index = geometry.anchor_index[band.start * w : band.stop * w]
+                index = geometry.anchor_index[rows]
                 index = index - band.top * width if band.top else index
-                pooled = pixel_major(features).index_select(1, index)
-            if band.start == 0 and band.stop == h and per_call >= batch:
-                return pooled
+                pixels = pixel_major(features)
+                if pooled_maps is None and workspace is not None:
+                    shape = (batch, h * w, pixels.shape[-1])
+                    pooled_maps = workspace.buffer("pooled", shape, pixels)
+                if pooled_maps is not None and len(bands) == 1:  # whole images: a contiguous slice
+                    torch.index_select(pixels, 1, index, out=pooled_maps[chunk])
+                    continue
+                pooled = pixels.index_select(1, index)
+                if one_call:
+                    return pooled
             if pooled_maps is None:
-                pooled_maps = pooled.new_empty((batch, h * w, pooled.shape[-1]))
-            pooled_maps[chunk, band.start * w : band.stop * w] = pooled
+                shape = (batch, h * w, pooled.shape[-1])
+                kept = None if workspace is None else workspace.buffer("pooled", shape, pooled)
+                pooled_maps = pooled.new_empty(shape) if kept is None else kept
+            pooled_maps[chunk, rows] = pooled
     assert pooled_maps is not None
     return pooled_maps
 
@@ -129,14 +151,21 @@ def pooled_texture_reference(
 
 
 def last_conv_at_anchors(
-    texture: nn.Sequential, features: torch.Tensor, band: Band, out_width: int, *, fused: bool
+    texture: nn.Sequential,
+    features: torch.Tensor,
+    band: Band,
+    out_width: int,
+    *,
+    fused: bool,
+    workspace: Workspace | None = None,
 ) -> torch.Tensor:
     """The last 3x3 conv + ReLU of ``texture`` at the anchors of ``band``: ``(B, C, n, w)``.
 
     ``features`` are the input rows ``band.top:band.bottom`` of the last conv, channels-last; a
-    stride-3 convolution without padding of their grid of 3x3 blocks (see :mod:`.anchors`).
+    stride-3 convolution without padding of their grid of 3x3 blocks (see :mod:`.anchors`),
+    gathered into ``workspace`` when one is given (inference).
     """
-    grid = gather_blocks(features, band, out_width)
+    grid = gather_blocks(features, band, out_width, workspace=workspace)
     last = cast(nn.Conv2d, texture[-2])
     if fused:
         return _conv3x3_relu(grid, last.weight, last.bias, padding=0, stride=3)
@@ -173,12 +202,14 @@ def texture_maps(texture: nn.Sequential, images: torch.Tensor) -> torch.Tensor:
     ReLU run as one oneDNN call (equal to float rounding, 7-9% faster on the 2-core machine);
     otherwise, and whenever the fused kernel is missing or the module is being traced or
     compiled, the plain layers run."""
+    # The tracing checks first: the capability probe behind fused_available is a cached
+    # Python call that a compiled graph would break at.
     fused = (
-        fused_available(images)
-        and not torch.jit.is_scripting()
+        not torch.jit.is_scripting()
         and not torch.jit.is_tracing()
         and not torch.compiler.is_compiling()
         and not torch.compiler.is_exporting()
+        and fused_available(images)
     )
     return texture_layers(texture, images, fused, last=True)
 
