@@ -693,7 +693,7 @@ def test_a_study_file_that_is_not_utf8_or_not_a_regular_file_is_named(tmp_path: 
         load_config(latin)
     fifo = tmp_path / "fifo.json"
     os.mkfifo(fifo)  # would block a plain read forever
-    with pytest.raises((ValueError, FileNotFoundError), match="fifo.json"):
+    with pytest.raises((ValueError, FileNotFoundError), match=r"fifo\.json"):
         load_config(fifo)
 
 
