@@ -46,6 +46,13 @@ EXEMPT: dict[str, str] = {
     ".venv/bin/downsizenet quickstart": "trains two resizers in both tasks: about 8 minutes",
     "bash .ci/run": "CI itself: reinstalls and runs every test, this one included",
     ".venv/bin/mkdocs serve": "a server that runs until it is stopped",
+    ".venv/bin/python -m downsizenet_hub.study.golden": (
+        "the golden checks themselves: tests/test_numerics.py runs each part of them"
+    ),
+    ".venv/bin/python benchmarks/train_step.py --out benchmarks/results/train_step.json": (
+        "times five resizers and a transfer arm for minutes, on an idle machine only, and "
+        "rewrites the committed measurements"
+    ),
     ".venv/bin/python -m downsizenet_hub.study.golden --write": (
         "rewrites the committed golden reference; tests/test_numerics.py checks that it refuses "
         "to under the same numerics version"
@@ -82,7 +89,6 @@ SLOW = (
     "mkdir -p photos && cp .venv/lib/python3*/site-packages/skimage/data/astronaut.png photos/",
     ".venv/bin/python -m pytest ",
     ".venv/bin/mkdocs build ",
-    ".venv/bin/python -m downsizenet_hub.study.golden",
     ".venv/bin/downsizenet pretrain --plugin examples/tiny-resizer/tiny_resizer.py",
     ".venv/bin/downsizenet study --config examples/tiny-resizer/study.toml",
 )
