@@ -117,7 +117,7 @@ def markdown_report(
     if totals.published:
         lines += ["## Published", ""]
         lines += [
-            f'- `{name}` in the local hub: `DownsizeNet.from_pretrained("{name}")`'
+            f'- `{name}` (the first seed\'s): `DownsizeNet.from_pretrained("{name}")`'
             for name in totals.published
         ]
         lines.append("")
@@ -182,7 +182,8 @@ _COST = (
 _MOVEMENT = (
     "From their classical start, per row over its seeds: for a DownsizeNet the share of "
     "each output pixel's weight its coefficients moved from the classical filter of its "
-    "neighbourhood (0 % = still classical), on the first 16 validation images; for a "
+    "neighbourhood (0 % = still classical), on the first 16 validation images as the code "
+    "writing this report draws them (noise included); for a "
     "learned baseline, which has no coefficients, the mean |output - start output| in "
     "pixel values (0-1), start being bilinear (talebi) or area (strided). Where it moved"
     " is what the comparison grids below show."

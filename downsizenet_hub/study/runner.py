@@ -198,7 +198,11 @@ def run_study(
                 cancel(jobs)  # their cells keep their checkpoints: running again resumes them
             raise
     results = _finished_results(plan, results_dir)
-    published = [] if report_only else _publish(plan, results_dir, results, command, say)
+    published = (
+        [name for cell, name in plan.publications if cell.key in results]  # as it ran
+        if report_only
+        else _publish(plan, results_dir, results, command, say)
+    )
     totals = StudyTotals(
         cells=total,
         finished=len(results),
