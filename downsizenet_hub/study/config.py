@@ -1,5 +1,8 @@
 """What a study runs, as data: :class:`StudyConfig` and its parts.
 
+Over 300 lines because every part of a study file is here, one commented dataclass each, so the
+format reads top to bottom in one place (the reading and checking live in config_file.py).
+
 Build one with :func:`downsizenet_hub.study.config_file.study_config` (from parsed JSON/TOML,
 checking every field), :func:`~downsizenet_hub.study.config_file.load_config` (a file) or
 :func:`downsizenet_hub.study.presets.preset`. Bilinear is always added as the baseline every

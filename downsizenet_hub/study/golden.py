@@ -1,5 +1,8 @@
 """Golden checks: what the code computes on fixed inputs, against a committed reference.
 
+(Just over 300 lines: the four parts, their comparison and the command that rewrites the
+reference belong together, as the reference file holds them together.)
+
 They guard :data:`.numerics.NUMERICS_VERSION`: a change that moves any of these numbers is a
 numerics change, and lands with the version bumped and the reference regenerated; a change that
 moves none of them (beyond the tolerances) is an exact rewrite, and every cached cell stays
