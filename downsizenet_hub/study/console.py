@@ -4,14 +4,23 @@ and the plan table of ``--dry-run``."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from downsizenet_hub.study.cells import Cell, StudyPlan
-from downsizenet_hub.study.timing import estimate_seconds, format_duration, run_seconds
+from downsizenet_hub.study.cell_run import CellResult, cell_folder, read_result, unreadable_result
+from downsizenet_hub.study.cells import METRIC_NAMES, PRIMARY_METRIC, Cell, StudyPlan
+from downsizenet_hub.study.launch import Launch
+from downsizenet_hub.study.timing import (
+    estimate_seconds,
+    format_duration,
+    remaining_at_measured_pace,
+    run_seconds,
+)
 from downsizenet_hub.study.workers import finished
 
 
@@ -87,3 +96,79 @@ def plan_table(plan: StudyPlan, results_dir: Path, workers: int = 1) -> Table:
         "downsizenet_hub/study/timing.py); transfer epochs are pretraining+head epochs"
     )
     return table
+
+
+class ProgressLines:
+    """One line per cell as it is found finished, starts, finishes or fails, with the study's
+    time left at the pace measured so far (per task: a priori rates are off by 2-3x between idle
+    and busy machines, and by different factors for the two tasks)."""
+
+    def __init__(
+        self, plan: StudyPlan, results_dir: Path, say: Callable[..., None], width: int
+    ) -> None:
+        self.plan, self.results_dir, self.say, self.width = plan, results_dir, say, width
+        self.index = {cell.key: i for i, cell in enumerate(plan.cells, start=1)}
+        self.to_run = {c.key for c in plan.cells if finished(results_dir, c) is None}
+        self.timed: list[tuple[str, float | None, float]] = []
+
+    def _prefix(self, cell: Cell) -> str:
+        total = len(self.plan.cells)
+        number = f"[{self.index[cell.key]:>{len(str(total))}}/{total}]"
+        return escape(f"{number} {cell.describe()}  seed {cell.seed}")
+
+    def _line(self, cell: Cell, status: str) -> None:
+        self.say(cell_line(self._prefix(cell), status, self.width))
+
+    def cached(self, cell: Cell, result: CellResult) -> None:
+        self._line(cell, f"[dim]cached[/]: {score_text(result)}")
+
+    def started(self, cell: Cell) -> None:
+        rest = [(c.task, estimate_seconds(c)) for c in self.plan.cells if c.key in self.to_run]
+        left = remaining_at_measured_pace(self.timed, rest)
+        pace = f"; study about {format_duration(left)} left at the pace so far" if left else ""
+        self._line(cell, f"[yellow]running[/]{pace}")
+
+    def done(self, cell: Cell, result: CellResult) -> None:
+        self.to_run.discard(cell.key)
+        self.timed.append((cell.task, estimate_seconds(cell), result.wall_time_s))
+        took = format_duration(result.wall_time_s)
+        self._line(cell, f"[green]done[/] in {took}: {score_text(result)}")
+
+    def failed(self, cell: Cell, error: BaseException) -> None:
+        folder = escape(str(cell_folder(self.results_dir, cell)))
+        self._line(cell, f"[red]stopped[/]; running the study again resumes it ({folder})")
+
+    def finished_elsewhere(self, cell: Cell) -> None:
+        """A cell a worker job finished (read from disk)."""
+        result = finished(self.results_dir, cell)
+        if result is not None:
+            self.done(cell, result)
+
+    def report_all(self) -> None:
+        """--report-only: every cell's status, other numerics versions named."""
+        for cell in self.plan.cells:
+            result = read_result(self.results_dir, cell)
+            problem = unreadable_result(self.results_dir, cell) if result is None else None
+            if problem is not None:
+                why = escape(problem)
+                self._line(cell, f"[red]unreadable result[/] ({why}); a run recomputes it")
+            elif result is None:
+                self._line(cell, "[dim]not run[/]")
+            elif not result.current:
+                version = f"numerics version {result.numerics}"
+                self._line(cell, f"[yellow]cached, {version}[/]: {score_text(result)}")
+            else:
+                self.cached(cell, result)
+
+
+def workers_text(launch: Launch) -> str:
+    if launch.launcher == "local":
+        return f"{launch.workers} local workers"
+    cap = f", at most {launch.workers} at once" if launch.workers else ""
+    return f"a Slurm job per cell{cap}"
+
+
+def score_text(result: CellResult) -> str:
+    metric = PRIMARY_METRIC[result.task]
+    value = result.metrics.get(metric)
+    return f"{METRIC_NAMES[metric]} {value:.2f}" if value is not None else "no score"

@@ -15,88 +15,41 @@ publishes and reports, and the ranks meet at a barrier after each cell.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 
 from downsizenet_hub.backbones.sources import resolve_vgg16_weights
 from downsizenet_hub.engine import init_from_env, is_main_process
 from downsizenet_hub.engine.distributed import barrier, is_distributed
-from downsizenet_hub.jsonfile import read_json
-from downsizenet_hub.study.cell_run import (
-    RESIZER_DIR,
-    CellResult,
-    cell_folder,
-    read_result,
-    unreadable_result,
-)
-from downsizenet_hub.study.cells import METRIC_NAMES, PRIMARY_METRIC, Cell, StudyPlan, plan_study
+from downsizenet_hub.study.cells import Cell, StudyPlan, plan_study
 from downsizenet_hub.study.config import BASELINE, StudyConfig
-from downsizenet_hub.study.console import cell_line, print_fitted, run_name, study_console
-from downsizenet_hub.study.cost import cost_points, cost_table
-from downsizenet_hub.study.differences import difference_figure, transfer_targets_table
+from downsizenet_hub.study.console import (
+    ProgressLines,
+    print_fitted,
+    run_name,
+    study_console,
+    workers_text,
+)
 from downsizenet_hub.study.launch import JOBS_DIR, Launch, cancel, submit, wait
-from downsizenet_hub.study.movement import movement_table, movements
-from downsizenet_hub.study.plots import write_figures
-from downsizenet_hub.study.publishing import (
-    publish_study_resizer,
-    segmentation_scores,
-    study_record,
+from downsizenet_hub.study.publishing import segmentation_scores
+from downsizenet_hub.study.report import StudyTotals, rich_tables, summarise
+from downsizenet_hub.study.report_files import (
+    GITIGNORE,
+    StudyRun,
+    complete_report_exists,
+    finished_results,
+    publish_finished,
+    write_gitignore,
+    write_report,
 )
-from downsizenet_hub.study.report import (
-    RowSummary,
-    StudyTotals,
-    head_to_head,
-    markdown_report,
-    results_document,
-    rich_tables,
-    summarise,
-    write_json,
-    write_text,
-)
-from downsizenet_hub.study.timing import (
-    estimate_seconds,
-    format_duration,
-    remaining_at_measured_pace,
-)
-from downsizenet_hub.study.workers import CellHooks, finished, work
-from downsizenet_hub.tools.compare import save_figure
+from downsizenet_hub.study.timing import format_duration
+from downsizenet_hub.study.workers import CellHooks, work
 
-DIFFERENCE_FIGURE = "difference_from_bilinear.png"
-DIFFERENCE_CAPTION = (
-    "Each resizer's score minus bilinear's under the same seed, with the paired 95% interval: "
-    "what the tables' Δ columns say, drawn (an interval clear of 0 is a detectable difference)"
-)
-TARGETS_INTRO = (
-    "Each pretrained resizer frozen into detection on the scenes it was pretrained on and on "
-    "another scene family (new objects on new backgrounds), beside the fixed resizers; the "
-    "paper's claim is that a learned resizer's output stays an image and so transfers."
-)
-#: Keeps bulky or per-machine files out of git when results are committed: the engine's run
-#: folders (checkpoints, logs), the workers' claim locks and the launcher's job files.
-GITIGNORE = (
-    "# written by downsizenet study: run folders are bulky and reproducible; claims and job\n"
-    "# files belong to the machine that ran them\n"
-    "cells/*/run/\ncells/*/claim/\njobs/\n"
-)
-
-
-@dataclass
-class StudyRun:
-    """What :func:`run_study` did: the plan, every finished result, the row summaries, files."""
-
-    plan: StudyPlan
-    results: dict[str, CellResult]
-    summaries: list[RowSummary]
-    results_dir: Path
-    totals: StudyTotals
-    files: list[Path] = field(default_factory=list)
+__all__ = ["GITIGNORE", "StudyRun", "resolved_plan", "run_study"]
 
 
 def resolved_plan(config: StudyConfig, *, strict: bool = True) -> StudyPlan:
@@ -158,50 +111,27 @@ def run_study(
     results_dir = Path(results_dir)
     if is_main_process():
         results_dir.mkdir(parents=True, exist_ok=True)
-        _write_gitignore(results_dir)
+        write_gitignore(results_dir)
     total = len(plan.cells)
-    workers = "" if launch.in_process else f", {_workers_text(launch)}"
+    workers = "" if launch.in_process else f", {workers_text(launch)}"
     say(
         f"[bold]Study {config.name}[/]: {total} cells ({plan.cell_count('segmentation')} "
         f"segmentation, {plan.cell_count('transfer')} transfer), seeds "
         f"{', '.join(map(str, config.seeds))}{workers} -> {results_dir}"
     )
-    lines = _ProgressLines(plan, results_dir, say, console.width)
+    lines = ProgressLines(plan, results_dir, say, console.width)
     computed: list[str] = []
     if report_only:
         lines.report_all()
-    elif launch.in_process:
-        hooks = CellHooks(
-            cached=lines.cached, started=lines.started, done=lines.done, failed=lines.failed,
-            baseline_score=lambda cell: _baseline_score(plan, results_dir, cell),
-            run_name=lambda cell: run_name(cell, len(config.variants) > 1),
-        )  # fmt: skip
-        computed = work(
-            plan,
-            results_dir,
-            device=device,
-            progress=progress,
-            command=command,
-            keep_checkpoints=keep_checkpoints,
-            hooks=hooks,
-        ).computed
     else:
-        jobs = submit(
-            launch, plan, results_dir, device=device, command=command,
-            keep_checkpoints=keep_checkpoints,
-        )  # fmt: skip
-        say(f"{len(jobs)} {launch.launcher} jobs started; their logs: {results_dir / JOBS_DIR}")
-        try:
-            computed = wait(jobs, plan, results_dir, on_done=lines.finished_elsewhere)
-        except BaseException:
-            if launch.launcher == "local":
-                cancel(jobs)  # their cells keep their checkpoints: running again resumes them
-            raise
-    results = _finished_results(plan, results_dir)
+        computed = _compute(plan, results_dir, launch, lines, say, command=command,
+                            device=device, progress=progress,
+                            keep_checkpoints=keep_checkpoints)  # fmt: skip
+    results = finished_results(plan, results_dir)
     published = (
         [name for cell, name in plan.publications if cell.key in results]  # as it ran
         if report_only
-        else _publish(plan, results_dir, results, command, say)
+        else publish_finished(plan, results_dir, results, command, say)
     )
     totals = StudyTotals(
         cells=total,
@@ -218,8 +148,8 @@ def run_study(
         for table in rich_tables(summaries, len(config.seeds)):
             print_fitted(console, table)
         totals.wall_time_s = time.perf_counter() - started
-        if totals.finished == total or not _complete_report_exists(results_dir):
-            run.files = _write_report(run, command)
+        if totals.finished == total or not complete_report_exists(results_dir):
+            run.files = write_report(run, command)
             where = f"report: {results_dir / 'results.md'}"
         else:
             where = f"the complete report in {results_dir / 'results.md'} is kept"
@@ -231,166 +161,55 @@ def run_study(
     return run
 
 
-class _ProgressLines:
-    """One line per cell as it is found finished, starts, finishes or fails, with the study's
-    time left at the pace measured so far (per task: a priori rates are off by 2-3x between idle
-    and busy machines, and by different factors for the two tasks)."""
-
-    def __init__(
-        self, plan: StudyPlan, results_dir: Path, say: Callable[..., None], width: int
-    ) -> None:
-        self.plan, self.results_dir, self.say, self.width = plan, results_dir, say, width
-        self.index = {cell.key: i for i, cell in enumerate(plan.cells, start=1)}
-        self.to_run = {c.key for c in plan.cells if finished(results_dir, c) is None}
-        self.timed: list[tuple[str, float | None, float]] = []
-
-    def _prefix(self, cell: Cell) -> str:
-        total = len(self.plan.cells)
-        number = f"[{self.index[cell.key]:>{len(str(total))}}/{total}]"
-        return escape(f"{number} {cell.describe()}  seed {cell.seed}")
-
-    def _line(self, cell: Cell, status: str) -> None:
-        self.say(cell_line(self._prefix(cell), status, self.width))
-
-    def cached(self, cell: Cell, result: CellResult) -> None:
-        self._line(cell, f"[dim]cached[/]: {_score(result)}")
-
-    def started(self, cell: Cell) -> None:
-        rest = [(c.task, estimate_seconds(c)) for c in self.plan.cells if c.key in self.to_run]
-        left = remaining_at_measured_pace(self.timed, rest)
-        pace = f"; study about {format_duration(left)} left at the pace so far" if left else ""
-        self._line(cell, f"[yellow]running[/]{pace}")
-
-    def done(self, cell: Cell, result: CellResult) -> None:
-        self.to_run.discard(cell.key)
-        self.timed.append((cell.task, estimate_seconds(cell), result.wall_time_s))
-        took = format_duration(result.wall_time_s)
-        self._line(cell, f"[green]done[/] in {took}: {_score(result)}")
-
-    def failed(self, cell: Cell, error: BaseException) -> None:
-        folder = escape(str(cell_folder(self.results_dir, cell)))
-        self._line(cell, f"[red]stopped[/]; running the study again resumes it ({folder})")
-
-    def finished_elsewhere(self, cell: Cell) -> None:
-        """A cell a worker job finished (read from disk)."""
-        result = finished(self.results_dir, cell)
-        if result is not None:
-            self.done(cell, result)
-
-    def report_all(self) -> None:
-        """--report-only: every cell's status, other numerics versions named."""
-        for cell in self.plan.cells:
-            result = read_result(self.results_dir, cell)
-            problem = unreadable_result(self.results_dir, cell) if result is None else None
-            if problem is not None:
-                why = escape(problem)
-                self._line(cell, f"[red]unreadable result[/] ({why}); a run recomputes it")
-            elif result is None:
-                self._line(cell, "[dim]not run[/]")
-            elif not result.current:
-                version = f"numerics version {result.numerics}"
-                self._line(cell, f"[yellow]cached, {version}[/]: {_score(result)}")
-            else:
-                self.cached(cell, result)
-
-
-def _workers_text(launch: Launch) -> str:
-    if launch.launcher == "local":
-        return f"{launch.workers} local workers"
-    cap = f", at most {launch.workers} at once" if launch.workers else ""
-    return f"a Slurm job per cell{cap}"
-
-
-def _finished_results(plan: StudyPlan, results_dir: Path) -> dict[str, CellResult]:
-    """Every finished cell's result as it is on disk (of any numerics version)."""
-    found = {cell.key: read_result(results_dir, cell) for cell in plan.cells}
-    return {key: result for key, result in found.items() if result is not None}
-
-
-def _complete_report_exists(results_dir: Path) -> bool:
+def _compute(
+    plan: StudyPlan,
+    results_dir: Path,
+    launch: Launch,
+    lines: ProgressLines,
+    say: Callable[..., None],
+    *,
+    command: str,
+    device: str,
+    progress: bool,
+    keep_checkpoints: bool,
+) -> list[str]:
+    """Compute the unfinished cells, in this process (one worker) or through the launcher's
+    jobs; returns the keys computed now."""
+    if launch.in_process:
+        hooks = CellHooks(
+            cached=lines.cached, started=lines.started, done=lines.done, failed=lines.failed,
+            baseline_score=lambda cell: _baseline_score(plan, results_dir, cell),
+            run_name=lambda cell: run_name(cell, len(plan.config.variants) > 1),
+        )  # fmt: skip
+        return work(
+            plan,
+            results_dir,
+            device=device,
+            progress=progress,
+            command=command,
+            keep_checkpoints=keep_checkpoints,
+            hooks=hooks,
+        ).computed
+    jobs = submit(
+        launch, plan, results_dir, device=device, command=command,
+        keep_checkpoints=keep_checkpoints,
+    )  # fmt: skip
+    say(f"{len(jobs)} {launch.launcher} jobs started; their logs: {results_dir / JOBS_DIR}")
     try:
-        document = read_json(results_dir / "results.json", what="study report")
-        totals = document["totals"]
-        return bool(totals["finished"] == totals["cells"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
-def _write_gitignore(results_dir: Path) -> None:
-    gitignore = results_dir / ".gitignore"
-    try:
-        current = gitignore.read_text(encoding="utf-8")
-    except OSError:
-        current = ""
-    if current != GITIGNORE:
-        write_text(gitignore, GITIGNORE)
+        return wait(jobs, plan, results_dir, on_done=lines.finished_elsewhere)
+    except BaseException:
+        if launch.launcher == "local":
+            cancel(jobs)  # their cells keep their checkpoints: running again resumes them
+        raise
 
 
 def _silent(*_: object, **__: object) -> None:
     return None
 
 
-def _score(result: CellResult) -> str:
-    metric = PRIMARY_METRIC[result.task]
-    value = result.metrics.get(metric)
-    return f"{METRIC_NAMES[metric]} {value:.2f}" if value is not None else "no score"
-
-
 def _baseline_score(plan: StudyPlan, results_dir: Path, cell: Cell) -> float | None:
     """The same-seed bilinear mIoU of a segmentation cell, if already known (for its record)."""
     if cell.task != "segmentation" or not cell.resizer.learned:
         return None
-    results = {k: r for k, r in _finished_results(plan, results_dir).items() if r.current}
+    results = {k: r for k, r in finished_results(plan, results_dir).items() if r.current}
     return segmentation_scores(plan, results, cell, BASELINE).get(cell.seed)
-
-
-def _publish(
-    plan: StudyPlan,
-    results_dir: Path,
-    results: dict[str, CellResult],
-    command: str,
-    say: Callable[..., None],
-) -> list[str]:
-    """Publish the plan's finished resizers under the names it gives them (rank 0)."""
-    done = []
-    for cell, name in plan.publications:
-        if cell.key not in results:
-            continue
-        if is_main_process():
-            folder = cell_folder(results_dir, cell) / RESIZER_DIR
-            update = functools.partial(
-                study_record, plan=plan, results=results, trained=cell, command=command
-            )
-            if publish_study_resizer(folder, name, command, update):
-                say(f"published {name} to the local hub")
-        barrier()
-        done.append(name)
-    return done
-
-
-def _write_report(run: StudyRun, command: str) -> list[Path]:
-    results_dir = run.results_dir
-    figures = write_figures(run.plan, run.summaries, results_dir)
-    comparisons = head_to_head(run.plan, run.results)
-    document = results_document(
-        run.plan, run.results, run.summaries, run.totals, command, comparisons
-    )
-    write_json(results_dir / "results.json", document)
-    cost = cost_table(cost_points(run.plan, run.summaries), run.results)
-    movement = movement_table(movements(run.summaries, results_dir))
-    difference = difference_figure(run.summaries)
-    if difference is not None:
-        save_figure(difference, results_dir / DIFFERENCE_FIGURE)
-        figures.insert(0, (DIFFERENCE_CAPTION, DIFFERENCE_FIGURE))
-    text = markdown_report(
-        run.plan, run.summaries, run.totals, command, figures, comparisons, cost, movement
-    )
-    targets = transfer_targets_table(run.summaries)
-    if targets:
-        section = f"## Same objects, new objects\n\n{TARGETS_INTRO}\n\n{targets}\n\n"
-        anchor = text.find("## Head to head")
-        text = text[:anchor] + section + text[anchor:] if anchor >= 0 else text + section
-    write_text(results_dir / "results.md", text)
-    return [results_dir / "results.json", results_dir / "results.md"] + [
-        results_dir / name for _, name in figures
-    ]
