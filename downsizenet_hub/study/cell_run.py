@@ -164,6 +164,7 @@ def run_cell(
     (``command``, and the same-seed bilinear ``baseline_score`` when known).
     """
     folder = cell_folder(results_dir, cell)
+    recorded = provenance(_resolved_device(device))  # the code as it starts, not as it ends
     started = time.perf_counter()
     # pretrain/transfer print a one-row table per arm; the study prints its own lines instead.
     with contextlib.redirect_stdout(io.StringIO()):
@@ -172,7 +173,7 @@ def run_cell(
         else:
             result = _run_transfer(cell, results_dir, folder, device, progress)
     result.wall_time_s = time.perf_counter() - started
-    result.provenance = provenance(_resolved_device(device))
+    result.provenance = recorded
     return result
 
 
