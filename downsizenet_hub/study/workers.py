@@ -111,13 +111,19 @@ def work(
         waiting = False
         claimed = None
         for cell in wanted:
+            if cell.key in reported:  # finished and current stays so: no need to read it again
+                continue
             result = finished(results_dir, cell)
             if result is not None:
-                if cell.key not in reported:
-                    reported.add(cell.key)
-                    hooks.cached(cell, result)
+                reported.add(cell.key)
+                hooks.cached(cell, result)
                 continue
-            if cell.source is not None and finished(results_dir, cell.source) is None:
+            source = cell.source
+            if (
+                source is not None
+                and source.key not in reported
+                and finished(results_dir, source) is None
+            ):
                 waiting = True  # its source is being trained by another worker, or failed there
                 continue
             claimed = _claim(results_dir, cell)
