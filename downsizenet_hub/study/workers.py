@@ -34,7 +34,7 @@ from pathlib import Path
 from downsizenet_hub.atomic import write_atomic
 from downsizenet_hub.engine.distributed import barrier, is_distributed, is_main_process
 from downsizenet_hub.engine.progress import run_name as engine_run_name
-from downsizenet_hub.engine.runlock import RunInUseError, RunLock, is_locked
+from downsizenet_hub.engine.runlock import RunInUseError, RunLock
 from downsizenet_hub.jsonfile import read_json
 from downsizenet_hub.study.cell_run import (
     RESIZER_DIR,
@@ -172,11 +172,6 @@ def _claim(results_dir: Path, cell: Cell) -> RunLock | _RanksTogether | None:
     except RunInUseError:
         return None
     return lock
-
-
-def is_claimed(results_dir: Path, cell: Cell) -> bool:
-    """True while a live worker holds ``cell``."""
-    return is_locked(cell_folder(results_dir, cell) / CLAIM_DIR)
 
 
 def _compute(
