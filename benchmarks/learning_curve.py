@@ -116,7 +116,7 @@ def _summaries(runs: list[dict]) -> list[dict]:
     return rows
 
 
-def _figure(runs: list[dict], path: Path) -> None:
+def _figure(runs: list[dict], path: Path, scenes: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,8 +125,11 @@ def _figure(runs: list[dict], path: Path) -> None:
     from downsizenet_hub.atomic import write_atomic_path
 
     colours = {"bilinear": "tab:blue", "area": "tab:orange", "downsizenet": "tab:green"}
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
-    for ax, task in zip(axes, TASK_METRIC, strict=True):
+    tasks = [task for task in TASK_METRIC if any(r["task"] == task for r in runs)]
+    figure, axes = plt.subplots(
+        1, len(tasks), figsize=(5 * len(tasks), 4), layout="constrained", squeeze=False
+    )
+    for ax, task in zip(axes[0], tasks, strict=True):
         top = 0.0
         for resizer in RESIZERS:
             mine = [r for r in runs if r["task"] == task and r["resizer"] == resizer]
@@ -151,7 +154,7 @@ def _figure(runs: list[dict], path: Path) -> None:
         ax.set_ylim(0, math.ceil((top + 5) / 5) * 5)
         ax.set_xlabel("optimiser steps")
         ax.set_ylabel(TASK_LABEL[task])
-        ax.set_title(f"{task} (noisy scenes, x0.3)")
+        ax.set_title(f"{task} ({scenes}, x0.3)")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
     figure.suptitle(
@@ -174,6 +177,15 @@ def main() -> None:
         help="seeds that also train DownsizeNet (default: all; it costs about 1.7x a fixed "
         "resizer's run)",
     )
+    parser.add_argument(
+        "--resizers", nargs="+", choices=RESIZERS, default=list(RESIZERS),
+        help="resizers to train (default: all three)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tasks", nargs="+", choices=list(TASK_METRIC), default=list(TASK_METRIC),
+        help="tasks to run (default: both; detection freezes the seed's segmentation DownsizeNet)",
+    )  # fmt: skip
+    parser.add_argument("--family", default=None, help="scene family (A or B; default: all scenes)")
     parser.add_argument("--seg-epochs", type=int, default=None, help="default: pretrain's")
     parser.add_argument("--det-epochs", type=int, default=None, help="default: transfer's")
     parser.add_argument("--train-images", type=int, default=None, help="default: the commands'")
@@ -188,6 +200,8 @@ def main() -> None:
 
     pretrain_defaults, transfer_defaults = PretrainOptions(), TransferOptions()
     data = DataOptions(variant="noisy", scale=0.3)
+    if args.family:
+        data = replace(data, family=args.family)
     if args.train_images:
         data = replace(data, train_images=args.train_images)
     seg_train = replace(pretrain_defaults.train, eval_every=1, log_every=0)
@@ -202,11 +216,11 @@ def main() -> None:
     learned_seeds = set(args.seeds if args.learned_seeds is None else args.learned_seeds)
     # Steps per epoch: the same for every seed and resizer of a task (one data build each).
     seg_steps = _steps(data, "segmentation", seg_train)
-    det_steps = _steps(data, "detection", det_train)
+    det_steps = _steps(data, "detection", det_train) if "detection" in args.tasks else 0
     for seed in args.seeds:
         resizer_dir = args.run_dir / f"seed{seed}" / "downsizenet-resizer"
-        resizers = [r for r in RESIZERS if r != "downsizenet" or seed in learned_seeds]
-        for resizer in resizers:
+        resizers = [r for r in args.resizers if r != "downsizenet" or seed in learned_seeds]
+        for resizer in resizers if "segmentation" in args.tasks else []:
             options = replace(
                 pretrain_defaults, data=data, resizer=resizer, compare=None,
                 train=replace(seg_train, seed=seed),
@@ -217,7 +231,7 @@ def main() -> None:
             runs.append(_run("segmentation", resizer, seed, report.arms[0], seg_steps))
             if report.resizer is not None:
                 report.resizer.save_pretrained(str(resizer_dir))
-        for resizer in resizers:
+        for resizer in resizers if "detection" in args.tasks else []:
             ref = str(resizer_dir) if resizer == "downsizenet" else resizer
             options_t = replace(
                 transfer_defaults, data=data, resizer=ref, compare=None,
@@ -240,7 +254,9 @@ def main() -> None:
         "runs": runs,
     }  # fmt: skip
     write_results(args.out, payload)
-    _figure(runs, args.figure)
+    _figure(
+        runs, args.figure, f"noisy scenes, family {args.family}" if args.family else "noisy scenes"
+    )
     rows = [
         [s["task"], s["resizer"], format_estimate(_estimate(s["final"])),
          format_estimate(_estimate(s["vs_bilinear"]), signed=True),
