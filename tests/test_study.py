@@ -491,7 +491,7 @@ def test_several_configurations_are_lines_with_intervals_cut_at_zero() -> None:
 
 
 def test_the_cost_figure_has_a_panel_per_task_and_scenes_and_marks_lone_scales() -> None:
-    from downsizenet_hub.study.plots import cost_figure
+    from downsizenet_hub.study.cost_plot import cost_figure
 
     def line(*points: tuple[float, float, float]) -> list:
         return [(macs * 1e9, _estimate(score, 3), scale, []) for macs, score, scale in points]

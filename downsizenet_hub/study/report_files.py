@@ -19,8 +19,8 @@ from downsizenet_hub.study.cell_run import RESIZER_DIR, CellResult, cell_folder,
 from downsizenet_hub.study.cells import StudyPlan
 from downsizenet_hub.study.cost import cost_points, cost_table
 from downsizenet_hub.study.differences import difference_figure, transfer_targets_table
+from downsizenet_hub.study.figures import write_figures
 from downsizenet_hub.study.movement import movement_table, movements
-from downsizenet_hub.study.plots import write_figures
 from downsizenet_hub.study.publishing import publish_study_resizer, study_record
 from downsizenet_hub.study.report import (
     RowSummary,
