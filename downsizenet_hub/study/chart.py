@@ -61,13 +61,15 @@ def plot_points(axes: Axes, xs: list[float], estimates: list[Estimate], label: s
 
 
 def from_zero(axes: Axes, series: Sequence[Series]) -> None:
-    """Scores start at 0; the top leaves room for the highest interval and the labels."""
-    top = max(
+    """Scores start at 0; the top leaves room for the highest interval and the labels. A panel
+    with no score yet (a report of a study whose transfers have not run) keeps its limits."""
+    tops = [
         (e.ci_high if e.n > 1 and e.ci_high is not None else e.mean)
         for _, _, _, estimates in series
         for e in estimates
-    )
-    axes.set_ylim(0.0, max(top, 1e-6) * 1.18)
+    ]
+    if tops:
+        axes.set_ylim(0.0, max(max(tops), 1e-6) * 1.18)
 
 
 def note_single_seed(figure: Figure, summaries: Sequence[RowSummary]) -> None:
