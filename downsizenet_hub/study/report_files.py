@@ -19,6 +19,7 @@ from downsizenet_hub.study.cell_run import RESIZER_DIR, CellResult, cell_folder,
 from downsizenet_hub.study.cells import StudyPlan
 from downsizenet_hub.study.cost import cost_points, cost_table
 from downsizenet_hub.study.differences import difference_figure, transfer_targets_table
+from downsizenet_hub.study.families import study_families
 from downsizenet_hub.study.figures import write_figures
 from downsizenet_hub.study.movement import movement_table, movements
 from downsizenet_hub.study.publishing import publish_study_resizer, study_record
@@ -122,7 +123,8 @@ def write_report(run: StudyRun, command: str) -> list[Path]:
     )
     write_json(results_dir / "results.json", document)
     cost = cost_table(cost_points(run.plan, run.summaries), run.results)
-    movement = movement_table(movements(run.summaries, results_dir))
+    families = study_families(run.plan.config)
+    movement = movement_table(movements(run.summaries, results_dir, families), families)
     difference = difference_figure(run.summaries)
     if difference is not None:
         save_figure(difference, results_dir / DIFFERENCE_FIGURE)
