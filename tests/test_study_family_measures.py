@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from test_study_families import _families
+from test_study_run import tiny
 from torch import nn
 
+from downsizenet_hub import DownsizeNet, hub
+from downsizenet_hub.experiments.output_stats import mean_abs_difference
 from downsizenet_hub.registry import create_resizer
-from downsizenet_hub.study import preset
+from downsizenet_hub.study import plan_study, preset, run_study
 from downsizenet_hub.study.aggregate import estimate
-from downsizenet_hub.study.families import Family, study_families
+from downsizenet_hub.study.cell_run import RESIZER_DIR, cell_folder
+from downsizenet_hub.study.families import Family, family_scenes, first_images, study_families
+from downsizenet_hub.study.family_outputs import FIGURE, is_image, output_figure
 from downsizenet_hub.study.item_map_table import ItemMapRow, item_map_table
 from downsizenet_hub.study.item_maps import ItemMap, PearsonSums, item_correlation, item_share
 from downsizenet_hub.study.movement import WEIGHT, Movement, movement_table
@@ -112,3 +120,63 @@ def test_the_item_map_table_gives_mean_and_std_over_seeds_and_the_range() -> Non
         "| talebi | noisy | x0.3 | 8 epochs | family B (clean) | 2 | +0.600 ± 0.141 | "
         "+0.200 ± 0.141 | n/a | -22.000 | 25.000 |"
     )
+
+
+def test_an_output_outside_the_image_range_is_drawn_per_channel_with_its_range() -> None:
+    image = torch.rand(3, 8, 8)
+    wild = torch.linspace(-22.0, 25.0, 3 * 4 * 4).view(3, 4, 4)
+    assert is_image(image) and is_image(image * 1.1 - 0.05) and not is_image(wild)
+    figure = output_figure(
+        ["family A", "family B"],
+        [image, image],
+        [("bilinear", [image[:, ::2, ::2], image[:, ::2, ::2]]), ("talebi", [wild, wild / 2])],
+    )
+    titles = [axes.get_title() for axes in figure.axes]
+    # Two inputs, two bilinear images, 2 x 3 channel panels and their 6 colourbars.
+    assert len(figure.axes) == 16
+    assert "R: min -22.00, max -7.00" in titles and "B: min 10.00, max 25.00" in titles
+    assert "B: min 5.00, max 12.50" in titles  # family B's output in its own range
+    assert sum(t.startswith("image, values") for t in titles) == 2
+
+
+def _plant(results_dir: Path, cell: Any, model: nn.Module) -> None:
+    hub.save_pretrained(model, cell_folder(results_dir, cell) / RESIZER_DIR)
+
+
+def test_the_report_measures_each_learned_resizer_on_each_family(
+    tmp_path: Path, trained_baseline: Callable[..., nn.Module]
+) -> None:
+    experiments = _families().to_dict()["experiments"]
+    for experiment in experiments:
+        experiment["baselines"] = ["bilinear", "talebi"]
+    config = tiny(seeds=[0], experiments=experiments)
+    plan = plan_study(config)
+    learned = {c.resizer.label: c for c in plan.cells if c.task == "segmentation"}
+    resize = {"scale_factor": 0.5}
+    talebi = trained_baseline("talebi", {}, resize)
+    with torch.no_grad():  # an output far outside [0, 1]
+        talebi.output.weight.mul_(400.0)
+    _plant(tmp_path, learned["downsizenet"], DownsizeNet())
+    _plant(tmp_path, learned["talebi"], talebi)
+    run_study(config, tmp_path, progress=False, report_only=True)
+    report = (tmp_path / "results.md").read_text()
+    assert "| moved on family A | moved on family B (clean) | unit |" in report
+    cell = learned["talebi"]
+    expected = []
+    for family in (A, B_CLEAN):  # measured on each family's scenes, not read from a record
+        images, _ = family_scenes(cell.data, cell.variant, cell.scale, family)
+        batch = first_images(images, 16)
+        expected.append(mean_abs_difference(talebi, create_resizer("bilinear"), batch, **resize))
+    assert expected[0] != expected[1]
+    talebi_row = next(line for line in report.splitlines() if line.startswith("| talebi | noisy"))
+    assert f"| {expected[0]:.4f} (n=1) | {expected[1]:.4f} (n=1) |" in talebi_row
+    assert "| downsizenet | noisy | x0.5 | 1 epoch | 0.00 (n=1) | 0.00 (n=1) |" in report
+    assert "## How much of a non-image output is a map of the objects" in report
+    rows = json.loads((tmp_path / "results.json").read_text())["item_maps"]
+    assert [(r["resizer"], r["family"], r["family_variant"]) for r in rows] == [
+        ("bilinear", "A", None), ("talebi", "A", None),
+        ("bilinear", "B", "clean"), ("talebi", "B", "clean"),
+    ]  # fmt: skip
+    talebi_a = rows[1]["seeds"][0]
+    assert talebi_a["seed"] == 0 and talebi_a["min"] < -1.0 and talebi_a["images"] == 4
+    assert (tmp_path / FIGURE).is_file() and f"]({FIGURE})" in report

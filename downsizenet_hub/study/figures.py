@@ -7,6 +7,8 @@ from pathlib import Path
 
 from downsizenet_hub.study.cells import StudyPlan
 from downsizenet_hub.study.cost_plot import score_vs_cost
+from downsizenet_hub.study.families import study_families
+from downsizenet_hub.study.family_outputs import FIGURE, IMAGE_RANGE, family_outputs
 from downsizenet_hub.study.grids import resizer_grids
 from downsizenet_hub.study.plots import score_vs_epochs, score_vs_scale
 from downsizenet_hub.study.report import RowSummary
@@ -43,6 +45,18 @@ def write_figures(
                 f"Validation image {index}: the resizers at real size and enlarged, and where the "
                 "trained DownsizeNet moved weight away from its classical filter",
                 name,
+            )
+        )
+    outputs = family_outputs(plan, results_dir, study_families(plan.config))
+    if outputs is not None:
+        save_figure(outputs, results_dir / FIGURE)
+        low, high = IMAGE_RANGE
+        written.append(
+            (
+                "Bilinear's and each learned resizer's output on one validation image of each "
+                f"scene family, unclipped: an output with values outside [{low:g}, {high:g}] is "
+                "drawn channel by channel, each in its own colour range with its min and max",
+                FIGURE,
             )
         )
     return written
