@@ -490,8 +490,18 @@ def test_several_configurations_are_lines_with_intervals_cut_at_zero() -> None:
     assert low_ends.min() == pytest.approx(0.0)  # the interval reaching -0.2 is cut at 0
 
 
+def test_a_panel_with_no_score_yet_keeps_its_limits() -> None:
+    from matplotlib.figure import Figure
+
+    from downsizenet_hub.study.chart import from_zero
+
+    axes = Figure().subplots()
+    from_zero(axes, [("downsizenet", "downsizenet", [], [])])  # used to fail on max() of nothing
+    assert axes.get_ylim() == (0.0, 1.0)
+
+
 def test_the_cost_figure_has_a_panel_per_task_and_scenes_and_marks_lone_scales() -> None:
-    from downsizenet_hub.study.plots import cost_figure
+    from downsizenet_hub.study.cost_plot import cost_figure
 
     def line(*points: tuple[float, float, float]) -> list:
         return [(macs * 1e9, _estimate(score, 3), scale, []) for macs, score, scale in points]

@@ -105,6 +105,7 @@ def markdown_report(
     comparisons: Sequence[HeadToHead] = (),
     cost: str = "",
     movement: str = "",
+    item_maps: str = "",
 ) -> str:
     """results.md: what ran, the tables, the findings, the figures (``(caption, file)`` pairs)."""
     lines = _overview(plan, summaries, totals, command)
@@ -114,6 +115,9 @@ def markdown_report(
         lines += _section("Cost", _COST, cost)
     if movement:
         lines += _section("How far the learned resizers moved", _MOVEMENT, movement)
+    if item_maps:
+        lines += _section("How much of a non-image output is a map of the objects", _ITEM_MAPS,
+                          item_maps)  # fmt: skip
     if totals.published:
         lines += ["## Published", ""]
         lines += [
@@ -187,6 +191,15 @@ _MOVEMENT = (
     "learned baseline, which has no coefficients, the mean |output - start output| in "
     "pixel values (0-1), start being bilinear (talebi) or area (strided). Where it moved"
     " is what the comparison grids below show."
+)
+
+_ITEM_MAPS = (
+    "Per output channel, the Pearson correlation r between a resizer's output and the item "
+    "mask (1 on an item, 0 on the background, area-averaged to the output's size: the share of "
+    "each output pixel covered by items), pooled over every pixel of every validation scene of "
+    "each family, for the learned resizers whose output need not be an image and for bilinear, "
+    "an image, beside them; mean ± std over seeds, and the output's range over all of them. "
+    "r near ±1 means the channel is a map of where the objects are rather than a picture of them."
 )
 
 

@@ -19,8 +19,10 @@ from downsizenet_hub.study.cell_run import RESIZER_DIR, CellResult, cell_folder,
 from downsizenet_hub.study.cells import StudyPlan
 from downsizenet_hub.study.cost import cost_points, cost_table
 from downsizenet_hub.study.differences import difference_figure, transfer_targets_table
+from downsizenet_hub.study.families import study_families
+from downsizenet_hub.study.figures import write_figures
+from downsizenet_hub.study.item_map_table import item_map_rows, item_map_table
 from downsizenet_hub.study.movement import movement_table, movements
-from downsizenet_hub.study.plots import write_figures
 from downsizenet_hub.study.publishing import publish_study_resizer, study_record
 from downsizenet_hub.study.report import (
     RowSummary,
@@ -120,16 +122,21 @@ def write_report(run: StudyRun, command: str) -> list[Path]:
     document = results_document(
         run.plan, run.results, run.summaries, run.totals, command, comparisons
     )
+    families = study_families(run.plan.config)
+    item_maps = item_map_rows(run.summaries, results_dir, families) if families else []
+    if families:  # a study without scene families keeps its results.json as it was
+        document["item_maps"] = [row.to_json() for row in item_maps]
     write_json(results_dir / "results.json", document)
     cost = cost_table(cost_points(run.plan, run.summaries), run.results)
-    movement = movement_table(movements(run.summaries, results_dir))
+    movement = movement_table(movements(run.summaries, results_dir, families), families)
     difference = difference_figure(run.summaries)
     if difference is not None:
         save_figure(difference, results_dir / DIFFERENCE_FIGURE)
         figures.insert(0, (DIFFERENCE_CAPTION, DIFFERENCE_FIGURE))
     text = markdown_report(
-        run.plan, run.summaries, run.totals, command, figures, comparisons, cost, movement
-    )
+        run.plan, run.summaries, run.totals, command, figures, comparisons, cost, movement,
+        item_map_table(item_maps) if item_maps else "",
+    )  # fmt: skip
     targets = transfer_targets_table(run.summaries)
     if targets:
         section = f"## Same objects, new objects\n\n{TARGETS_INTRO}\n\n{targets}\n\n"
