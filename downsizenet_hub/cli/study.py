@@ -34,8 +34,9 @@ def study(
             "--preset",
             help="quick (the quickstart, <10 min on 2 CPU cores), cpu (the paper's main "
             "questions, 3 seeds, about 1.5-2 h on 2 cores), full (every question, several "
-            "hours, resumable) or paper (the paper's settings, for GPUs with VOC and "
-            "Cityscapes).",
+            "hours, resumable), plateau (the decisive study: the plateau budget, transfers "
+            "to new objects, about 4 h with 2 workers) or paper (the paper's settings, for "
+            "GPUs with VOC and Cityscapes).",
         ),
     ] = None,
     config: Annotated[
@@ -114,7 +115,7 @@ def study(
         )  # fmt: skip
         if (preset is None) == (config is None):
             raise ValueError(
-                "give exactly one of --preset (quick, cpu, full, paper) or --config FILE."
+                "give exactly one of --preset (quick, cpu, full, plateau, paper) or --config FILE."
             )
         if dry_run and report_only:
             raise ValueError("give --dry-run or --report-only, not both.")
