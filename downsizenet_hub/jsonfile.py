@@ -16,12 +16,20 @@ import json
 import os
 import re
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "loads_json", "read_json", "read_regular_bytes"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "loads_json",
+    "read_json",
+    "read_matching",
+    "read_regular_bytes",
+]
 
 #: Default largest file read (bytes): far above any config or metrics file; pass ``max_bytes``
 #: for bigger inputs such as COCO annotation files.
@@ -56,6 +64,25 @@ def read_json(
     if len(data) > max_bytes:
         raise ValueError(f"{what} {path} is larger than {max_bytes} bytes; refusing to read it.")
     return loads_json(data, source=f"{what} {path}", max_depth=max_depth)
+
+
+def read_matching(
+    path: str | os.PathLike[str], expected: Mapping[str, Any], *, what: str
+) -> dict[str, Any] | None:
+    """The JSON object in ``path`` if it holds every key of ``expected`` with that value, else
+    None (missing, unreadable, corrupt, or written for other inputs).
+
+    How finished work is found again: a run's metrics.json and a study cell's cell.json are
+    written last, atomically, and name what they were computed from (a recipe, a cell spec);
+    only one naming the same inputs is reused.
+    """
+    try:
+        data = read_json(path, what=what)
+    except (OSError, ValueError):  # missing, or corrupt (too deep, not JSON): not reusable
+        return None
+    if not isinstance(data, dict) or any(data.get(k) != v for k, v in expected.items()):
+        return None
+    return data
 
 
 def read_regular_bytes(path: str | os.PathLike[str], limit: int, *, what: str = "file") -> bytes:

@@ -14,6 +14,12 @@ A name that is not in the table is a published resizer: it is resolved and loade
 :mod:`downsizenet_hub.hub` (strictly, safetensors only, in eval mode) as the architecture its
 config.json names.
 
+**Resolved once.** A name is checked and resolved where it enters: :func:`resolve_resizer` turns it
+into a :class:`ResizerRef`, which says what it is (a built-in name, a plugin's, a published
+resizer) and where it lives (the plugin's package; the folder, and whether a directory, the local
+hub, the shipped resizers or the Hugging Face cache). ``create_resizer`` takes that value and
+builds it without checking or looking it up again; given a string, it resolves it first.
+
 **Registering an architecture.** A builder takes the architecture's configuration as keywords and
 returns a fresh module with the resizer call signature ``(images, size=None,
 scale_factor=None)``. One line adds it::
@@ -48,7 +54,8 @@ storage.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from torch import nn
 
@@ -56,6 +63,9 @@ from downsizenet_hub import plugins
 from downsizenet_hub.resizing.fixed import FIXED_RESIZERS, FixedResizer
 from downsizenet_hub.resizing.strided import StridedResizer
 from downsizenet_hub.resizing.talebi import TalebiResizer
+
+if TYPE_CHECKING:  # the hub is imported on first use: building a fixed resizer needs no storage
+    from downsizenet_hub.hub.refs import ResolvedRef
 
 #: A builder: configuration keywords in, a fresh resizer module out.
 Builder = Callable[..., nn.Module]
@@ -124,12 +134,42 @@ def _plain_word(name: object) -> bool:
     return isinstance(name, str) and bool(name) and "/" not in name and ":" not in name
 
 
-def create_resizer(name: str | nn.Module, **config: Any) -> nn.Module:
+@dataclass(frozen=True)
+class ResizerRef:
+    """A resizer reference resolved once (:func:`resolve_resizer`): what it names and where that
+    lives. Code below the place where a name enters passes this value, not the name again.
+
+    ``text`` is the reference as written (what arms, run recipes and messages show). ``kind``:
+    ``"builtin"`` (a name in the table), ``"plugin"`` (a plugin's name; ``plugin`` is the
+    package providing it, imported and checked) or ``"published"`` (``published`` is where it
+    was found: a directory, the local hub, the shipped resizers or the Hugging Face cache, with
+    the folder holding config.json and model.safetensors).
+    """
+
+    text: str
+    kind: Literal["builtin", "plugin", "published"]
+    plugin: plugins.LoadedPlugin | None = None
+    published: ResolvedRef | None = None
+
+
+def resolve_resizer(name: str) -> ResizerRef:
+    """Resolve ``name`` (see the module docstring for the forms) once, without building it.
+
+    Raises:
+        ValueError: an empty name, a malformed hub name, a broken plugin
+            (:class:`~downsizenet_hub.plugins.PluginError`); FileNotFoundError (from the hub)
+            when a published reference leads nowhere.
+    """
+    return _registered(name) or _published(name, {})
+
+
+def create_resizer(name: str | ResizerRef | nn.Module, **config: Any) -> nn.Module:
     """The resizer ``name`` refers to (see the module docstring for the forms).
 
     Args:
-        name: a module (returned as is), a registered name, a plugin's name, or a published
-            resizer reference.
+        name: a module (returned as is), a registered name, a plugin's name, a published
+            resizer reference, or a reference already resolved by :func:`resolve_resizer`
+            (built without being checked again).
         **config: the architecture's configuration for a fresh learned resizer; refused for fixed
             and published ones (a published resizer's architecture comes from its config.json).
 
@@ -142,20 +182,45 @@ def create_resizer(name: str | nn.Module, **config: Any) -> nn.Module:
         if config:
             raise ValueError("a resizer module takes no configuration; build it configured.")
         return name
-    if not isinstance(name, str) or not name:
+    ref = name if isinstance(name, ResizerRef) else _registered(name) or _published(name, config)
+    if ref.kind == "builtin":
+        if config and ref.text in _FIXED:
+            raise ValueError(f"the fixed resizer {ref.text!r} takes no configuration.")
+        return _BUILDERS[ref.text](**config)
+    if ref.plugin is not None:  # checked: its configuration, the module and its call signature
+        return ref.plugin.create(**config)
+    _refuse_config(config)
+    assert ref.published is not None
+    from downsizenet_hub.hub import api  # storage, imported on first use
+    from downsizenet_hub.hub.model import DownsizeNet
+
+    model, _ = api.load_resolved(ref.published, build=DownsizeNet)
+    return model
+
+
+def _registered(name: object) -> ResizerRef | None:
+    """``name`` checked (the one check of a resizer reference where it enters) and found in the
+    table or among the plugins; None for a published reference."""
+    if not isinstance(name, str) or not name.strip():
         raise ValueError(f"a resizer reference must be a non-empty string, got {name!r}.")
     plugins.names()  # an installed plugin taking a built-in name is refused, never ignored
-    builder = _BUILDERS.get(name)
-    if builder is not None:
-        if config and name in _FIXED:
-            raise ValueError(f"the fixed resizer {name!r} takes no configuration.")
-        return builder(**config)
+    if name in _BUILDERS:
+        return ResizerRef(name, "builtin")
     plugin = plugins.get(name) if _plain_word(name) else None
-    if plugin is not None:  # checked: its configuration, the module and its call signature
-        return plugin.create(**config)
+    return ResizerRef(name, "plugin", plugin=plugin) if plugin is not None else None
+
+
+def _published(name: str, config: dict[str, Any]) -> ResizerRef:
+    """The published resizer ``name`` (already checked by :func:`_registered`), found once."""
+    _refuse_config(config)  # before the file system or the network is consulted
+    from downsizenet_hub.hub.refs import locate
+
+    return ResizerRef(name, "published", published=locate(name))
+
+
+def _refuse_config(config: dict[str, Any]) -> None:
     if config:
         raise ValueError("a published resizer's configuration comes from its config.json.")
-    return load_published(name)
 
 
 def load_published(ref: str, **options: Any) -> nn.Module:

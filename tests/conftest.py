@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from torch import nn
+from typer.testing import CliRunner
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +37,41 @@ def one_thread() -> Any:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def shipped(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty folder in place of the resizers the package ships, so that whatever it ships, a
+    test sees only its own local hub; a test that needs shipped resizers writes real ones here.
+    (Outside ``tmp_path``, which some tests expect to stay empty.)"""
+    from downsizenet_hub.hub import local
+
+    folder = tmp_path_factory.mktemp("shipped-resizers")
+    monkeypatch.setattr(local, "SHIPPED_DIR", folder)
+    return folder
+
+
+@pytest.fixture
+def runner(shipped: Path) -> CliRunner:
+    """A CLI runner whose commands see only the test's own local hub (see :func:`shipped`)."""
+    return CliRunner()
+
+
+@pytest.fixture
+def deadline() -> Iterator[None]:
+    """Fail, rather than hang the suite, if the test blocks for 60 s (a FIFO opened for reading
+    waits for a writer forever)."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError("blocked for 60 s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(60)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture

@@ -11,49 +11,19 @@ from typer.testing import CliRunner
 
 from downsizenet_hub import DownsizeNet, paths
 from downsizenet_hub.cli import app
-from downsizenet_hub.hub import TrainingRecord, local, publish, save_pretrained
+from downsizenet_hub.hub import local, publish, save_pretrained
+
+from helpers import RECORD, assert_one_line_error, snapshot
 
 
 def tiny(channels: int = 4) -> DownsizeNet:
     return DownsizeNet(conv_layers=2, channels=channels, init="random")
 
 
-RECORD = TrainingRecord(
-    task="segmentation",
-    pipeline="fcn-vgg16",
-    dataset="scenes",
-    generated_data=True,
-    epochs=1,
-    seed=0,
-    metric="mIoU",
-    score=0.5,
-    baseline_score=0.375,
-    command="downsizenet pretrain",
-    scale_factor=0.5,
-)
-
-
 @pytest.fixture
-def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
+def runner(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.setenv("COLUMNS", "200")  # a wide table, so cells are not wrapped
-    # Whatever the package ships, these tests see only their own local hub.
-    monkeypatch.setattr(local, "SHIPPED_DIR", tmp_path / "no-shipped-resizers")
-    return CliRunner()
-
-
-def snapshot(root: Path) -> dict[str, bytes | None]:
-    return {
-        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
-        for p in sorted(root.rglob("*"))
-    }
-
-
-def assert_one_line_error(result, pattern: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert pattern in lines[0]
+    return runner
 
 
 def test_help_lists_the_commands(runner: CliRunner) -> None:

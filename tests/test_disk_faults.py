@@ -25,7 +25,9 @@ from downsizenet_hub import DownsizeNet, atomic, paths
 from downsizenet_hub.atomic import WriteError
 from downsizenet_hub.cli import app
 from downsizenet_hub.engine.checkpoint import TrainingState, load_checkpoint, save_checkpoint
-from downsizenet_hub.hub import from_pretrained, local, publish, save_pretrained
+from downsizenet_hub.hub import from_pretrained, publish, save_pretrained
+
+from helpers import assert_one_line_error, snapshot
 
 
 def tiny(channels: int = 4) -> DownsizeNet:
@@ -35,13 +37,6 @@ def tiny(channels: int = 4) -> DownsizeNet:
 def outputs(model: DownsizeNet) -> torch.Tensor:
     with torch.no_grad():
         return model(torch.linspace(0, 1, 3 * 12 * 12).view(1, 3, 12, 12), scale_factor=0.5)
-
-
-def snapshot(root: Path) -> dict[str, bytes | None]:
-    return {
-        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
-        for p in sorted(root.rglob("*"))
-    }
 
 
 def training_state(value: float) -> TrainingState:
@@ -59,18 +54,8 @@ def training_state(value: float) -> TrainingState:
     )
 
 
-@pytest.fixture(autouse=True)
-def no_shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local, "SHIPPED_DIR", tmp_path / "no-shipped-resizers")
-
-
-def assert_one_line_error(result: Any, *parts: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for part in parts:
-        assert part in lines[0], lines[0]
+# Whatever the package ships, these tests see only their own local hub.
+pytestmark = pytest.mark.usefixtures("shipped")
 
 
 class _FullDisk:

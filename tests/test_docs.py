@@ -287,14 +287,18 @@ def test_run_folders_and_progress_names_carry_the_data() -> None:
 
 def test_transfer_names_a_folder_resizer_after_the_folder(tmp_path: Path) -> None:
     from downsizenet_hub.experiments.transfer import _arm_folder
+    from downsizenet_hub.hub import ResolvedRef
+    from downsizenet_hub.registry import ResizerRef, resolve_resizer
 
     folder = tmp_path / "published" / "scenes-noisy-x0.3"
     folder.mkdir(parents=True)
-    assert _arm_folder(str(folder), [str(folder), "bilinear"]) == "scenes-noisy-x0.3"
-    assert _arm_folder("demo/seg", ["demo/seg", "bilinear"]) == "demo__seg"  # a hub name
+    assert _arm_folder(resolve_resizer(str(folder)), [str(folder), "bilinear"]) == folder.name
+    local = ResizerRef("demo/seg", "published", published=ResolvedRef(folder, "local", "demo/seg"))
+    assert _arm_folder(local, ["demo/seg", "bilinear"]) == "demo__seg"  # a hub name
     clash = tmp_path / "bilinear"
     clash.mkdir()
-    assert _arm_folder(str(clash), [str(clash), "bilinear"]) != "bilinear"  # arms never share
+    clashing = resolve_resizer(str(clash))
+    assert _arm_folder(clashing, [str(clash), "bilinear"]) != "bilinear"  # arms never share
 
 
 def test_data_scenes_builds_the_layout_it_is_given(tmp_path: Path, isolated_home: Path) -> None:

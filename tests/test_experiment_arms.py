@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from torch import nn
 
-from downsizenet_hub import hub
+from downsizenet_hub import hub, registry
 from downsizenet_hub.engine import TrainConfig
 from downsizenet_hub.experiments import common, pretrain, pretrain_build, transfer
 from downsizenet_hub.experiments.common import ArmResult, DataOptions
+from downsizenet_hub.hub import names, refs
 from downsizenet_hub.pipelines import target as pipeline_target
 
 
@@ -54,14 +55,20 @@ def test_transfer_loads_each_arm_resizer_once_and_passes_the_checked_target(
     no_training: list[nn.Module],
 ) -> None:
     hub.publish(trained_baseline("talebi", {"filters": 4}, {"scale_factor": 0.5}), "tests/talebi")
-    created: list[Any] = []
-    loaded: list[Any] = []
-    checked: list[Any] = []
-    rechecked: list[Any] = []
-    _counting(monkeypatch, transfer, "create_resizer", created)
-    _counting(monkeypatch, hub.files, "load_folder", loaded)
-    _counting(monkeypatch, common, "resize_target", checked)
-    _counting(monkeypatch, pipeline_target, "resize_target", rechecked)
+    count: dict[str, list[Any]] = {}
+    for label, module, name in [
+        ("resolved", transfer, "resolve_resizer"),  # each arm's name, once, where it enters
+        ("built", transfer, "create_resizer"),  # ... and built from the resolved value
+        ("checked", registry, "_registered"),  # the one check of a resizer reference
+        ("hub name", names, "validate_name"),  # a hub name's syntax
+        ("located", refs, "locate"),  # where a published resizer lives
+        ("by name", hub.files, "architecture"),  # its architecture, as config.json names it
+        ("by type", hub.files, "architecture_of"),  # ... never looked up again by config type
+        ("loaded", hub.files, "load_folder"),  # its files read
+        ("scale", common, "resize_target"),
+        ("scale again", pipeline_target, "resize_target"),
+    ]:
+        _counting(monkeypatch, module, name, count.setdefault(label, []))
     options = transfer.TransferOptions(
         data=DataOptions(scale=0.5, image_size=(96, 96)), resizer="tests/talebi",
         compare="bilinear", backbone_weights=str(vgg_weights), run_dir=tmp_path / "t",
@@ -69,9 +76,16 @@ def test_transfer_loads_each_arm_resizer_once_and_passes_the_checked_target(
     )  # fmt: skip
     report = transfer.run_transfer(options)
     assert [arm.name for arm in report.arms] == ["tests/talebi", "bilinear"]
-    assert Counter(created) == {"tests/talebi": 1, "bilinear": 1}  # one construction per arm
-    assert len(loaded) == 1  # the published one read from disk once
-    assert len(checked) == 1 and rechecked == []  # --scale checked once, where it entered
+    once_per_arm = {"tests/talebi": 1, "bilinear": 1}
+    assert Counter(count["resolved"]) == once_per_arm
+    assert all(isinstance(ref, registry.ResizerRef) for ref in count["built"])
+    assert Counter(ref.text for ref in count["built"]) == once_per_arm  # one construction per arm
+    assert Counter(count["checked"]) == once_per_arm  # checked once, never again below
+    assert count["hub name"] == ["tests/talebi"]  # parsed once: str -> HubRef -> ResolvedRef
+    assert count["located"] == ["tests/talebi"]
+    assert count["by name"] == ["talebi"] and count["by type"] == []
+    assert len(count["loaded"]) == 1  # the published one read from disk once
+    assert len(count["scale"]) == 1 and count["scale again"] == []  # --scale checked once
     assert all(p.target is options.data.target for p in no_training)  # type: ignore[union-attr]
 
 

@@ -13,29 +13,20 @@ from downsizenet_hub import DownsizeNet, paths
 from downsizenet_hub.hub import (
     from_pretrained,
     list_published,
-    local,
     publish,
     remove,
     save_pretrained,
 )
+
+from helpers import snapshot
 
 
 def tiny(channels: int = 4) -> DownsizeNet:
     return DownsizeNet(conv_layers=1, channels=channels, init="random")
 
 
-def snapshot(root: Path) -> dict[str, bytes | None]:
-    return {
-        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
-        for p in sorted(root.rglob("*"))
-    }
-
-
-@pytest.fixture(autouse=True)
-def no_shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = tmp_path / "no-shipped"
-    folder.mkdir()
-    monkeypatch.setattr(local, "SHIPPED_DIR", folder)
+# Whatever the package ships, these tests see only their own local hub.
+pytestmark = pytest.mark.usefixtures("shipped")
 
 
 @pytest.fixture

@@ -49,11 +49,8 @@ def outputs(model: DownsizeNet) -> torch.Tensor:
         return model(torch.linspace(0, 1, 3 * 12 * 12).view(1, 3, 12, 12), scale_factor=0.5)
 
 
-@pytest.fixture(autouse=True)
-def no_shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = tmp_path / "no-shipped"
-    folder.mkdir()
-    monkeypatch.setattr(local, "SHIPPED_DIR", folder)
+# Whatever the package ships, these tests see only their own local hub.
+pytestmark = pytest.mark.usefixtures("shipped")
 
 
 def state(name: str) -> str:

@@ -16,7 +16,6 @@ from downsizenet_hub.hub import (
     files,
     from_pretrained,
     list_published,
-    local,
     publish,
     remove,
     resolve,
@@ -25,25 +24,16 @@ from downsizenet_hub.hub import (
     store,
 )
 
+from helpers import snapshot, training_record
+
 
 def tiny(channels: int = 4) -> DownsizeNet:
     return DownsizeNet(conv_layers=1, channels=channels, init="random")
 
 
 def record() -> TrainingRecord:
-    return TrainingRecord(
-        task="segmentation",
-        pipeline="fcn-vgg16",
-        dataset="scenes",
-        generated_data=True,
-        epochs=1,
-        seed=0,
-        metric="mIoU",
-        score=0.5,
-        baseline_score=0.4,
-        command="downsizenet pretrain",
-        output_size=(32, 32),
-        input_size=(64, 64),
+    return training_record(
+        baseline_score=0.4, scale_factor=None, output_size=(32, 32), input_size=(64, 64)
     )
 
 
@@ -52,24 +42,8 @@ def outputs(model: DownsizeNet) -> torch.Tensor:
         return model(torch.linspace(0, 1, 3 * 12 * 12).view(1, 3, 12, 12), scale_factor=0.5)
 
 
-def snapshot(root: Path) -> dict[str, bytes | None]:
-    """Every path under ``root`` (hidden ones included) with its bytes (None for folders)."""
-    if not root.exists():
-        return {}
-    return {
-        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
-        for p in sorted(root.rglob("*"))
-    }
-
-
-@pytest.fixture(autouse=True)
-def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty shipped-resizers folder, so that what the package ships does not change these
-    tests; tests that need shipped resizers write real ones into it."""
-    folder = tmp_path / "pretrained"
-    folder.mkdir()
-    monkeypatch.setattr(local, "SHIPPED_DIR", folder)
-    return folder
+# Whatever the package ships, these tests see only their own local hub.
+pytestmark = pytest.mark.usefixtures("shipped")
 
 
 # ---------------------------------------------------------------------------- the happy path

@@ -16,7 +16,7 @@ from downsizenet_hub.data.scenes import read_manifest
 from downsizenet_hub.engine import TrainConfig
 from downsizenet_hub.experiments.common import finished_result
 from downsizenet_hub.hub import from_pretrained, save_pretrained
-from downsizenet_hub.jsonfile import loads_json, nesting_depth, read_json
+from downsizenet_hub.jsonfile import loads_json, nesting_depth, read_json, read_matching
 from downsizenet_hub.study.config_file import load_config
 
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -109,4 +109,19 @@ def test_a_deep_study_config(tmp_path: Path, suffix: str) -> None:
 
 def test_deep_metrics_are_not_a_finished_run(tmp_path: Path) -> None:
     (tmp_path / "metrics.json").write_text(DEEP)
+    assert finished_result(tmp_path, {}, TrainConfig()) is None
+
+
+def test_read_matching_finds_only_a_record_of_the_same_inputs(tmp_path: Path) -> None:
+    path = tmp_path / "cell.json"
+    assert read_matching(path, {"spec": 1}, what="cell result") is None  # missing
+    path.write_text('["not", "an", "object"]')
+    assert read_matching(path, {"spec": 1}, what="cell result") is None
+    path.write_text('{"spec": 2, "metrics": {}}')
+    assert read_matching(path, {"spec": 1}, what="cell result") is None  # other inputs
+    assert read_matching(path, {"spec": 2}, what="cell result") == {"spec": 2, "metrics": {}}
+
+
+def test_metrics_that_are_not_an_object_are_not_a_finished_run(tmp_path: Path) -> None:
+    (tmp_path / "metrics.json").write_text("[]")
     assert finished_result(tmp_path, {}, TrainConfig()) is None

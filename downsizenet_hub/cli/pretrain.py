@@ -116,15 +116,7 @@ def pretrain(
 
     with user_errors(TrainingError):
         data_options = data_options_from(
-            data,
-            data_root,
-            variant,
-            scale,
-            size,
-            train_images,
-            val_images,
-            default_scale=defaults.SCALE,
-            items=items,
+            data, data_root, variant, scale, size, train_images, val_images, items
         )
         check_output_size("--size", data_options.size, batch_size)
         config: dict[str, object] = {"neighbourhood": neighbourhood, "conv_layers": conv_layers}

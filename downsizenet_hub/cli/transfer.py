@@ -107,15 +107,7 @@ def transfer(
 
     with user_errors(TrainingError):
         data_options = data_options_from(
-            data,
-            data_root,
-            variant,
-            scale,
-            size,
-            train_images,
-            val_images,
-            default_scale=defaults.SCALE,
-            items=items,
+            data, data_root, variant, scale, size, train_images, val_images, items
         )
         options = TransferOptions(
             data=data_options,

@@ -12,7 +12,8 @@ what the files give) into NumPy arrays beside the build::
     <root>/decoded/<split>_offsets.npy    (N + 1,) int64: image i owns boxes offsets[i]:offsets[i+1]
 
 Later reads map them (``mmap_mode="r"``): the operating system's page cache holds one copy for
-every worker. The folder is written into a temporary sibling and renamed into place, so a
+every worker. The folder is written by the package's one folder publish
+(:func:`downsizenet_hub.atomic.publish_folder`: a temporary sibling renamed into place), so a
 killed decode never looks complete; a scenes build is immutable once complete, so the arrays
 never go stale. Only scenes builds are decoded (their size is bounded by their presets); real
 datasets are read file by file.
@@ -20,9 +21,6 @@ datasets are read file by file.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from downsizenet_hub.atomic import remove_stale_temporaries, temporary_prefix
+from downsizenet_hub.atomic import publish_folder
 from downsizenet_hub.data.voc import VOCDataset
 
 DECODED_DIR = "decoded"
@@ -79,21 +77,11 @@ def ensure_decoded(raw: VOCDataset, root: Path, split: str) -> Path:
     target = root / DECODED_DIR / split
     if _complete(target, split):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(target, suffix=".partial")
-    staging = Path(
-        tempfile.mkdtemp(prefix=temporary_prefix(target), suffix=".partial", dir=target.parent)
+    publish_folder(
+        target,
+        lambda staging: _decode(raw, staging, split),
+        done=lambda folder: _complete(folder, split),  # another process finished it first
     )
-    try:
-        _decode(raw, staging, split)
-        staging.chmod(0o755)
-        try:
-            os.replace(staging, target)
-        except OSError:
-            if not _complete(target, split):  # another process finished it first, or not
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

@@ -25,17 +25,17 @@ small tinted items' colours (the mean error is about 1/255). The ``noisy`` varia
 is added when a sample is loaded (:class:`.transforms.PixelNoise`, fixed per image), not stored,
 so one build serves both variants and JPEG never smooths the noise away.
 
-Builds are cached under ``paths.data_dir()/scenes`` and written atomically: into a temporary
-sibling folder, then renamed into place, so an interrupted build never looks complete.
+Builds are cached under ``paths.data_dir()/scenes`` (a folder named by the parameters and a
+digest of the build's identity) and written by the package's one folder publish
+(:func:`downsizenet_hub.atomic.publish_folder`): into a temporary sibling folder, then renamed
+into place, so an interrupted build never looks complete; a build is reused once its manifest
+names the same identity.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -45,7 +45,7 @@ from typing import Any, Literal
 from PIL import Image
 
 from downsizenet_hub import paths
-from downsizenet_hub.atomic import remove_stale_temporaries, temporary_prefix
+from downsizenet_hub.atomic import publish_folder
 from downsizenet_hub.data.composition import (
     BACKGROUNDS,
     CITATION,
@@ -283,18 +283,11 @@ def ensure_scenes(
         if progress is not None:
             progress(done, total)
 
-    remove_stale_temporaries(root, suffix=".partial")  # builds killed before, by dead processes
-    staging = Path(
-        tempfile.mkdtemp(prefix=temporary_prefix(root), suffix=".partial", dir=root.parent)
+    # Built into a partial sibling folder and renamed into place (builds that dead processes
+    # left are removed first); a build another process completed meanwhile is kept.
+    publish_folder(
+        root,
+        lambda staging: _build(staging, images, val, seed, size, config, tick),
+        done=lambda folder: _matches(folder, identity),
     )
-    staging.chmod(0o755)  # mkdtemp makes it private; the finished build is an ordinary folder
-    try:
-        _build(staging, images, val, seed, size, config, tick)
-        try:
-            os.replace(staging, root)  # atomic; also replaces an empty folder left at ``root``
-        except OSError:
-            if not _matches(root, identity):  # another process may have finished it first
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return root

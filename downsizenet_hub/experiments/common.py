@@ -3,7 +3,8 @@
 An *arm* is one resizer trained (or its heads trained) under settings identical to the others:
 same seed, same data order, same network initialisation. Each arm gets its own run folder, so an
 interrupted comparison resumes arm by arm, and a finished arm whose recipe matches is reused
-rather than retrained.
+rather than retrained (its ``metrics.json``, written last by the engine, found again by
+:func:`downsizenet_hub.jsonfile.read_matching`, as a study cell's ``cell.json`` is).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from downsizenet_hub.engine import FitResult, TrainConfig, fit, init_from_env, i
 from downsizenet_hub.engine.checkpoint import CHECKPOINT_NAME
 from downsizenet_hub.engine.distributed import barrier
 from downsizenet_hub.experiments import defaults
-from downsizenet_hub.jsonfile import read_json
+from downsizenet_hub.jsonfile import read_matching
 from downsizenet_hub.resizing.target import ResizeTarget, resize_target
 
 SizePair = tuple[int, int]
@@ -153,14 +154,9 @@ def finished_result(
 
     ``log_every`` is the one setting that does not change a result.
     """
-    path = run_dir / "metrics.json"
-    if not path.is_file():
-        return None
-    try:
-        data = read_json(path, what="run metrics")
-    except (OSError, ValueError):  # unreadable or corrupt (too deep, not JSON): not reusable
-        return None
-    if data.get("status") != "completed" or data.get("recipe") != _jsonable(recipe):
+    completed = {"status": "completed", "recipe": _jsonable(recipe)}
+    data = read_matching(run_dir / "metrics.json", completed, what="run metrics")
+    if data is None:
         return None
     wanted = {k: v for k, v in _jsonable(config.to_dict()).items() if k != "log_every"}
     stored = {k: v for k, v in (data.get("config") or {}).items() if k != "log_every"}

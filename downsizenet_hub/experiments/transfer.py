@@ -28,7 +28,7 @@ from downsizenet_hub.experiments.common import (
     write_summary,
 )
 from downsizenet_hub.pipelines.detection import HEADS, DetectionPipeline, stride8_trunk
-from downsizenet_hub.registry import create_resizer
+from downsizenet_hub.registry import ResizerRef, create_resizer, resolve_resizer
 from downsizenet_hub.tensor_hash import module_sha256
 
 
@@ -72,7 +72,8 @@ def run_transfer(options: TransferOptions) -> TransferReport:
     info = dataset_info(options.data.name)
     # Each arm's resizer is resolved and loaded once, here: a bad name or a resizer without
     # geometry for this resize fails now, not after the first arm has trained.
-    resizers = {name: create_resizer(name) for name in arm_names(options)}
+    refs = {name: resolve_resizer(name) for name in arm_names(options)}
+    resizers = {name: create_resizer(ref) for name, ref in refs.items()}
     for name, resizer in resizers.items():
         _check_geometry(name, resizer, options, info.image_size)
     train_set, val_set = options.data.datasets("detection")
@@ -84,7 +85,7 @@ def run_transfer(options: TransferOptions) -> TransferReport:
         recipe = _recipe(options, name, resizer, trunk, trunk_hash)
         arm, _ = train_arm(
             name, pipeline, train_set, val_set, options.train,
-            options.run_dir / _arm_folder(name, list(resizers)),
+            options.run_dir / _arm_folder(refs[name], list(refs)),
             recipe, resume=options.resume, progress=options.progress,
         )  # fmt: skip
         cache = pipeline.cached_front
@@ -171,12 +172,14 @@ def _slug(name: str) -> str:
     return name.replace("/", "__").replace("@", "_at_")
 
 
-def _arm_folder(name: str, arm_names: list[str]) -> str:
+def _arm_folder(ref: ResizerRef, arm_names: list[str]) -> str:
     """An arm's run folder: named after the resizer, so a resizer given as a folder path trains
     in ``<its folder's name>``, not in the whole path mangled (unless two arms would share it)."""
-    folder = Path(name).expanduser()
-    if folder.is_dir() and folder.name not in ("", ".", ".."):
-        others = {_slug(other) for other in arm_names if other != name}
-        if folder.resolve().name not in others:
-            return folder.resolve().name
-    return _slug(name)
+    published = ref.published
+    if published is not None and published.source == "directory":
+        folder = published.folder
+        if folder.name not in ("", ".", ".."):
+            others = {_slug(other) for other in arm_names if other != ref.text}
+            if folder.resolve().name not in others:
+                return folder.resolve().name
+    return _slug(ref.text)

@@ -12,7 +12,7 @@ from torch import nn
 
 from downsizenet_hub.hub import files, remote
 from downsizenet_hub.hub.record import TrainingRecord
-from downsizenet_hub.hub.refs import resolve
+from downsizenet_hub.hub.refs import ResolvedRef, resolve
 from downsizenet_hub.resizing.config import DownsizeNetConfig
 
 
@@ -68,6 +68,15 @@ def load(
 ) -> tuple[nn.Module, TrainingRecord | None]:
     """Like :func:`from_pretrained` (on CPU), also returning the training record if any."""
     resolved = resolve(ref, revision=revision, cache_dir=cache_dir, token=token, endpoint=endpoint)
+    return load_resolved(resolved, build)
+
+
+def load_resolved(
+    resolved: ResolvedRef, build: Callable[[DownsizeNetConfig], nn.Module] | None = None
+) -> tuple[nn.Module, TrainingRecord | None]:
+    """Load the resizer a reference resolved to (on CPU, in eval mode), with its training record:
+    what :func:`load` does once the reference is resolved, for callers that resolved it already
+    (the registry's :class:`~downsizenet_hub.registry.ResizerRef`)."""
     return files.load_folder(resolved.folder, build)
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from safetensors import SafetensorError
 
 from downsizenet_hub.atomic import write_atomic, write_json_atomic, write_text_atomic
 from downsizenet_hub.hub.architectures import (
     DEFAULT_ARCHITECTURE,
+    Architecture,
     ResizerConfig,
     architecture,
     architecture_of,
@@ -127,10 +128,26 @@ def model_config(model: object) -> ResizerConfig:
     return config  # type: ignore[return-value]
 
 
+class StoredConfig(NamedTuple):
+    """A config.json read and checked: the architecture it names, looked up once by that name,
+    its configuration and the training record."""
+
+    architecture: Architecture
+    config: ResizerConfig
+    record: TrainingRecord | None
+
+
 def read_config(path: Path) -> tuple[ResizerConfig, TrainingRecord | None]:
     """Parse and validate config.json; every problem is one sentence naming ``path``.
 
     The configuration's type says the architecture (see :mod:`.architectures`)."""
+    stored = read_stored(path)
+    return stored.config, stored.record
+
+
+def read_stored(path: Path) -> StoredConfig:
+    """:func:`read_config` with the architecture config.json names (for loading: the module is
+    built as that architecture, not looked up again from the configuration's type)."""
     try:
         document = read_json(path, what="resizer config", max_bytes=CONFIG_MAX_BYTES)
     except FileNotFoundError:
@@ -163,7 +180,7 @@ def read_config(path: Path) -> tuple[ResizerConfig, TrainingRecord | None]:
         record = None if training is None else TrainingRecord.from_dict(training)
     except (TypeError, ValueError, ArithmeticError) as error:
         raise ValueError(f"{path}: {_one_line(error)}") from None
-    return config, record
+    return StoredConfig(kind, config, record)
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -243,13 +260,12 @@ def load_folder(
     """
     if folder.is_symlink():
         folder = Path(os.path.realpath(folder))
-    config, record = read_config(folder / CONFIG_FILE)
+    kind, config, record = read_stored(folder / CONFIG_FILE)
     weights_path = folder / WEIGHTS_FILE
     state = read_weights(weights_path)
-    kind = architecture_of(config)
-    make: Callable[[Any], nn.Module] = kind.module_class()
-    if build is not None and kind.name == DEFAULT_ARCHITECTURE:
-        make = build
+    make: Callable[[Any], nn.Module] = (
+        build if build is not None and kind.name == DEFAULT_ARCHITECTURE else kind.module_class()
+    )
     model = make(config)
     check_state(weights_path, model.state_dict(), state)
     model.load_state_dict(state, strict=True)

@@ -24,7 +24,7 @@ from downsizenet_hub import paths
 from downsizenet_hub.atomic import WriteError
 from downsizenet_hub.hub import files, store
 from downsizenet_hub.hub.architectures import ResizerConfig
-from downsizenet_hub.hub.names import name_problem, validate_name
+from downsizenet_hub.hub.names import HubRef, hub_name, name_problem
 from downsizenet_hub.hub.record import TrainingRecord
 
 if TYPE_CHECKING:  # listing the hub reads config.json only: torch is imported to publish
@@ -63,16 +63,26 @@ def local_path(name: str) -> Path:
         ValueError: the name is invalid, or its namespace or entry is a link leading outside the
             local hub.
     """
+    return hub_entry(hub_name(name))
+
+
+def hub_entry(name: HubRef) -> Path:
+    """:func:`local_path` of a name already validated (parsed into a :class:`HubRef`)."""
     entry = _entry(name)
     found = store.pending_link(entry) or entry
     if store.occupied(found) and not store.inside(found, paths.hub_dir()):
-        raise ValueError(_outside(found, name))
+        raise ValueError(_outside(found, name.repo_id))
     return found
 
 
 def shipped_path(name: str) -> Path:
     """Where ``namespace/name`` would be among the resizers shipped with the package."""
-    return _inside(SHIPPED_DIR, validate_name(name))
+    return shipped_entry(hub_name(name))
+
+
+def shipped_entry(name: HubRef) -> Path:
+    """:func:`shipped_path` of a name already validated."""
+    return _inside(SHIPPED_DIR, name.repo_id)
 
 
 def publish(
@@ -99,7 +109,7 @@ def publish(
     files.model_config(model)  # TypeError unless storable
     if record is not None and not isinstance(record, TrainingRecord):
         raise TypeError(f"record must be a TrainingRecord or None, got {type(record).__name__}.")
-    target = _entry(name)
+    target = _entry(hub_name(name))
     namespace = target.parent
     created: list[Path] = []
     while True:
@@ -147,7 +157,8 @@ def remove(name: str) -> Path:
 
     A name that is a link (to anywhere) loses the link only; nothing outside the hub is touched.
     """
-    target = _entry(name)
+    parsed = hub_name(name)
+    target = _entry(parsed)
     namespace = target.parent
     with store.locked(namespace) as held:
         if held:
@@ -156,7 +167,7 @@ def remove(name: str) -> Path:
                 store.uncommit(target)
                 _rmdir_if_empty(namespace)
                 return target
-    if shipped_path(name).is_dir():
+    if shipped_entry(parsed).is_dir():
         raise ValueError(
             f"{name} is shipped with downsizenet-hub, not in the local hub; it cannot be removed."
         )
@@ -201,10 +212,10 @@ def _publish_locked(
         store.collect(namespace)
 
 
-def _entry(name: str) -> Path:
+def _entry(name: HubRef) -> Path:
     """``<hub_dir>/namespace/name`` for a valid name whose namespace stays in the hub."""
-    entry = _inside(paths.hub_dir(), validate_name(name))
-    _check_namespace(entry.parent, name)
+    entry = _inside(paths.hub_dir(), name.repo_id)
+    _check_namespace(entry.parent, name.repo_id)
     return entry
 
 

@@ -64,6 +64,13 @@ def validate_name(name: object) -> str:
     return name
 
 
+def hub_name(name: object) -> HubRef:
+    """``namespace/name`` validated once, as the :class:`HubRef` code below passes around (no
+    revision); ValueError saying why not."""
+    namespace, _, rest = validate_name(name).partition("/")
+    return HubRef(namespace, rest, None)
+
+
 def hf_hub_part(ref: str) -> str | None:
     """``owner/name[@revision]`` of an ``hf-hub:`` reference; None for any other reference."""
     return ref[len(HF_HUB_PREFIX) :] if ref.startswith(HF_HUB_PREFIX) else None
@@ -86,7 +93,7 @@ def parse_ref(ref: str, revision: str | None = None) -> HubRef:
                 "was also given."
             )
         revision = inline
-    namespace, _, name = validate_name(base).partition("/")
+    name = hub_name(base)
     if revision is not None and (not _REVISION.fullmatch(revision) or ".." in revision):
         raise ValueError(f"invalid revision {revision!r} in resizer reference {ref!r}.")
-    return HubRef(namespace, name, revision)
+    return name._replace(revision=revision)

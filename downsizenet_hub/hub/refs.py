@@ -20,7 +20,7 @@ from typing import Literal
 
 from downsizenet_hub.hub.errors import HubAccessError
 from downsizenet_hub.hub.files import CARD_FILE
-from downsizenet_hub.hub.local import local_path, shipped_path
+from downsizenet_hub.hub.local import hub_entry, shipped_entry
 from downsizenet_hub.hub.names import HF_HUB_PREFIX, hf_hub_part, parse_ref
 from downsizenet_hub.jsonfile import read_regular_bytes
 
@@ -57,6 +57,20 @@ def resolve(
         ref = os.fspath(ref)
     if not isinstance(ref, str) or not ref.strip():
         raise ValueError(f"a resizer reference must be a non-empty string or path, got {ref!r}.")
+    return locate(ref, revision=revision, cache_dir=cache_dir, token=token, endpoint=endpoint)
+
+
+def locate(
+    ref: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    token: str | bool | None = None,
+    endpoint: str | None = None,
+) -> ResolvedRef:
+    """:func:`resolve` for a reference already checked to be a non-empty string (by
+    :func:`resolve`, or by the registry where a resizer name enters): the name is parsed once,
+    into a :class:`~.names.HubRef`, and the folder found from that."""
     if hf_hub_part(ref) is not None:
         return _resolve_remote(ref, revision, cache_dir, token, endpoint)
     path = Path(ref).expanduser()
@@ -87,14 +101,13 @@ def resolve(
             f"{ref!r} names a revision, which only Hugging Face Hub references have: write "
             f"{HF_HUB_PREFIX}{ref}."
         )
-    for source, folder in (
-        ("local", local_path(hub_ref.repo_id)),
-        ("shipped", shipped_path(hub_ref.repo_id)),
-    ):
-        if folder.is_dir():
-            return ResolvedRef(folder, source, hub_ref.repo_id)  # type: ignore[arg-type]
-    tried.append(f"local hub {local_path(hub_ref.repo_id)} (not there)")
-    tried.append(f"shipped resizers {shipped_path(hub_ref.repo_id)} (not there)")
+    local, shipped = hub_entry(hub_ref), shipped_entry(hub_ref)
+    if local.is_dir():
+        return ResolvedRef(local, "local", hub_ref.repo_id)
+    if shipped.is_dir():
+        return ResolvedRef(shipped, "shipped", hub_ref.repo_id)
+    tried.append(f"local hub {local} (not there)")
+    tried.append(f"shipped resizers {shipped} (not there)")
     raise FileNotFoundError(
         _nothing_found(ref, tried)[:-1]
         + f"; for the Hugging Face Hub, write {HF_HUB_PREFIX}{hub_ref.repo_id}."

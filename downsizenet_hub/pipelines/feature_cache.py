@@ -6,6 +6,11 @@ hashes of the frozen modules' tensors, their classes and configurations (the mod
 ``repr``) and the resize arguments, and computes features only for
 images it has not seen. Changing any frozen weight changes the salt, so stale features are never
 reused. The cache lives in memory and, optionally, in a folder of safetensors files.
+
+Not the package's folder-cache scheme (a folder keyed by its inputs, built aside and published
+whole, as the scenes builds are): it memoises a batched function image by image, memory first,
+so each entry is one file written by the one atomic write (``atomic.write_atomic_path``), and a
+file that exists is a complete entry.
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@ Each cell owns ``<results>/cells/<key>/``::
 
 A killed cell has no ``cell.json``; running it again resumes its run from the last checkpoint
 (``resume=True``), or reuses the run if it had finished, so it restarts cleanly either way.
+
+A cell folder is not built aside and renamed into place (the folder publish that scenes builds
+and trained resizers use) because its run resumes from what a killed attempt left in it: like
+an engine run's ``metrics.json``, its ``cell.json`` is written last, atomically, and found again
+only when it names the same spec (:func:`downsizenet_hub.jsonfile.read_matching`).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from downsizenet_hub.experiments.pretrain import (
     training_record,
 )
 from downsizenet_hub.experiments.transfer import TransferOptions, run_transfer
-from downsizenet_hub.jsonfile import read_json
+from downsizenet_hub.jsonfile import read_json, read_matching
 from downsizenet_hub.study.cells import CELL_FORMAT, Cell
 from downsizenet_hub.study.config import DataSettings, PretrainSettings, TransferSettings
 from downsizenet_hub.study.numerics import NUMERICS_VERSION, provenance
@@ -88,13 +93,8 @@ def read_result(results_dir: Path, cell: Cell) -> CellResult | None:
     recomputes it, the report names its version.
     """
     path = cell_folder(results_dir, cell) / RESULT_FILE
-    try:
-        data = read_json(path, what="cell result")
-    except (OSError, ValueError):  # missing, or corrupt (too deep, not JSON): not finished
-        return None
-    if not isinstance(data, dict) or data.get("format") != CELL_FORMAT:
-        return None
-    if data.get("spec") != cell.spec():
+    data = read_matching(path, {"format": CELL_FORMAT, "spec": cell.spec()}, what="cell result")
+    if data is None:  # missing, corrupt, or written for another spec: not finished
         return None
     names = set(CellResult.__dataclass_fields__) - {"cached"}
     try:

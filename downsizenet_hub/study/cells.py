@@ -185,61 +185,93 @@ def _transfer_rows(
 ) -> list[Row]:
     """Per variant: a row per pretraining length (the resizer pretrained beside bilinear, then
     transferred), then a row per fixed resizer transferred as it is; bilinear's is the reference."""
-    scale, learned, seeds = experiment.scale, experiment.resizer, config.seeds
-    baseline = ResizerSpec(BASELINE)
-
-    pretrain_data = experiment.pretrain_data
-    # The transfer's own data: its variant (when it names one) is the transfer cells' variant.
-    target = experiment.transfer_data or transfer.data
-    target_variant = target.variant
-    target = dataclasses.replace(target, variant=None)
-
-    def segmentation(resizer: ResizerSpec, variant: str, epochs: int) -> list[Cell]:
-        return [
-            cells.add(_segmentation_cell(config, resizer, variant, scale, epochs, s, pretrain_data))
-            for s in seeds
-        ]
-
-    def transfers(resizer: ResizerSpec, variant: str, sources: list[Cell | None]) -> list[Cell]:
-        epochs, variant = transfer.epochs, target_variant or variant
-        return [
-            cells.add(
-                Cell("transfer", resizer, variant, scale, epochs, s, target, transfer, source)
-            )
-            for s, source in zip(seeds, sources, strict=True)
-        ]
-
+    planner = _TransferCells(config, transfer, experiment, cells)
     rows: list[Row] = []
     for variant in _variants(config, experiment):
-        # The resizer at each pretraining length, then the learned baselines (talebi, strided,
-        # other DownsizeNets) pretrained as long as the longest; each beside bilinear as long.
-        longest = max(experiment.pretrain_epochs)
-        to_pretrain = [(learned, epochs) for epochs in experiment.pretrain_epochs] + [
-            (resizer, longest) for resizer in experiment.baselines if resizer.learned
-        ]
-        pretrained = []
-        for resizer, epochs in to_pretrain:
-            reference = segmentation(baseline, variant, epochs)  # planned first: runs first
-            trained = segmentation(resizer, variant, epochs)
-            pretrained.append(
-                Row(
-                    experiment.title, "transfer", variant, scale, resizer,
-                    cells={"segmentation": trained,
-                           "transfer": transfers(resizer, variant, list(trained))},
-                    baseline={"segmentation": reference},
-                    pretrain_epochs=epochs,
-                )
-            )  # fmt: skip
-        fixed = []
-        fixed_names = (b for b in experiment.baselines if not b.learned)
-        for resizer in dict.fromkeys((baseline, *fixed_names)):
-            fixed.append(
-                Row(
-                    experiment.title, "transfer", variant, scale, resizer,
-                    cells={"transfer": transfers(resizer, variant, [None] * len(seeds))},
-                )
-            )  # fmt: skip
+        pretrained = _pretrained_rows(planner, variant)
+        fixed = _fixed_rows(planner, variant)
         for row in pretrained + fixed:
             row.baseline["transfer"] = fixed[0].cells["transfer"]  # bilinear, listed first
         rows += pretrained + fixed
     return rows
+
+
+@dataclass
+class _TransferCells:
+    """The cells of one transfer experiment: its resizers pretrained on its pretraining data,
+    and transferred to its own data (whose variant, when it names one, is the transfer cells')."""
+
+    config: StudyConfig
+    transfer: TransferSettings
+    experiment: TransferExperiment
+    cells: _Cells
+    target: DataSettings = field(init=False)
+    target_variant: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        target = self.experiment.transfer_data or self.transfer.data
+        self.target_variant = target.variant
+        self.target = dataclasses.replace(target, variant=None)
+
+    def segmentation(self, resizer: ResizerSpec, variant: str, epochs: int) -> list[Cell]:
+        scale, data = self.experiment.scale, self.experiment.pretrain_data
+        return [
+            self.cells.add(
+                _segmentation_cell(self.config, resizer, variant, scale, epochs, s, data)
+            )
+            for s in self.config.seeds
+        ]
+
+    def transfers(
+        self, resizer: ResizerSpec, variant: str, sources: list[Cell] | None = None
+    ) -> list[Cell]:
+        """The transfer cells of ``resizer`` over the seeds: of the resizers pretrained in
+        ``sources`` (one per seed), or of a fixed one."""
+        seeds, scale, target = self.config.seeds, self.experiment.scale, self.target
+        settings, epochs = self.transfer, self.transfer.epochs
+        variant = self.target_variant or variant
+        loads: list[Cell | None] = list(sources) if sources else [None] * len(seeds)
+        return [
+            self.cells.add(
+                Cell("transfer", resizer, variant, scale, epochs, s, target, settings, source)
+            )
+            for s, source in zip(seeds, loads, strict=True)
+        ]
+
+
+def _pretrained_rows(planner: _TransferCells, variant: str) -> list[Row]:
+    """The resizer at each pretraining length, then the learned baselines (talebi, strided,
+    other DownsizeNets) pretrained as long as the longest; each beside bilinear as long."""
+    experiment = planner.experiment
+    longest = max(experiment.pretrain_epochs)
+    to_pretrain = [(experiment.resizer, epochs) for epochs in experiment.pretrain_epochs] + [
+        (resizer, longest) for resizer in experiment.baselines if resizer.learned
+    ]
+    rows = []
+    for resizer, epochs in to_pretrain:
+        baseline = ResizerSpec(BASELINE)
+        reference = planner.segmentation(baseline, variant, epochs)  # planned first: runs first
+        trained = planner.segmentation(resizer, variant, epochs)
+        rows.append(
+            Row(
+                experiment.title, "transfer", variant, experiment.scale, resizer,
+                cells={"segmentation": trained,
+                       "transfer": planner.transfers(resizer, variant, trained)},
+                baseline={"segmentation": reference},
+                pretrain_epochs=epochs,
+            )
+        )  # fmt: skip
+    return rows
+
+
+def _fixed_rows(planner: _TransferCells, variant: str) -> list[Row]:
+    """Bilinear (first: the reference), then each fixed resizer, transferred as it is."""
+    experiment = planner.experiment
+    fixed_names = (b for b in experiment.baselines if not b.learned)
+    return [
+        Row(
+            experiment.title, "transfer", variant, experiment.scale, resizer,
+            cells={"transfer": planner.transfers(resizer, variant)},
+        )
+        for resizer in dict.fromkeys((ResizerSpec(BASELINE), *fixed_names))
+    ]  # fmt: skip

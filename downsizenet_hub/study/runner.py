@@ -109,16 +109,7 @@ def run_study(
     say: Callable[..., None] = console.print if is_main_process() else _silent
     plan = resolved_plan(config, strict=not report_only)
     results_dir = Path(results_dir)
-    if is_main_process():
-        results_dir.mkdir(parents=True, exist_ok=True)
-        write_gitignore(results_dir)
-    total = len(plan.cells)
-    workers = "" if launch.in_process else f", {workers_text(launch)}"
-    say(
-        f"[bold]Study {config.name}[/]: {total} cells ({plan.cell_count('segmentation')} "
-        f"segmentation, {plan.cell_count('transfer')} transfer), seeds "
-        f"{', '.join(map(str, config.seeds))}{workers} -> {results_dir}"
-    )
+    _start(plan, results_dir, launch, say)
     lines = ProgressLines(plan, results_dir, say, console.width)
     computed: list[str] = []
     if report_only:
@@ -127,6 +118,37 @@ def run_study(
         computed = _compute(plan, results_dir, launch, lines, say, command=command,
                             device=device, progress=progress,
                             keep_checkpoints=keep_checkpoints)  # fmt: skip
+    run = _gather(plan, results_dir, computed, command, say, report_only=report_only)
+    if is_main_process():
+        _report(run, command, console, say, started)
+    barrier()
+    return run
+
+
+def _start(plan: StudyPlan, results_dir: Path, launch: Launch, say: Callable[..., None]) -> None:
+    """Make the results folder (rank 0) and say what the study will do."""
+    if is_main_process():
+        results_dir.mkdir(parents=True, exist_ok=True)
+        write_gitignore(results_dir)
+    workers = "" if launch.in_process else f", {workers_text(launch)}"
+    say(
+        f"[bold]Study {plan.config.name}[/]: {len(plan.cells)} cells "
+        f"({plan.cell_count('segmentation')} segmentation, {plan.cell_count('transfer')} "
+        f"transfer), seeds {', '.join(map(str, plan.config.seeds))}{workers} -> {results_dir}"
+    )
+
+
+def _gather(
+    plan: StudyPlan,
+    results_dir: Path,
+    computed: list[str],
+    command: str,
+    say: Callable[..., None],
+    *,
+    report_only: bool,
+) -> StudyRun:
+    """Every finished cell read back, the finished resizers published (unless
+    ``report_only``), and the rows summarised."""
     results = finished_results(plan, results_dir)
     published = (
         [name for cell, name in plan.publications if cell.key in results]  # as it ran
@@ -134,7 +156,7 @@ def run_study(
         else publish_finished(plan, results_dir, results, command, say)
     )
     totals = StudyTotals(
-        cells=total,
+        cells=len(plan.cells),
         finished=len(results),
         computed=len(computed),
         by_numerics=dict(Counter(r.numerics for r in results.values())),
@@ -142,23 +164,27 @@ def run_study(
         wall_time_s=0.0,
         published=published,
     )
-    summaries = summarise(plan, results)
-    run = StudyRun(plan, results, summaries, results_dir, totals)
-    if is_main_process():
-        for table in rich_tables(summaries, len(config.seeds)):
-            print_fitted(console, table)
-        totals.wall_time_s = time.perf_counter() - started
-        if totals.finished == total or not complete_report_exists(results_dir):
-            run.files = write_report(run, command)
-            where = f"report: {results_dir / 'results.md'}"
-        else:
-            where = f"the complete report in {results_dir / 'results.md'} is kept"
-        say(
-            f"{len(results)}/{total} cells finished ({len(computed)} computed now) in "
-            f"{format_duration(totals.wall_time_s)}; {where}"
-        )
-    barrier()
-    return run
+    return StudyRun(plan, results, summarise(plan, results), results_dir, totals)
+
+
+def _report(
+    run: StudyRun, command: str, console: Console, say: Callable[..., None], started: float
+) -> None:
+    """Print the tables and write the report (rank 0): a complete report is never replaced by
+    a partial one."""
+    totals, results_dir = run.totals, run.results_dir
+    for table in rich_tables(run.summaries, len(run.plan.config.seeds)):
+        print_fitted(console, table)
+    totals.wall_time_s = time.perf_counter() - started
+    if totals.finished == totals.cells or not complete_report_exists(results_dir):
+        run.files = write_report(run, command)
+        where = f"report: {results_dir / 'results.md'}"
+    else:
+        where = f"the complete report in {results_dir / 'results.md'} is kept"
+    say(
+        f"{totals.finished}/{totals.cells} cells finished ({totals.computed} computed now) in "
+        f"{format_duration(totals.wall_time_s)}; {where}"
+    )
 
 
 def _compute(
