@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from downsizenet_hub.resizing.baseline_config import config_from_dict
+from downsizenet_hub.resizing.config import config_from_dict
 
 OptimizerName = Literal["adamw", "sgd"]
 Schedule = Literal["constant", "cosine", "poly"]
@@ -121,7 +121,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error (through the package's one
-        dict-to-config helper, ``resizing.baseline_config.config_from_dict``)."""
+        dict-to-config helper, ``resizing.config.config_from_dict``)."""
         return config_from_dict(cls, values, "TrainConfig")
 
 

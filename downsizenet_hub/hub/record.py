@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any
 
 from downsizenet_hub import __version__
-from downsizenet_hub.resizing.baseline_config import config_from_dict
+from downsizenet_hub.resizing.config import config_from_dict
 
 
 def _today() -> str:

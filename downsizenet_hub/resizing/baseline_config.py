@@ -8,29 +8,16 @@ Free of torch, like :mod:`.config`, so that reading a published baseline's ``con
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypeVar
 
-from downsizenet_hub.resizing.config import _check_choice, _check_int
+from downsizenet_hub.resizing.config import _check_choice, _check_int, config_from_dict
 
 TalebiInit = Literal["bilinear", "random"]
 _TALEBI_INITS = ("bilinear", "random")
 StridedInit = Literal["area", "random"]
 _STRIDED_INITS = ("area", "random")
 _Config = TypeVar("_Config")
-
-
-def config_from_dict(cls: type[_Config], data: object, what: str) -> _Config:
-    """Build the config dataclass ``cls`` from a dict, refusing unknown keys (a typo must not pass
-    silently); ``what`` names it in errors ("Talebi config"). Shared by the learned baselines'
-    configs and the hub's training record; a missing field is the dataclass's TypeError."""
-    if not isinstance(data, dict):
-        raise TypeError(f"a {what} must be a JSON object, got {type(data).__name__}.")
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown {what} key(s) {unknown}; expected some of {sorted(known)}.")
-    return cls(**data)
 
 
 def resolve_config(

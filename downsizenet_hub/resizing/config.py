@@ -7,7 +7,7 @@ Free of torch, so that reading a published resizer's ``config.json`` (``downsize
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 Neighbourhood = Literal["bilinear", "bicubic", "antialias"]
 Coefficients = Literal["sigmoid", "softmax", "linear"]
@@ -81,17 +81,7 @@ class DownsizeNetConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DownsizeNetConfig:
         """Build from a dict, refusing unknown keys (a typo must not pass silently)."""
-        if not isinstance(data, dict):
-            raise TypeError(
-                f"a DownsizeNet config must be a JSON object, got {type(data).__name__}."
-            )
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown DownsizeNet config key(s) {unknown}; expected some of {sorted(known)}."
-            )
-        return cls(**data)
+        return config_from_dict(cls, data, "DownsizeNet config")
 
     @property
     def distance_channels(self) -> int:
@@ -118,3 +108,20 @@ def _check_int(name: str, value: object, low: int, high: int) -> None:
         raise TypeError(f"{name} must be an int, got {value!r}.")
     if not low <= value <= high:
         raise ValueError(f"{name} must be between {low} and {high}, got {value}.")
+
+
+_ConfigT = TypeVar("_ConfigT")
+
+
+def config_from_dict(cls: type[_ConfigT], data: object, what: str) -> _ConfigT:
+    """Build the config dataclass ``cls`` from a dict, refusing unknown keys (a typo must not pass
+    silently); ``what`` names it in errors ("Talebi config"). The one dict-to-config helper:
+    DownsizeNet's config, the learned baselines', TrainConfig and the hub's training record use
+    it; a missing field is the dataclass's TypeError."""
+    if not isinstance(data, dict):
+        raise TypeError(f"a {what} must be a JSON object, got {type(data).__name__}.")
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} key(s) {unknown}; expected some of {sorted(known)}.")
+    return cls(**data)
