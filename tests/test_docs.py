@@ -46,6 +46,9 @@ EXEMPT: dict[str, str] = {
     ".venv/bin/downsizenet quickstart": "trains two resizers in both tasks: about 8 minutes",
     "bash .ci/run": "CI itself: reinstalls and runs every test, this one included",
     ".venv/bin/mkdocs serve": "a server that runs until it is stopped",
+    ".venv/bin/python -m pytest tests/test_resize_target.py -q": (
+        "runs tests/test_resize_target.py, which this suite runs itself"
+    ),
     ".venv/bin/python -m downsizenet_hub.study.golden": (
         "the golden checks themselves: tests/test_numerics.py runs each part of them"
     ),
@@ -87,7 +90,6 @@ EXEMPT: dict[str, str] = {
 SLOW = (
     ".venv/bin/downsizenet pretrain --scale 0.3 --compare bilinear --publish demo/seg --train-",
     "mkdir -p photos && cp .venv/lib/python3*/site-packages/skimage/data/astronaut.png photos/",
-    ".venv/bin/python -m pytest ",
     ".venv/bin/mkdocs build ",
     ".venv/bin/downsizenet pretrain --plugin examples/tiny-resizer/tiny_resizer.py",
     ".venv/bin/downsizenet study --config examples/tiny-resizer/study.toml",

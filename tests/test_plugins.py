@@ -331,7 +331,7 @@ def test_study_rows_refuse_unknown_plugins_and_bad_plugin_configs(
 
 @pytest.mark.slow
 def test_the_worked_example_installed_trains_publishes_transfers_and_joins_a_study(
-    tmp_path: Path,
+    tmp_path: Path, vgg_weights: Path
 ) -> None:
     """docs/plugins.md, end to end: pip-install examples/tiny-resizer (offline, into a folder of
     its own), then pretrain it, publish it, list it, transfer it frozen, and study it beside
@@ -363,12 +363,8 @@ def test_the_worked_example_installed_trains_publishes_transfers_and_joins_a_stu
     assert "published tests/tiny to the local hub" in out
     assert "tiny residual resizer (plugin tiny-resizer 0.1.0)" in run("hub", "list")
     assert "architecture `tiny_learned`" in run("hub", "show", "tests/tiny")
-    vgg = tmp_path / "vgg16.safetensors"
-    from torchvision.models import vgg16
-
-    save_file({k: v.contiguous() for k, v in vgg16().features.state_dict().items()}, str(vgg))
     out = run("transfer", "--resizer", "tests/tiny", "--scale", "0.5", "--epochs", "1",
-              "--backbone-weights", str(vgg), "--run-dir", str(tmp_path / "det"),
+              "--backbone-weights", str(vgg_weights), "--run-dir", str(tmp_path / "det"),
               "--train-images", "4", "--val-images", "2", "--batch-size", "2",
               "--no-progress")  # fmt: skip
     assert "unchanged after training: True" in out

@@ -24,7 +24,7 @@ from downsizenet_hub.study.cell_run import RESULT_FILE, cell_folder
 from downsizenet_hub.study.cells import KEYED_WHEN_SET, Cell
 from downsizenet_hub.study.config import DataSettings
 from downsizenet_hub.study.console import plan_table
-from downsizenet_hub.study.launch import submit, wait
+from downsizenet_hub.study.launch import JOBS_DIR, submit, wait
 from downsizenet_hub.study.timing import estimate_seconds, run_seconds
 from downsizenet_hub.study.workers import CLAIM_DIR, CellHooks, finished, work
 
@@ -129,9 +129,11 @@ def test_two_local_workers_finish_a_study_computing_every_cell_exactly_once(
         assert saved["provenance"]["threads"] == 1  # one-thread workers
     document = json.loads((tmp_path / "r" / "results.json").read_text())
     assert document["totals"]["finished"] == 5 and document["published"] == ["tests/study"]
-    # Workers of a second run find everything finished.
+    # A second run finds everything finished and starts no worker.
+    jobs = sorted((tmp_path / "r" / JOBS_DIR).iterdir())
     again = run_study(config, tmp_path / "r", progress=False, launch=Launch(workers=2))
     assert again.totals.computed == 0
+    assert sorted((tmp_path / "r" / JOBS_DIR).iterdir()) == jobs
 
 
 class _SlurmThroughLocal:

@@ -109,16 +109,20 @@ def submit(
     keep_checkpoints: bool,
     poll_s: float = 5.0,
 ) -> list[Any]:
-    """Start the workers (local) or submit the cells' jobs (slurm); returns submitit jobs."""
+    """Start the workers (local: at most one per unfinished cell) or submit the cells' jobs
+    (slurm); returns submitit jobs, none when every cell is finished."""
     import submitit
 
+    keys = [[cell.key] for cell in plan.cells if finished(results_dir, cell) is None]
+    if not keys:
+        return []
     folder = results_dir / JOBS_DIR / "%j"
     if launch.launcher == "local":
         local = submitit.LocalExecutor(folder=folder)
         local.update_parameters(timeout_min=launch.time_min, gpus_per_node=launch.gpus_per_cell)
         args = (plan, results_dir, None, device, command, keep_checkpoints, poll_s)
         with local.batch():
-            jobs = [local.submit(worker_job, *args) for _ in range(launch.workers)]
+            jobs = [local.submit(worker_job, *args) for _ in range(min(launch.workers, len(keys)))]
         return jobs
     cluster = submitit.AutoExecutor(folder=folder, cluster="slurm")
     cluster.update_parameters(
@@ -126,7 +130,6 @@ def submit(
         slurm_partition=launch.partition, slurm_array_parallelism=launch.workers or 10_000,
         name=f"downsizenet-{plan.config.name}",
     )  # fmt: skip
-    keys = [[cell.key] for cell in plan.cells if finished(results_dir, cell) is None]
     n = len(keys)
     return list(
         cluster.map_array(

@@ -220,6 +220,8 @@ def _compute(
         launch, plan, results_dir, device=device, command=command,
         keep_checkpoints=keep_checkpoints,
     )  # fmt: skip
+    if not jobs:
+        return []
     say(f"{len(jobs)} {launch.launcher} jobs started; their logs: {results_dir / JOBS_DIR}")
     try:
         return wait(jobs, plan, results_dir, on_done=lines.finished_elsewhere)
