@@ -152,6 +152,7 @@ def data_options_from(
     train_images: int | None,
     val_images: int | None,
     items: str,
+    family: str = "all",
 ) -> DataOptions:
     """The DataOptions of pretrain and transfer, from the data options they share (declared
     below). ``--scale`` defaults to ``defaults.SCALE`` when ``--size`` is not given; DataOptions
@@ -164,7 +165,7 @@ def data_options_from(
         scale = defaults.SCALE
     return DataOptions(
         name=data, root=data_root, variant=variant, scale=scale, size=parsed,
-        train_images=train_images, val_images=val_images, items=items,
+        train_images=train_images, val_images=val_images, items=items, family=family,
     )  # fmt: skip
 
 
@@ -199,6 +200,15 @@ ItemsOpt = Annotated[
         "--items",
         metavar="LAYOUT",
         help="Built-in data item layout: large (48-72 px items) or small (24-40 px).",
+    ),
+]
+FamilyOpt = Annotated[
+    str,
+    typer.Option(
+        "--family",
+        metavar="NAME",
+        help="Built-in scenes family: all, A (upper-body garments on 7 of the photographs) or B "
+        "(trousers, footwear and bags on the other 7; no class or photograph of A).",
     ),
 ]
 ScaleOpt = Annotated[

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from downsizenet_hub.cli.common import MAX_SCENES, ItemsOpt, user_errors
+from downsizenet_hub.cli.common import MAX_SCENES, FamilyOpt, ItemsOpt, user_errors
 from downsizenet_hub.resizing.limits import check_memory
 
 if TYPE_CHECKING:
@@ -28,9 +28,11 @@ SCENE_BYTES_PER_PIXEL = 32
 
 def run_label(data: DataOptions) -> str:
     """What makes a training run's data differ, as a folder name: ``scenes-noisy-large-x0.3``
-    (dataset, variant, item layout for the built-in scenes, and the resize), so that runs on
-    other data never share a run folder and their progress lines say which is which."""
-    items = f"-{data.items}" if data.name == "scenes" and data.root is None else ""
+    (dataset, variant, item layout and family for the built-in scenes, and the resize), so that
+    runs on other data never share a run folder and their progress lines say which is which."""
+    items = ""
+    if data.name == "scenes" and data.root is None:
+        items = f"-{data.items}" + ("" if data.family == "all" else f"-fam{data.family}")
     return f"{data.name}-{data.variant}{items}-{data.describe_resize()}"
 
 
@@ -53,6 +55,7 @@ def scenes_command(
         ),
     ] = None,
     items: ItemsOpt = "large",
+    family: FamilyOpt = "all",
 ) -> None:
     """Build the scenes benchmark into OUT (reused if OUT already holds the same build).
 
@@ -71,7 +74,8 @@ def scenes_command(
     from downsizenet_hub.data import scenes
 
     with user_errors():
-        layout = scenes.scene_layout(items)  # an unknown layout fails before anything is written
+        # An unknown layout or family fails before anything is written.
+        layout = scenes.scene_layout(items, family)
         check_memory(f"--size {size}", size * size * SCENE_BYTES_PER_PIXEL)
         with Progress(
             TextColumn("building scenes"),
@@ -98,7 +102,7 @@ def scenes_command(
     counts = manifest["images"]
     typer.echo(
         f"{root}: {counts['train']} train + {counts['val']} val scenes of {size} px (seed {seed}), "
-        f"{items} items."
+        f"{items} items" + ("." if family == "all" else f", family {family}.")
     )
 
 

@@ -13,6 +13,7 @@ from downsizenet_hub.cli.common import (
     DataRootOpt,
     DeviceOpt,
     EpochsOpt,
+    FamilyOpt,
     ItemsOpt,
     LrOpt,
     PluginOpt,
@@ -77,6 +78,7 @@ def pretrain(
     train_images: TrainImagesOpt = None,
     val_images: ValImagesOpt = None,
     items: ItemsOpt = "large",
+    family: FamilyOpt = "all",
     publish: Annotated[
         str | None,
         typer.Option(help="Publish the learned resizer to the local hub as namespace/name."),
@@ -116,7 +118,7 @@ def pretrain(
 
     with user_errors(TrainingError):
         data_options = data_options_from(
-            data, data_root, variant, scale, size, train_images, val_images, items
+            data, data_root, variant, scale, size, train_images, val_images, items, family
         )
         check_output_size("--size", data_options.size, batch_size)
         config: dict[str, object] = {"neighbourhood": neighbourhood, "conv_layers": conv_layers}

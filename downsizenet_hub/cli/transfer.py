@@ -13,6 +13,7 @@ from downsizenet_hub.cli.common import (
     DataRootOpt,
     DeviceOpt,
     EpochsOpt,
+    FamilyOpt,
     ItemsOpt,
     LrOpt,
     PluginOpt,
@@ -69,6 +70,7 @@ def transfer(
     train_images: TrainImagesOpt = None,
     val_images: ValImagesOpt = None,
     items: ItemsOpt = "large",
+    family: FamilyOpt = "all",
     cache_features: Annotated[
         bool,
         typer.Option(help="Compute the frozen resizer + trunk once per image and reuse it."),
@@ -107,7 +109,7 @@ def transfer(
 
     with user_errors(TrainingError):
         data_options = data_options_from(
-            data, data_root, variant, scale, size, train_images, val_images, items
+            data, data_root, variant, scale, size, train_images, val_images, items, family
         )
         options = TransferOptions(
             data=data_options,
