@@ -139,8 +139,9 @@ def score_vs_epochs(plan: StudyPlan, summaries: Sequence[RowSummary]) -> Figure 
                 if score is not None:
                     name = summary.row.resizer.label
                     _band(det_axes, score, _other_label(summary), name)
-            # Below the panel: inside, it would hide the bands it names.
-            det_axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+            # Below the panel: inside, it would hide the bands it names (none before any score).
+            if det_axes.get_legend_handles_labels()[0]:
+                det_axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
             from_zero(det_axes, [*det, *_fixed_series(fixed, epochs)])
         else:  # one epoch count: the fixed resizers are columns beside the learned one
             columns: list[Series] = [  # "name\n(how)": each label fits under its column

@@ -121,7 +121,7 @@ def markdown_report(
     if totals.published:
         lines += ["## Published", ""]
         lines += [
-            f'- `{name}` (the first seed\'s): `DownsizeNet.from_pretrained("{name}")`'
+            f'- `{name}` (the first seed\'s): `downsizenet_hub.hub.from_pretrained("{name}")`'
             for name in totals.published
         ]
         lines.append("")
