@@ -157,8 +157,10 @@ def _figure(runs: list[dict], path: Path, scenes: str) -> None:
         ax.set_title(f"{task} ({scenes}, x0.3)")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
+    # One panel is half as wide: the caption goes on two lines there.
+    gap = "; " if len(tasks) > 1 else "\n"
     figure.suptitle(
-        "Score against training steps; lines: mean over seeds, bands: min to max; "
+        f"Score against training steps; lines: mean over seeds{gap}bands: min to max; "
         "grey: last quarter of the budget",
         fontsize=9,
     )
