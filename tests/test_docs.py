@@ -80,6 +80,9 @@ EXEMPT: dict[str, str] = {
     ".venv/bin/python benchmarks/learning_curve.py --seeds 0 1 2 --learned-seeds 0": (
         "trains 15 runs of both tasks to their plateaus: hours on a 2-core CPU"
     ),
+    ".venv/bin/python benchmarks/learning_curve.py --seeds 0 --family A": (
+        "trains two 1600-step segmentation runs: over an hour on a 2-core CPU"
+    ),
     "from downsizenet_hub import DownsizeNet\n\n"
     'net = DownsizeNet.from_pretrained("downsizenet/scenes-noisy-x0.3")': (
         "pushes to and loads from the Hugging Face Hub: needs the network and a token"
