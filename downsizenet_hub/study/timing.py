@@ -24,9 +24,10 @@ __all__ = ["estimate_seconds", "format_duration", "remaining_at_measured_pace", 
 
 _REFERENCE_PIXELS = 300 * 300
 #: Seconds per image at 300 px: segmentation training step (a learned resizer's full-resolution
-#: convolutions are the gap; DownsizeNet 0.033, talebi 0.041, the antialias neighbourhood 0.048),
+#: convolutions are the gap: a 2x2 DownsizeNet or another learned resizer, talebi, a DownsizeNet
+#: with the antialias neighbourhood, whose 4x4 grid of logits costs half as much again),
 #: evaluation, and the detection heads' step with cached features.
-SEGMENTATION_TRAIN_S = {"learned": 0.038, "fixed": 0.023}
+SEGMENTATION_TRAIN_S = {"fixed": 0.023, "learned": 0.033, "talebi": 0.041, "antialias": 0.048}
 SEGMENTATION_EVAL_S = 0.02
 TRANSFER_TRAIN_S = 0.004
 TRANSFER_FIRST_EPOCH_EXTRA_S = 0.017  # computing resizer + VGG16 features once per image
@@ -53,7 +54,7 @@ def estimate_seconds(cell: Cell) -> float | None:
     size = height * width / _REFERENCE_PIXELS
     if cell.task == "segmentation":
         share = BACKBONE_SHARE_AT_X03
-        step = SEGMENTATION_TRAIN_S["learned" if cell.resizer.learned else "fixed"] * (
+        step = SEGMENTATION_TRAIN_S[_rate(cell)] * (
             1 - share + share * (cell.scale / 0.3) ** 2
         )
         seconds = cell.epochs * train * step + val * SEGMENTATION_EVAL_S
@@ -64,6 +65,16 @@ def estimate_seconds(cell: Cell) -> float | None:
             + val * TRANSFER_EVAL_S
         ) * (cell.scale / 0.3) ** 2
     return seconds * size + CELL_OVERHEAD_S[cell.task]
+
+
+def _rate(cell: Cell) -> str:
+    """Which segmentation rate a cell's resizer trains at."""
+    resizer = cell.resizer
+    if not resizer.learned:
+        return "fixed"
+    if resizer.architecture == "talebi":
+        return "talebi"
+    return "antialias" if resizer.config.get("neighbourhood") == "antialias" else "learned"
 
 
 #: Cores of the machine the rates were measured on. There, three one-thread processes together
