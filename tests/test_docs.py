@@ -80,7 +80,9 @@ EXEMPT: dict[str, str] = {
     ".venv/bin/python benchmarks/learning_curve.py --seeds 0 1 2 --learned-seeds 0": (
         "trains 15 runs of both tasks to their plateaus: hours on a 2-core CPU"
     ),
-    ".venv/bin/python benchmarks/learning_curve.py --seeds 0 --family A": (
+    ".venv/bin/python benchmarks/learning_curve.py --seeds 0 --family A --resizers bilinear "
+    "downsizenet --tasks segmentation --threads 1 --run-dir runs/learning_curve_famA --out "
+    "benchmarks/results/learning_curve_famA.json --figure docs/learning_curve_famA.png": (
         "trains two 1600-step segmentation runs: over an hour on a 2-core CPU"
     ),
     "from downsizenet_hub import DownsizeNet\n\n"
