@@ -46,6 +46,9 @@ EXEMPT: dict[str, str] = {
     ".venv/bin/downsizenet quickstart": "trains two resizers in both tasks: about 8 minutes",
     "bash .ci/run": "CI itself: reinstalls and runs every test, this one included",
     ".venv/bin/mkdocs serve": "a server that runs until it is stopped",
+    ".venv/bin/downsizenet study --preset plateau --workers 2": (
+        "computes the plateau study: hours on a 2-core CPU"
+    ),
     ".venv/bin/python -m pytest tests/test_resize_target.py -q": (
         "runs tests/test_resize_target.py, which this suite runs itself"
     ),
@@ -103,8 +106,9 @@ SLOW = (
 BLOCK_TIMEOUT_S = 300
 _FENCE = re.compile(r"^```(bash|python)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 #: Entries of the repository root a block must not see through the mirror (its own outputs and
-#: git's files would be shared with the checkout).
-_NOT_MIRRORED = {".git", "runs", "site", "photos", "small", "scenes", "scenes-small"}
+#: git's files would be shared with the checkout). ``results`` above all: a study block run through
+#: it would compute into the checkout's committed cells.
+_NOT_MIRRORED = {".git", "runs", "site", "photos", "small", "scenes", "scenes-small", "results"}
 
 
 def blocks() -> list[tuple[str, str, str]]:
