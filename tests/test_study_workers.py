@@ -24,7 +24,7 @@ from downsizenet_hub.study.cell_run import RESULT_FILE, cell_folder
 from downsizenet_hub.study.cells import KEYED_WHEN_SET, Cell
 from downsizenet_hub.study.config import DataSettings
 from downsizenet_hub.study.console import plan_table
-from downsizenet_hub.study.launch import JOBS_DIR, submit, wait
+from downsizenet_hub.study.launch import JOBS_DIR, submit, wait, watch_owner
 from downsizenet_hub.study.timing import estimate_seconds, run_seconds
 from downsizenet_hub.study.workers import CLAIM_DIR, CellHooks, finished, work
 
@@ -224,3 +224,17 @@ def test_study_help_names_the_worker_options() -> None:
     assert result.exit_code == 0
     for option in ("--workers", "--launcher", "--partition", "--time-min", "--gpus-per-cell"):
         assert option in result.output
+
+
+def test_a_local_worker_stops_when_the_study_command_that_started_it_is_gone() -> None:
+    import threading
+
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    gone = threading.Event()
+    try:
+        watch_owner(owner.pid, gone.set, interval_s=0.05)
+        assert not gone.wait(0.5)  # alive: nothing happens
+    finally:
+        owner.kill()
+        owner.wait()  # reaped, as init reaps a killed study command
+    assert gone.wait(10)

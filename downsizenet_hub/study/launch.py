@@ -13,11 +13,17 @@ timeout). A worker job restores SIGTERM's default, so that inside a cell the eng
 stops at the next step with a checkpoint (:mod:`downsizenet_hub.engine.stopping`) and outside one
 the job ends as a plain process would, within Slurm's KillWait. A job that ends so leaves its
 cell unclaimed, to be resumed by the next worker or the next run of the study.
+
+A local worker also watches the ``study`` command that started it (:func:`watch_owner`): if that
+command ends without cancelling its workers (killed, or SIGTERM's default), the worker sends
+itself SIGTERM, so no worker goes on computing a study nobody waits for.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,11 +84,15 @@ def worker_job(
     command: str,
     keep_checkpoints: bool,
     poll_s: float = 5.0,
+    owner_pid: int | None = None,
 ) -> dict[str, Any]:
     """One job: a one-thread worker over ``plan`` (or the cells ``only`` names). Returns what it
-    computed, or the cell it failed on and why (a job's failure is reported, not re-raised)."""
+    computed, or the cell it failed on and why (a job's failure is reported, not re-raised).
+    ``owner_pid``: the local ``study`` command; the worker stops when it is gone."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     torch.set_num_threads(1)
+    if owner_pid is not None:
+        watch_owner(owner_pid, lambda: os.kill(os.getpid(), signal.SIGTERM))
     failed: dict[str, str] = {}
 
     def note_failure(cell: Cell, error: BaseException) -> None:
@@ -120,7 +130,7 @@ def submit(
     if launch.launcher == "local":
         local = submitit.LocalExecutor(folder=folder)
         local.update_parameters(timeout_min=launch.time_min, gpus_per_node=launch.gpus_per_cell)
-        args = (plan, results_dir, None, device, command, keep_checkpoints, poll_s)
+        args = (plan, results_dir, None, device, command, keep_checkpoints, poll_s, os.getpid())
         with local.batch():
             jobs = [local.submit(worker_job, *args) for _ in range(min(launch.workers, len(keys)))]
         return jobs
@@ -137,6 +147,26 @@ def submit(
             [keep_checkpoints] * n, [poll_s] * n,
         )
     )  # fmt: skip
+
+
+def watch_owner(pid: int, on_gone: Callable[[], None], interval_s: float = 2.0) -> threading.Thread:
+    """Call ``on_gone`` once process ``pid`` no longer exists (checked every ``interval_s``, from a
+    daemon thread, which it returns)."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                on_gone()
+                return
+            except PermissionError:  # exists, owned by another user
+                continue
+
+    thread = threading.Thread(target=watch, name=f"watch-owner-{pid}", daemon=True)
+    thread.start()
+    return thread
 
 
 class WorkerFailed(RuntimeError):
