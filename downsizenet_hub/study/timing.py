@@ -54,9 +54,7 @@ def estimate_seconds(cell: Cell) -> float | None:
     size = height * width / _REFERENCE_PIXELS
     if cell.task == "segmentation":
         share = BACKBONE_SHARE_AT_X03
-        step = SEGMENTATION_TRAIN_S[_rate(cell)] * (
-            1 - share + share * (cell.scale / 0.3) ** 2
-        )
+        step = SEGMENTATION_TRAIN_S[_rate(cell)] * (1 - share + share * (cell.scale / 0.3) ** 2)
         seconds = cell.epochs * train * step + val * SEGMENTATION_EVAL_S
     else:
         seconds = (
