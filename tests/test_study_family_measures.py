@@ -87,6 +87,35 @@ def test_an_output_that_is_the_item_map_correlates_one_and_its_negative_minus_on
     assert item_map.to_json()["correlations"][2] is None
 
 
+class _TwoSigns(nn.Module):
+    """Area resizing, then +1 on items of even classes' rows and -1 on the others: a map of the
+    objects whose sign depends on the object (as talebi's colours do)."""
+
+    def forward(self, images: torch.Tensor, **resize: Any) -> torch.Tensor:
+        out = create_resizer("area")(images, **resize)[:, :1]
+        sign = torch.ones_like(out)
+        sign[..., 1::2, :] = -1.0
+        return out * sign
+
+
+def _sparse_scenes() -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    """Two 16 px scenes whose items are 2x2 blocks on a background that covers most pixels (as
+    in the built-in scenes), on output rows of both parities at x0.5."""
+    scenes = []
+    for blocks in (((0, 0), (2, 6), (8, 4), (10, 10), (4, 12)), ((6, 0), (12, 8), (2, 2))):
+        mask = torch.zeros(16, 16, dtype=torch.int64)
+        for label, (row, col) in enumerate(blocks, start=1):
+            mask[row : row + 2, col : col + 2] = label
+        scenes.append(((mask != 0).float().expand(3, 16, 16).clone(), {"mask": mask}))
+    return scenes
+
+
+def test_an_object_map_of_both_signs_is_found_by_its_magnitude() -> None:
+    item_map = item_correlation(_TwoSigns(), _sparse_scenes(), {"scale_factor": 0.5})
+    assert abs(item_map.correlations[0]) < 0.3  # the signs cancel in r
+    assert item_map.magnitudes[0] == pytest.approx(1.0, abs=1e-12)
+
+
 def test_pearson_sums_pool_batches_as_one_and_give_zero_for_orthogonal_pairs() -> None:
     sums = PearsonSums(1)
     sums.add(torch.tensor([1.0, 1.0, 0.0, 0.0]).view(1, 1, 2, 2), torch.tensor(
@@ -103,22 +132,25 @@ def test_pearson_sums_pool_batches_as_one_and_give_zero_for_orthogonal_pairs() -
 
 
 def test_the_item_map_table_gives_mean_and_std_over_seeds_and_the_range() -> None:
-    maps = ((0, ItemMap((0.5, 0.1, math.nan), -2.0, 3.0, 4)),
-            (1, ItemMap((0.7, 0.3, math.nan), -22.0, 25.0, 4)))  # fmt: skip
-    fixed = ((None, ItemMap((0.1, 0.2, 0.3), 0.0, 1.0, 4)),)
+    maps = ((0, ItemMap((0.5, 0.1, math.nan), -2.0, 3.0, 4, (0.9, 0.8, math.nan))),
+            (1, ItemMap((0.7, 0.3, math.nan), -22.0, 25.0, 4, (0.7, 0.6, math.nan))))  # fmt: skip
+    fixed = ((None, ItemMap((0.1, 0.2, 0.3), 0.0, 1.0, 4, (0.4, 0.5, 0.6))),)
     table = item_map_table([
         ItemMapRow("bilinear", "noisy", 0.3, None, A, fixed),
         ItemMapRow("talebi", "noisy", 0.3, 8, B_CLEAN, maps),
     ])  # fmt: skip
     lines = table.splitlines()
-    assert "r, channel R | r, channel G | r, channel B | output min | output max |" in lines[0]
+    assert (
+        "r, channel R | r, channel G | r, channel B | r of magnitude, R | r of magnitude, G | "
+        "r of magnitude, B | output min | output max |"
+    ) in lines[0]
     assert lines[2] == (
-        "| bilinear | noisy | x0.3 | fixed | family A | - | +0.100 | +0.200 | +0.300 | 0.000 | "
-        "1.000 |"
+        "| bilinear | noisy | x0.3 | fixed | family A | - | +0.100 | +0.200 | +0.300 | +0.400 | "
+        "+0.500 | +0.600 | 0.000 | 1.000 |"
     )
     assert lines[3] == (
         "| talebi | noisy | x0.3 | 8 epochs | family B (clean) | 2 | +0.600 ± 0.141 | "
-        "+0.200 ± 0.141 | n/a | -22.000 | 25.000 |"
+        "+0.200 ± 0.141 | n/a | +0.800 ± 0.141 | +0.700 ± 0.141 | n/a | -22.000 | 25.000 |"
     )
 
 

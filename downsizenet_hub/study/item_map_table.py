@@ -106,15 +106,16 @@ def item_map_table(rows: Sequence[ItemMapRow]) -> str:
     lines = [
         "| resizer | data | scale | pretraining | scenes | seeds | "
         + " | ".join(f"r, channel {name}" for name in names)
+        + " | "
+        + " | ".join(f"r of magnitude, {name}" for name in names)
         + " | output min | output max |",
-        "|---|---|---|---|---|---|" + "---|" * channels + "---|---|",
+        "|---|---|---|---|---|---|" + "---|" * (2 * channels) + "---|---|",
     ]
     for row in rows:
         maps = [m for _, m in row.maps]
         cells = [
-            _format_r([m.correlations[c] if c < len(m.correlations) else math.nan for m in maps])
-            for c in range(channels)
-        ]
+            _format_r([_channel(m.correlations, c) for m in maps]) for c in range(channels)
+        ] + [_format_r([_channel(m.magnitudes, c) for m in maps]) for c in range(channels)]
         pretraining = "fixed" if row.epochs is None else count_epochs(row.epochs)
         seeds = "-" if row.epochs is None else str(len(maps))
         lines.append(
@@ -123,6 +124,10 @@ def item_map_table(rows: Sequence[ItemMapRow]) -> str:
             f"{min(m.low for m in maps):.3f} | {max(m.high for m in maps):.3f} |"
         )
     return "\n".join(lines)
+
+
+def _channel(values: tuple[float, ...], channel: int) -> float:
+    return values[channel] if channel < len(values) else math.nan
 
 
 def _format_r(values: list[float]) -> str:

@@ -10,6 +10,12 @@ items). The correlation pools every pixel of every image given, per channel, fro
 1 is an output channel that is an increasing affine function of the item share, 0 one that
 says nothing linear about it. An image (bilinear) correlates only as far as items differ in
 brightness from their backgrounds: the comparison that says what is left to the learned one.
+
+That r is signed, and a learned output may mark objects of different colours with opposite
+signs in one channel, which cancels in r. So each channel is also correlated by its magnitude:
+``|x - median|``, the distance of each pixel from the median of its image's channel (mostly
+background, since items cover less than half of a scene), which is large on every object
+whatever its sign.
 """
 
 from __future__ import annotations
@@ -29,21 +35,30 @@ BATCH = 16
 @dataclass(frozen=True)
 class ItemMap:
     """One resizer on one set of images: the Pearson r of each output channel with the item
-    share (NaN for a channel or mask that is constant), and the output's range."""
+    share, and of its magnitude ``|x - image median|`` (NaN for a channel or mask that is
+    constant), and the output's range."""
 
     correlations: tuple[float, ...]
     low: float
     high: float
     images: int
+    magnitudes: tuple[float, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """JSON has no NaN: a constant channel's r is ``None``."""
         return {
             "correlations": [None if math.isnan(r) else r for r in self.correlations],
+            "magnitude_correlations": [None if math.isnan(r) else r for r in self.magnitudes],
             "min": self.low,
             "max": self.high,
             "images": self.images,
         }
+
+
+def magnitude(out: torch.Tensor) -> torch.Tensor:
+    """``|x - median|`` of ``(B, C, h, w)``, the median taken per image and channel."""
+    median = out.flatten(2).median(dim=2).values
+    return (out - median[..., None, None]).abs()
 
 
 def item_share(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -94,6 +109,7 @@ def item_correlation(resizer: nn.Module, images: Any, resize: dict[str, Any]) ->
     resizer.eval()
     device = next(resizer.parameters(), torch.empty(0)).device
     sums: PearsonSums | None = None
+    magnitudes: PearsonSums | None = None
     low, high = math.inf, -math.inf
     try:
         for first in range(0, len(images), BATCH):
@@ -102,9 +118,12 @@ def item_correlation(resizer: nn.Module, images: Any, resize: dict[str, Any]) ->
             masks = torch.stack([target["mask"].as_subclass(torch.Tensor) for _, target in items])
             out = resizer(batch.to(device), **resize).cpu()
             sums = sums or PearsonSums(out.shape[1])
-            sums.add(out, item_share(masks, (out.shape[-2], out.shape[-1])))
+            magnitudes = magnitudes or PearsonSums(out.shape[1])
+            share = item_share(masks, (out.shape[-2], out.shape[-1]))
+            sums.add(out, share)
+            magnitudes.add(magnitude(out), share)
             low, high = min(low, float(out.min())), max(high, float(out.max()))
     finally:
         resizer.train(was_training)
-    assert sums is not None
-    return ItemMap(sums.correlations(), low, high, len(images))
+    assert sums is not None and magnitudes is not None
+    return ItemMap(sums.correlations(), low, high, len(images), magnitudes.correlations())

@@ -199,7 +199,10 @@ _ITEM_MAPS = (
     "each output pixel covered by items), pooled over every pixel of every validation scene of "
     "each family, for the learned resizers whose output need not be an image and for bilinear, "
     "an image, beside them; mean ± std over seeds, and the output's range over all of them. "
-    "r near ±1 means the channel is a map of where the objects are rather than a picture of them."
+    "r near ±1 means the channel is a map of where the objects are rather than a picture of them. "
+    "r is signed, and objects of different colours may take opposite signs in one channel; the "
+    "r of magnitude correlates |x - median| (each pixel's distance from its image's median in "
+    "that channel, mostly background) instead, which is large on every object whatever its sign."
 )
 
 
