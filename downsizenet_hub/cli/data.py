@@ -30,9 +30,11 @@ def run_label(data: DataOptions) -> str:
     """What makes a training run's data differ, as a folder name: ``scenes-noisy-large-x0.3``
     (dataset, variant, item layout and family for the built-in scenes, and the resize), so that
     runs on other data never share a run folder and their progress lines say which is which."""
+    from downsizenet_hub.data.composition import DEFAULT_FAMILY  # loaded with DataOptions
+
     items = ""
     if data.name == "scenes" and data.root is None:
-        items = f"-{data.items}" + ("" if data.family == "all" else f"-fam{data.family}")
+        items = f"-{data.items}" + ("" if data.family == DEFAULT_FAMILY else f"-fam{data.family}")
     return f"{data.name}-{data.variant}{items}-{data.describe_resize()}"
 
 
@@ -72,6 +74,7 @@ def scenes_command(
     )
 
     from downsizenet_hub.data import scenes
+    from downsizenet_hub.data.composition import DEFAULT_FAMILY
 
     with user_errors():
         # An unknown layout or family fails before anything is written.
@@ -102,7 +105,7 @@ def scenes_command(
     counts = manifest["images"]
     typer.echo(
         f"{root}: {counts['train']} train + {counts['val']} val scenes of {size} px (seed {seed}), "
-        f"{items} items" + ("." if family == "all" else f", family {family}.")
+        f"{items} items" + ("." if family == DEFAULT_FAMILY else f", family {family}.")
     )
 
 
