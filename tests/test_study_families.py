@@ -65,3 +65,65 @@ def test_the_report_compares_the_same_and_the_new_objects(
     assert "family B, clean (new objects)" in report
     assert (tmp_path / "difference_from_bilinear.png").is_file()
     assert "difference_from_bilinear.png" in report
+
+
+def _scores(plan: Any, by_family: dict[str, float]) -> dict[str, Any]:
+    """Every cell of ``plan`` finished: segmentation 10 (bilinear) or 12; a transfer scores
+    ``by_family[its family]``, plus 1 when a learned resizer made it."""
+    from downsizenet_hub.study import CellResult
+
+    results = {}
+    for cell in plan.cells:
+        if cell.task == "segmentation":
+            metrics = {"miou": 10.0 if cell.resizer.label == "bilinear" else 12.0}
+        else:
+            bonus = 1.0 if cell.source is not None else 0.0
+            metrics = {"map_50": by_family[cell.data.family] + bonus + cell.seed}
+        results[cell.key] = CellResult(
+            key=cell.key, task=cell.task, resizer=cell.resizer.label, variant=cell.variant,
+            scale=cell.scale, epochs=cell.epochs, seed=cell.seed, metrics=metrics,
+            wall_time_s=1.0, images_per_s=1.0, spec=cell.spec(),
+        )  # fmt: skip
+    return results
+
+
+def test_a_card_and_the_findings_name_the_family_each_transfer_detects_on() -> None:
+    from downsizenet_hub.hub import TrainingRecord
+    from downsizenet_hub.study.findings import findings
+    from downsizenet_hub.study.publishing import study_record
+    from downsizenet_hub.study.summaries import summarise
+
+    experiment = {"kind": "transfer", "scale": 0.5, "pretrain_epochs": [1],
+                  "pretrain_data": {"family": "A"}}  # fmt: skip
+    config = tiny(
+        None,
+        seeds=[0, 1],
+        experiments=[
+            {**experiment, "title": "same", "transfer_data": {"family": "A"}, "publish": "me/x"},
+            {**experiment, "title": "new", "transfer_data": {"family": "B"}},
+        ],
+    )
+    plan = plan_study(config)
+    results = _scores(plan, {"A": 20.0, "B": 40.0})
+    trained = plan.publications[0][0]
+    record = TrainingRecord(
+        task="segmentation", pipeline="p", dataset="scenes", generated_data=True, epochs=1,
+        seed=0, metric="mIoU", score=12.0, command="c", data_variant="noisy", scale_factor=0.5,
+    )  # fmt: skip
+    updated = study_record(record, plan, results, trained, "study")
+    # One line per task and family: a transfer is compared with bilinear on its own scenes.
+    found = {(d.task, d.baseline): d.difference for d in updated.differences}
+    assert found == {
+        ("segmentation", "bilinear"): 2.0,
+        ("detection on family A (frozen transfer)", "bilinear"): 1.0,
+        ("detection on family B (new objects; frozen transfer)", "bilinear"): 1.0,
+    }
+    assert updated.data_variant is not None
+    assert updated.data_variant.startswith("noisy, family A: t-shirt/top, pullover")
+    # The findings: each comparison once (the pretraining is shared), each transfer's family named.
+    sentences = findings(summarise(plan, results))
+    assert sum("segmentation mIoU" in s for s in sentences) == 1
+    transfers = [s for s in sentences if "downsizenet vs bilinear, transfer" in s]
+    assert len(transfers) == 2
+    assert any("(noisy family A, x0.5" in s for s in transfers)
+    assert any("(noisy family B, x0.5" in s for s in transfers)

@@ -214,7 +214,7 @@ def _row(entry: PublishedResizer) -> list[str]:
     headline = record.headline()
     if headline:  # measured over seeds by a study: the difference that matters
         score = "; ".join(
-            f"{d.task.split(' ')[0]} {d.metric} {d.describe()} vs {d.baseline}" for d in headline
+            f"{d.task.split(' (')[0]} {d.metric} {d.describe()} vs {d.baseline}" for d in headline
         )
     elif record.baseline_score is not None:  # one run (or a mean over seeds) beside its baseline
         difference = record.score - record.baseline_score

@@ -181,6 +181,21 @@ SCENE_FAMILIES: dict[str, tuple[tuple[int, ...] | None, tuple[str, ...] | None]]
 DEFAULT_FAMILY = "all"
 
 
+def describe_family(name: str) -> str:
+    """A scene family in words, e.g. ``family A: T-shirt/top, Pullover, Dress, Coat, Shirt on 7
+    of the 14 photographs`` (``all scenes`` for the default)."""
+    if name not in SCENE_FAMILIES:
+        raise ValueError(
+            f"Unknown scene family {name!r}; expected one of {', '.join(SCENE_FAMILIES)}."
+        )
+    classes, backgrounds = SCENE_FAMILIES[name]
+    if classes is None and backgrounds is None:
+        return "all scenes"
+    objects = ", ".join(FASHION_CLASSES[c] for c in classes or range(len(FASHION_CLASSES)))
+    shown = len(backgrounds) if backgrounds is not None else len(BACKGROUNDS)
+    return f"family {name}: {objects} on {shown} of the {len(BACKGROUNDS)} photographs"
+
+
 def scene_layout(name: str, family: str = DEFAULT_FAMILY) -> SceneConfig:
     """The :class:`SceneConfig` of a named layout (one of :data:`SCENE_LAYOUTS`) restricted to a
     named family (one of :data:`SCENE_FAMILIES`)."""

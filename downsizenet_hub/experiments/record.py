@@ -8,10 +8,19 @@ import sys
 
 from downsizenet_hub import hub
 from downsizenet_hub.data import dataset_info
+from downsizenet_hub.data.composition import DEFAULT_FAMILY, describe_family
 from downsizenet_hub.experiments.pretrain_options import PretrainOptions
 from downsizenet_hub.hub.record import OutputStatistics
 
-__all__ = ["training_record"]
+__all__ = ["scenes_variant", "training_record"]
+
+
+def scenes_variant(variant: str | None, family: str) -> str | None:
+    """A record's ``data_variant``: the variant, and the scene family where one is chosen (its
+    objects and photographs, so a card says what the resizer was trained on)."""
+    if family == DEFAULT_FAMILY:
+        return variant
+    return f"{variant}, {describe_family(family)}" if variant else describe_family(family)
 
 
 def training_record(
@@ -44,7 +53,7 @@ def training_record(
         baseline_score=baseline_score,
         baseline=baseline,
         command=command,
-        data_variant=data.variant,
+        data_variant=scenes_variant(data.variant, data.family),
         input_size=(input_size[0], input_size[1]),
         output_size=(data.size[0], data.size[1]) if data.size else None,
         scale_factor=data.scale,

@@ -45,6 +45,8 @@ METRICS: dict[str, tuple[str, ...]] = {
     "transfer": ("map_50", "map"),
 }
 #: How each task is named where a reader sees it (cards, cost tables).
+#: How a scene family is named where the families are compared.
+FAMILY_NAMES = {"all": "all scenes", "A": "family A", "B": "family B"}
 TASK_NAMES = {"segmentation": "segmentation", "transfer": "detection (frozen transfer)"}
 METRIC_NAMES = {
     "miou": "mIoU",
@@ -140,6 +142,11 @@ class Cell:
             f"{task}-{self.variant}{self.family_tag}-x{self.scale:g}-{label}{pretrained}"
             f"-e{self.epochs}-s{self.seed}-{digest[:8]}"
         )
+
+    @property
+    def scenes(self) -> tuple[str, str]:
+        """(family, variant) of the data this cell trains or detects on."""
+        return getattr(self.data, "family", "all"), self.variant
 
     @property
     def family_tag(self) -> str:

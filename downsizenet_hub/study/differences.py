@@ -18,12 +18,10 @@ from collections.abc import Sequence
 from matplotlib.figure import Figure
 
 from downsizenet_hub.study.aggregate import Estimate, format_estimate
-from downsizenet_hub.study.cells import METRIC_NAMES, PRIMARY_METRIC, Cell
+from downsizenet_hub.study.cell import FAMILY_NAMES
+from downsizenet_hub.study.cells import METRIC_NAMES, PRIMARY_METRIC
 from downsizenet_hub.study.config import BASELINE
 from downsizenet_hub.study.report import RowSummary
-
-#: How a scene family is named where the families are compared.
-FAMILY_NAMES = {"all": "all scenes", "A": "family A", "B": "family B"}
 
 
 def _task(summary: RowSummary) -> str:
@@ -38,11 +36,6 @@ def _row_label(summary: RowSummary, several_scales: bool) -> str:
     return f"{label} x{row.scale:g}" if several_scales else label
 
 
-def _target(cell: Cell) -> tuple[str, str]:
-    """(family, variant) a cell's data is: what a transfer detects on."""
-    return getattr(cell.data, "family", "all"), cell.variant
-
-
 def difference_figure(summaries: Sequence[RowSummary]) -> Figure | None:
     """One panel per experiment and data: each non-bilinear row's paired difference from
     bilinear (primary metric of its task) with its 95% interval; None without differences."""
@@ -54,7 +47,7 @@ def difference_figure(summaries: Sequence[RowSummary]) -> Figure | None:
         if summary.difference.get(task) is None:
             continue
         cells = summary.row.cells.get(task) or []
-        family, variant = _target(cells[0]) if cells else ("all", summary.row.variant)
+        family, variant = cells[0].scenes if cells else ("all", summary.row.variant)
         where = variant if family == "all" else f"{variant}, {FAMILY_NAMES.get(family, family)}"
         panels.setdefault((summary.row.experiment, task, where), []).append(summary)
     if not panels:
@@ -127,18 +120,18 @@ def transfer_targets_table(summaries: Sequence[RowSummary]) -> str:
     transfer_rows = [
         s for s in summaries if s.row.kind == "transfer" and s.row.cells.get("transfer")
     ]
-    targets = sorted({_target(s.row.cells["transfer"][0]) for s in transfer_rows})
+    targets = sorted({s.row.cells["transfer"][0].scenes for s in transfer_rows})
     if len(targets) < 2:
         return ""
     pretrained_on = {
-        _target(cell)[0] for s in transfer_rows for cell in s.row.cells.get("segmentation", [])[:1]
+        cell.scenes[0] for s in transfer_rows for cell in s.row.cells.get("segmentation", [])[:1]
     }
     lines = []
     by_resizer: dict[tuple[str, float, int | None], dict[tuple[str, str], RowSummary]] = {}
     for summary in transfer_rows:
         row = summary.row
         key = (row.resizer.label, row.scale, row.pretrain_epochs)
-        by_resizer.setdefault(key, {})[_target(row.cells["transfer"][0])] = summary
+        by_resizer.setdefault(key, {})[row.cells["transfer"][0].scenes] = summary
 
     def heading(target: tuple[str, str]) -> str:
         family, variant = target

@@ -19,9 +19,9 @@ from typing import Any
 
 import torch
 
+from downsizenet_hub.study.cell import FAMILY_NAMES
 from downsizenet_hub.study.cell_run import data_options
 from downsizenet_hub.study.config import DataSettings, StudyConfig, TransferExperiment
-from downsizenet_hub.study.differences import FAMILY_NAMES
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 
 from downsizenet_hub.study.aggregate import Estimate, t_quantile
+from downsizenet_hub.study.cell import FAMILY_NAMES
 from downsizenet_hub.study.cells import METRIC_NAMES, PRIMARY_METRIC, count_epochs
 from downsizenet_hub.study.summaries import RowSummary
 
@@ -19,16 +20,26 @@ __all__ = ["RESOLUTION", "findings", "seeds_needed", "width_note"]
 
 
 def findings(summaries: Sequence[RowSummary]) -> list[str]:
-    """One sentence per compared row and task, read off the paired difference's interval."""
+    """One sentence per compared row and task, read off the paired difference's interval; a
+    comparison that several rows share (a pretraining two transfer experiments reuse) once."""
     sentences = []
+    seen: set[tuple[object, ...]] = set()
     for summary in summaries:
         row = summary.row
         if row.is_baseline:
             continue
-        where = f"{row.variant}, x{row.scale:g}"
-        if row.pretrain_epochs is not None:
-            where += f", pretrained {count_epochs(row.pretrain_epochs)}"
         for task, difference in summary.difference.items():
+            cells = row.cells.get(task) or []
+            family, variant = cells[0].scenes if cells else ("all", row.variant)
+            if difference is not None:
+                compared = (row.resizer.label, task, family, variant, row.scale, difference.values)
+                if compared in seen:
+                    continue
+                seen.add(compared)
+            where = variant if family == "all" else f"{variant} {FAMILY_NAMES.get(family, family)}"
+            where += f", x{row.scale:g}"
+            if row.pretrain_epochs is not None:
+                where += f", pretrained {count_epochs(row.pretrain_epochs)}"
             metric = METRIC_NAMES[PRIMARY_METRIC[task]]
             label = f"{row.resizer.label} vs bilinear, {task} {metric} ({where})"
             if difference is None:

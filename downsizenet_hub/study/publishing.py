@@ -18,10 +18,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from downsizenet_hub import hub
+from downsizenet_hub.experiments.record import scenes_variant
 from downsizenet_hub.hub.local import local_path
 from downsizenet_hub.hub.record import MeasuredDifference, TrainingRecord
 from downsizenet_hub.resizing.config import DownsizeNetConfig
 from downsizenet_hub.study.aggregate import estimate, paired_difference
+from downsizenet_hub.study.cell import FAMILY_NAMES
 from downsizenet_hub.study.cell_run import CellResult
 from downsizenet_hub.study.cells import (
     METRIC_NAMES,
@@ -80,8 +82,9 @@ def measured_differences(
     """What the study measured for the resizer the segmentation cell ``trained`` trains: its
     score minus each :func:`compared_with` resizer's, paired by seed, in segmentation (same
     scale, variant, epochs and data) and after frozen transfer to detection (its transfers
-    against the fixed resizers' at the same scale and variant). Comparisons the study lacks are
-    left out."""
+    against the fixed resizers' at the same scale on the same scenes), once per scenes its
+    transfers detect on (the plateau study's family A and family B). Comparisons the study
+    lacks are left out."""
     label = trained.resizer.label
 
     def transferred(cell: Cell) -> bool:
@@ -90,39 +93,71 @@ def measured_differences(
             source is not None and source.resizer.label == label and trained_alike(source, trained)
         )
 
-    def fixed_transfer(baseline: str) -> Callable[[Cell], bool]:
-        # One transfer setting per plan: the fixed resizers' transfers at this scale compare.
-        return lambda c: (
-            c.source is None
-            and c.resizer.label == baseline
-            and (c.variant, c.scale) == (trained.variant, trained.scale)
+    def transfer_scores(resizer: str, scenes: tuple[str, str]) -> dict[int, float]:
+        # One transfer setting per scenes: the fixed resizers' transfers there compare.
+        def match(c: Cell) -> bool:
+            if c.task != "transfer" or c.scenes != scenes:
+                return False
+            if resizer == label:
+                return transferred(c)
+            return c.source is None and c.resizer.label == resizer and c.scale == trained.scale
+
+        return scores_by_seed(plan, results, match)
+
+    found = _differences(
+        trained,
+        "segmentation",
+        TASK_NAMES["segmentation"],
+        lambda resizer: segmentation_scores(plan, results, trained, resizer),
+    )
+    targets = sorted({c.scenes for c in plan.cells if c.task == "transfer" and transferred(c)})
+    for scenes in targets:
+        found += _differences(
+            trained,
+            "transfer",
+            _transfer_task(trained, scenes),
+            lambda resizer, scenes=scenes: transfer_scores(resizer, scenes),  # type: ignore[misc]
         )
-
-    def scores(task: str, resizer: str) -> dict[int, float]:
-        if task == "segmentation":
-            return segmentation_scores(plan, results, trained, resizer)
-        match = transferred if resizer == label else fixed_transfer(resizer)
-        return scores_by_seed(plan, results, lambda c: c.task == "transfer" and match(c))
-
-    found = []
-    for task in ("segmentation", "transfer"):
-        ours = scores(task, label)
-        for baseline in compared_with(trained.resizer):
-            difference = paired_difference(ours, scores(task, baseline))
-            if difference is None:
-                continue
-            found.append(
-                MeasuredDifference(
-                    task=TASK_NAMES[task],
-                    metric=METRIC_NAMES[PRIMARY_METRIC[task]],
-                    baseline=baseline,
-                    difference=difference.mean,
-                    ci_low=difference.ci_low,
-                    ci_high=difference.ci_high,
-                    n_seeds=difference.n,
-                )
-            )
     return tuple(found)
+
+
+def _transfer_task(trained: Cell, scenes: tuple[str, str]) -> str:
+    """How a card names the detection its resizer was frozen into: ``detection (frozen
+    transfer)``, or with the scene family, ``detection on family B (new objects; frozen
+    transfer)``."""
+    family, variant = scenes
+    if scenes == ("all", trained.variant):
+        return TASK_NAMES["transfer"]
+    where = FAMILY_NAMES.get(family, f"family {family}")
+    if variant != trained.variant:
+        where += f", {variant}"
+    new = "new objects; " if family != trained.scenes[0] else ""
+    return f"detection on {where} ({new}frozen transfer)"
+
+
+def _differences(
+    trained: Cell, task: str, task_name: str, scores: Callable[[str], dict[int, float]]
+) -> list[MeasuredDifference]:
+    """The :func:`compared_with` differences in ``task``: ``scores(resizer)`` per seed, the
+    trained resizer's minus each compared one's."""
+    found = []
+    ours = scores(trained.resizer.label)
+    for baseline in compared_with(trained.resizer):
+        difference = paired_difference(ours, scores(baseline))
+        if difference is None:
+            continue
+        found.append(
+            MeasuredDifference(
+                task=task_name,
+                metric=METRIC_NAMES[PRIMARY_METRIC[task]],
+                baseline=baseline,
+                difference=difference.mean,
+                ci_low=difference.ci_low,
+                ci_high=difference.ci_high,
+                n_seeds=difference.n,
+            )
+        )
+    return found
 
 
 def study_record(
@@ -140,8 +175,12 @@ def study_record(
     ours = segmentation_scores(plan, results, trained, trained.resizer.label)
     bilinear = segmentation_scores(plan, results, trained, BASELINE)
     differences = measured_differences(plan, results, trained)
+    # The scene family too, for records written before the cards named it.
+    variant = scenes_variant(trained.variant, trained.scenes[0])
     if len(ours) < 2 or len(bilinear) != len(ours):
-        return dataclasses.replace(record, command=command, differences=differences)
+        return dataclasses.replace(
+            record, command=command, differences=differences, data_variant=variant
+        )
     mine = estimate([ours[seed] for seed in sorted(ours)])
     reference = estimate([bilinear[seed] for seed in sorted(bilinear)])
     return dataclasses.replace(
@@ -149,6 +188,7 @@ def study_record(
         command=command,
         score=mine.mean, score_std=mine.std, baseline=BASELINE, baseline_score=reference.mean,
         baseline_std=reference.std, n_seeds=mine.n, differences=differences,
+        data_variant=variant,
     )  # fmt: skip
 
 
