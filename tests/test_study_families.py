@@ -127,3 +127,32 @@ def test_a_card_and_the_findings_name_the_family_each_transfer_detects_on() -> N
     assert len(transfers) == 2
     assert any("(noisy family A, x0.5" in s for s in transfers)
     assert any("(noisy family B, x0.5" in s for s in transfers)
+
+
+def test_a_published_talebi_card_gets_its_output_statistics_from_the_validation_scenes(
+    tmp_path: Path,
+) -> None:
+    from downsizenet_hub import hub
+    from downsizenet_hub.hub import TrainingRecord
+    from downsizenet_hub.registry import create_resizer
+    from downsizenet_hub.study.publishing import measured_outputs
+
+    experiment = {"kind": "transfer", "title": "T", "scale": 0.5, "pretrain_epochs": [1],
+                  "baselines": ["talebi"], "pretrain_data": {"family": "A"}}  # fmt: skip
+    plan = plan_study(tiny(None, seeds=[0], experiments=[experiment]))
+    cell = next(c for c in plan.cells if c.task == "segmentation" and c.resizer.label == "talebi")
+    record = TrainingRecord(
+        task="segmentation", pipeline="p", dataset="scenes", generated_data=True, epochs=1,
+        seed=0, metric="mIoU", score=1.0, command="c", scale_factor=0.5,
+    )  # fmt: skip
+    talebi = create_resizer("talebi")
+    hub.save_pretrained(talebi, tmp_path / "talebi", record=record)
+    outputs = measured_outputs(cell, tmp_path / "talebi")
+    assert outputs is not None
+    assert outputs.images == TINY_DATA["val_images"] and outputs.start == "bilinear"
+    # An untrained talebi is bilinear plus a zero-initialised residual: still an image.
+    assert outputs.moved_from_start < 1e-6 and 0.0 <= outputs.min <= outputs.max <= 1.0
+    # A DownsizeNet's output is an image by construction: nothing to measure.
+    downsizenet = next(c for c in plan.cells if c.resizer.label == "downsizenet")
+    hub.save_pretrained(create_resizer("downsizenet"), tmp_path / "dn", record=record)
+    assert measured_outputs(downsizenet, tmp_path / "dn") is None

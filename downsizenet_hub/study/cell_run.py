@@ -36,6 +36,7 @@ from downsizenet_hub.experiments.pretrain import (
     training_record,
 )
 from downsizenet_hub.experiments.transfer import TransferOptions, run_transfer
+from downsizenet_hub.hub.record import OutputStatistics
 from downsizenet_hub.jsonfile import read_json, read_matching
 from downsizenet_hub.study.cells import CELL_FORMAT, Cell
 from downsizenet_hub.study.config import DataSettings, PretrainSettings, TransferSettings
@@ -236,6 +237,9 @@ def _run_segmentation(
                 baseline="bilinear",
                 baseline_score=baseline_score,
                 command=command,
+                outputs=OutputStatistics.from_dict(arm.extra["outputs"])
+                if "outputs" in arm.extra
+                else None,
             )
             publish_resizer(report.resizer, record, folder=resizer_dir)
         barrier()  # the transfers that load it may run on every rank

@@ -18,13 +18,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from downsizenet_hub import hub
+from downsizenet_hub.experiments.measure import baseline_outputs
 from downsizenet_hub.experiments.record import scenes_variant
 from downsizenet_hub.hub.local import local_path
-from downsizenet_hub.hub.record import MeasuredDifference, TrainingRecord
+from downsizenet_hub.hub.record import MeasuredDifference, OutputStatistics, TrainingRecord
 from downsizenet_hub.resizing.config import DownsizeNetConfig
+from downsizenet_hub.resizing.strided import StridedResizer
+from downsizenet_hub.resizing.talebi import TalebiResizer
 from downsizenet_hub.study.aggregate import estimate, paired_difference
 from downsizenet_hub.study.cell import FAMILY_NAMES
-from downsizenet_hub.study.cell_run import CellResult
+from downsizenet_hub.study.cell_run import CellResult, data_options
 from downsizenet_hub.study.cells import (
     METRIC_NAMES,
     PRIMARY_METRIC,
@@ -160,18 +163,35 @@ def _differences(
     return found
 
 
+def measured_outputs(trained: Cell, folder: Path) -> OutputStatistics | None:
+    """A learned baseline's output statistics on ``trained``'s validation scenes, for a card
+    whose record lacks them (cells record none); None for a DownsizeNet, whose output is an
+    image by construction, or when the record has them."""
+    model, record = hub.load(folder)
+    if not isinstance(model, (TalebiResizer, StridedResizer)):
+        return None
+    if record is not None and record.outputs is not None:
+        return None
+    options = data_options(trained.data, trained.variant, trained.scale)
+    return baseline_outputs(model, options.build("val", "segmentation"), options.resize_kwargs())
+
+
 def study_record(
     record: TrainingRecord,
     plan: StudyPlan,
     results: Mapping[str, CellResult],
     trained: Cell,
     command: str,
+    outputs: OutputStatistics | None = None,
 ) -> TrainingRecord:
     """``record`` (written when ``trained`` finished: its own seed's scores) with what the study
     measured over every seed: the mean and spread of its segmentation score and bilinear's
     (the weights stay those of ``trained``'s seed) and :func:`measured_differences`; its command
     is the study's ``command``, which reproduces it (a cell's key covers every setting that
-    decides its result, whichever study file trained it)."""
+    decides its result, whichever study file trained it); ``outputs`` where the record has
+    none (:func:`measured_outputs`)."""
+    if outputs is not None and record.outputs is None:
+        record = dataclasses.replace(record, outputs=outputs)
     ours = segmentation_scores(plan, results, trained, trained.resizer.label)
     bilinear = segmentation_scores(plan, results, trained, BASELINE)
     differences = measured_differences(plan, results, trained)

@@ -23,7 +23,11 @@ from downsizenet_hub.study.families import study_families
 from downsizenet_hub.study.figures import write_figures
 from downsizenet_hub.study.item_map_table import item_map_rows, item_map_table
 from downsizenet_hub.study.movement import movement_table, movements
-from downsizenet_hub.study.publishing import publish_study_resizer, study_record
+from downsizenet_hub.study.publishing import (
+    measured_outputs,
+    publish_study_resizer,
+    study_record,
+)
 from downsizenet_hub.study.report import (
     RowSummary,
     StudyTotals,
@@ -106,8 +110,9 @@ def publish_finished(
         if is_main_process():
             folder = cell_folder(results_dir, cell) / RESIZER_DIR
             update = functools.partial(
-                study_record, plan=plan, results=results, trained=cell, command=command
-            )
+                study_record, plan=plan, results=results, trained=cell, command=command,
+                outputs=measured_outputs(cell, folder),
+            )  # fmt: skip
             if publish_study_resizer(folder, name, command, update):
                 say(f"published {name} to the local hub")
         barrier()
