@@ -69,7 +69,8 @@ def test_the_report_compares_the_same_and_the_new_objects(
 
 def _scores(plan: Any, by_family: dict[str, float]) -> dict[str, Any]:
     """Every cell of ``plan`` finished: segmentation 10 (bilinear) or 12; a transfer scores
-    ``by_family[its family]``, plus 1 when a learned resizer made it."""
+    ``by_family[its family]`` plus the seed, plus 1 on A and 3 on B when a learned resizer made
+    it."""
     from downsizenet_hub.study import CellResult
 
     results = {}
@@ -77,7 +78,7 @@ def _scores(plan: Any, by_family: dict[str, float]) -> dict[str, Any]:
         if cell.task == "segmentation":
             metrics = {"miou": 10.0 if cell.resizer.label == "bilinear" else 12.0}
         else:
-            bonus = 1.0 if cell.source is not None else 0.0
+            bonus = {"A": 1.0, "B": 3.0}[cell.data.family] if cell.source is not None else 0.0
             metrics = {"map_50": by_family[cell.data.family] + bonus + cell.seed}
         results[cell.key] = CellResult(
             key=cell.key, task=cell.task, resizer=cell.resizer.label, variant=cell.variant,
@@ -89,6 +90,7 @@ def _scores(plan: Any, by_family: dict[str, float]) -> dict[str, Any]:
 
 def test_a_card_and_the_findings_name_the_family_each_transfer_detects_on() -> None:
     from downsizenet_hub.hub import TrainingRecord
+    from downsizenet_hub.study.differences import transfer_targets_table
     from downsizenet_hub.study.findings import findings
     from downsizenet_hub.study.publishing import study_record
     from downsizenet_hub.study.summaries import summarise
@@ -116,7 +118,7 @@ def test_a_card_and_the_findings_name_the_family_each_transfer_detects_on() -> N
     assert found == {
         ("segmentation", "bilinear"): 2.0,
         ("detection on family A (frozen transfer)", "bilinear"): 1.0,
-        ("detection on family B (new objects; frozen transfer)", "bilinear"): 1.0,
+        ("detection on family B (new objects; frozen transfer)", "bilinear"): 3.0,
     }
     assert updated.data_variant is not None
     assert updated.data_variant.startswith("noisy, family A: t-shirt/top, pullover")
@@ -127,6 +129,13 @@ def test_a_card_and_the_findings_name_the_family_each_transfer_detects_on() -> N
     assert len(transfers) == 2
     assert any("(noisy family A, x0.5" in s for s in transfers)
     assert any("(noisy family B, x0.5" in s for s in transfers)
+    # Side by side, with how the advantage changes on the new objects, paired by seed.
+    table = transfer_targets_table(summarise(plan, results))
+    assert "| family A, noisy (the pretraining's objects) | family B, noisy (new objects) |" in table
+    assert "| new − same objects |" in table
+    line = next(x for x in table.splitlines() if x.startswith("| downsizenet"))
+    assert line.endswith("| +1.00 ± 0.00 [+1.00, +1.00] | +3.00 ± 0.00 [+3.00, +3.00] "
+                         "| +2.00 ± 0.00 [+2.00, +2.00] |")  # fmt: skip
 
 
 def test_a_published_talebi_card_gets_its_output_statistics_from_the_validation_scenes(

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from matplotlib.figure import Figure
 
-from downsizenet_hub.study.aggregate import Estimate, format_estimate
+from downsizenet_hub.study.aggregate import Estimate, format_estimate, paired_difference
 from downsizenet_hub.study.cell import FAMILY_NAMES
 from downsizenet_hub.study.cells import METRIC_NAMES, PRIMARY_METRIC
 from downsizenet_hub.study.config import BASELINE
@@ -139,8 +139,13 @@ def transfer_targets_table(summaries: Sequence[RowSummary]) -> str:
         return f"{FAMILY_NAMES.get(family, family)}, {variant}{same if pretrained_on else ''}"
 
     metric = METRIC_NAMES[PRIMARY_METRIC["transfer"]]
-    lines.append("| resizer | scale | " + " | ".join(heading(t) for t in targets) + " |")
-    lines.append("|---|---|" + "---|" * len(targets))
+    # With one family pretrained on and one new: how the difference changes on the new one.
+    same = [t for t in targets if t[0] in pretrained_on]
+    new = [t for t in targets if t[0] not in pretrained_on]
+    shift = (same[0], new[0]) if len(targets) == 2 and len(same) == len(new) == 1 else None
+    extra = " | new − same objects" if shift else ""
+    lines.append("| resizer | scale | " + " | ".join(heading(t) for t in targets) + extra + " |")
+    lines.append("|---|---|" + "---|" * (len(targets) + (shift is not None)))
     for (label, scale, epochs), found in by_resizer.items():
         name = f"{label} (pretrained {epochs} ep)" if epochs is not None else label
         cells = []
@@ -153,10 +158,39 @@ def transfer_targets_table(summaries: Sequence[RowSummary]) -> str:
                 cells.append(f"{format_estimate(score)} (reference)")
             else:
                 cells.append(format_estimate(entry.difference.get("transfer"), signed=True))
+        if shift is not None:
+            before, after = (found.get(t) for t in shift)  # bilinear's has no difference
+            change = _change(before, after) if before and after else None
+            cells.append(format_estimate(change, signed=True))
         lines.append(f"| {name} | x{scale:g} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(
         f"Transferred detection {metric}: bilinear's score, then each resizer's difference from"
         " bilinear on the same data and seed, with its paired 95% t-interval."
     )
+    if shift is not None:
+        lines[-1] += (
+            " The last column is the difference on the new objects minus the difference on the"
+            " pretraining's objects, paired by seed: above 0, the resizer's advantage over"
+            " bilinear grows on objects it never saw; below 0, it shrinks."
+        )
     return "\n".join(lines)
+
+
+def _change(before: RowSummary, after: RowSummary) -> Estimate | None:
+    """Per seed, ``after``'s transferred difference from bilinear minus ``before``'s (None
+    unless both paired every seed of their rows, on the same seeds)."""
+    values = [_by_seed(s) for s in (before, after)]
+    if values[0] is None or values[1] is None:
+        return None
+    return paired_difference(values[1], values[0])
+
+
+def _by_seed(summary: RowSummary) -> dict[int, float] | None:
+    """The row's per-seed transferred difference from bilinear, when every seed of the row was
+    paired (the difference's values are then in seed order)."""
+    difference = summary.difference.get("transfer")
+    seeds = sorted(summary.seeds.get("transfer", []))
+    if difference is None or difference.n != len(seeds):
+        return None
+    return dict(zip(seeds, difference.values, strict=True))
