@@ -131,7 +131,8 @@ def test_a_card_and_the_findings_name_the_family_each_transfer_detects_on() -> N
     assert any("(noisy family B, x0.5" in s for s in transfers)
     # Side by side, with how the advantage changes on the new objects, paired by seed.
     table = transfer_targets_table(summarise(plan, results))
-    assert "| family A, noisy (the pretraining's objects) | family B, noisy (new objects) |" in table
+    heading = "| family A, noisy (the pretraining's objects) | family B, noisy (new objects) |"
+    assert heading in table
     assert "| new − same objects |" in table
     line = next(x for x in table.splitlines() if x.startswith("| downsizenet"))
     assert line.endswith("| +1.00 ± 0.00 [+1.00, +1.00] | +3.00 ± 0.00 [+3.00, +3.00] "
