@@ -33,7 +33,7 @@ COMMANDS: list[tuple[str, list[str], float]] = [
     ("pretrain --help", ["pretrain", "--help"], 1.0),
     ("hub --help", ["hub", "--help"], 1.0),
     ("hub list", ["hub", "list"], 2.0),
-    ("hub show", ["hub", "show", "downsizenet/scenes-noisy-x0.3"], 2.0),
+    ("hub show", ["hub", "show", "downsizenet/scenes-a-noisy-x0.3"], 2.0),
 ]
 #: Peak resident memory allowed for the help and version screens, in MB.
 HELP_RSS_MB = 150.0

@@ -6,7 +6,7 @@ As timm's ``create_model``, a name is looked up in a table of builders, not in a
     create_resizer("downsizenet", conv_layers=2)    # a fresh DownsizeNet, config overrides
     create_resizer("talebi", residual_blocks=2)     # a fresh learned baseline (also "strided")
     create_resizer("hf-hub:owner/name@revision")    # published on the Hugging Face Hub
-    create_resizer("downsizenet/scenes-noisy-x0.3") # the local hub, then the shipped resizers
+    create_resizer("downsizenet/scenes-a-noisy-x0.3") # the local hub, then the shipped resizers
     create_resizer("path/to/folder")                # a folder with config.json + weights
     create_resizer(module)                          # an nn.Module passes through
 

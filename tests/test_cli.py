@@ -51,7 +51,7 @@ def test_help_imports_neither_torch_nor_torchvision(argv: list[str]) -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["hub", "list"], ["hub", "show", "downsizenet/scenes-noisy-x0.3"]],
+    [["hub", "list"], ["hub", "show", "downsizenet/scenes-a-noisy-x0.3"]],
     ids=" ".join,
 )
 def test_listing_and_showing_the_hub_read_json_and_cards_without_torch(

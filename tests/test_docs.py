@@ -90,7 +90,7 @@ EXEMPT: dict[str, str] = {
         "trains two 1600-step segmentation runs: over an hour on a 2-core CPU"
     ),
     "from downsizenet_hub import DownsizeNet\n\n"
-    'net = DownsizeNet.from_pretrained("downsizenet/scenes-noisy-x0.3")': (
+    'net = DownsizeNet.from_pretrained("downsizenet/scenes-a-noisy-x0.3")': (
         "pushes to and loads from the Hugging Face Hub: needs the network and a token"
     ),
 }
