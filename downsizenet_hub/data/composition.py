@@ -181,14 +181,19 @@ SCENE_FAMILIES: dict[str, tuple[tuple[int, ...] | None, tuple[str, ...] | None]]
 DEFAULT_FAMILY = "all"
 
 
-def describe_family(name: str) -> str:
-    """A scene family in words, e.g. ``family A: T-shirt/top, Pullover, Dress, Coat, Shirt on 7
-    of the 14 photographs`` (``all scenes`` for the default)."""
+def _family(name: str) -> tuple[tuple[int, ...] | None, tuple[str, ...] | None]:
+    """The classes and photographs of the named family, or a one-line error naming the choices."""
     if name not in SCENE_FAMILIES:
         raise ValueError(
             f"Unknown scene family {name!r}; expected one of {', '.join(SCENE_FAMILIES)}."
         )
-    classes, backgrounds = SCENE_FAMILIES[name]
+    return SCENE_FAMILIES[name]
+
+
+def describe_family(name: str) -> str:
+    """A scene family in words, e.g. ``family A: T-shirt/top, Pullover, Dress, Coat, Shirt on 7
+    of the 14 photographs`` (``all scenes`` for the default)."""
+    classes, backgrounds = _family(name)
     if classes is None and backgrounds is None:
         return "all scenes"
     objects = ", ".join(FASHION_CLASSES[c] for c in classes or range(len(FASHION_CLASSES)))
@@ -203,11 +208,7 @@ def scene_layout(name: str, family: str = DEFAULT_FAMILY) -> SceneConfig:
         raise ValueError(
             f"Unknown scene layout {name!r}; expected one of {', '.join(SCENE_LAYOUTS)}."
         )
-    if family not in SCENE_FAMILIES:
-        raise ValueError(
-            f"Unknown scene family {family!r}; expected one of {', '.join(SCENE_FAMILIES)}."
-        )
-    classes, backgrounds = SCENE_FAMILIES[family]
+    classes, backgrounds = _family(family)
     layout = SCENE_LAYOUTS[name]
     if classes is None and backgrounds is None:
         return layout

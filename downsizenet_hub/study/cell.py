@@ -151,7 +151,7 @@ class Cell:
     @property
     def family_tag(self) -> str:
         """``-famA`` for scenes of one family, ``""`` for all of them (keys made before)."""
-        family = getattr(self.data, "family", "all")
+        family = self.scenes[0]
         return "" if family == "all" else f"-fam{family}"
 
     def describe(self) -> str:
