@@ -24,6 +24,9 @@ Four measurements, each against bilinear in the same process, interleaved, media
 
     python benchmarks/pipeline_overhead.py --out benchmarks/results/pipeline_overhead.json
 
+``--runs 3`` measures the inference cases in three fresh processes per allocator setting
+(alternating) and reports the median of their ratios, since a ratio moves by up to 0.05 between
+runs of the same code here (the docs' table: ``--only inference --repeats 41 --runs 3``).
 ``--cases 300-160`` (or ``513-179``) measures one inference case, ``--no-reuse`` turns off the
 resizer's workspace (:mod:`downsizenet_hub.resizing.workspace`) to measure what it saves. A smoke
 run that only checks the script works: ``--only inference training --repeats 1 --batches 1
@@ -394,6 +397,33 @@ def _child_inference(args: argparse.Namespace, allocator_choice: str) -> list[di
     return list(run_child(__file__, arguments)["inference"])
 
 
+def _median_of_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (allocator, case, batch) from the rows of several runs of the same cases.
+
+    A ratio moves by up to 0.05 between two runs of the same code on this machine, more than
+    within one run's rounds; the median of the runs' ratios is the figure to read. The quartiles
+    are those of every round's ratio, pooled over the runs (each round paired within its run)."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["allocator"], row["case"], row["batch"]), []).append(row)
+    combined = []
+    for runs in groups.values():
+        times = {
+            name: [t for run in runs for t in run["times_s"][name]] for name in runs[0]["times_s"]
+        }
+        row = {**runs[0], "runs": len(runs), "run_ratios": [run["ratio"] for run in runs]}
+        for key in ("ratio", "bilinear_ms", "downsizenet_ms", "resizer_only_ms", "compiled_ratio",
+                    "compiled_ms"):  # fmt: skip
+            if key in row:
+                row[key] = median([run[key] for run in runs])
+        row["ratio_quartiles"] = list(
+            paired_ratio_quartiles(times["downsizenet-3"], times["bilinear"])
+        )
+        row["times_s"] = times
+        combined.append(row)
+    return combined
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -411,6 +441,11 @@ def main() -> None:
         help="inference: also time DownsizeNet after resizer.compile() (torch.compile).",
     )  # fmt: skip
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--runs", type=int, default=1,
+        help="inference: measure every case in this many fresh processes per allocator "
+        "setting, alternating the settings, and report the median of their ratios.",
+    )  # fmt: skip
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument(
@@ -434,11 +469,16 @@ def main() -> None:
     )
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
-    if args.allocator == "both" and "inference" in args.only:
-        # glibc's thresholds are process-wide: each setting measured in a fresh child process.
-        for choice in ("default", "kept"):
-            rows += _child_inference(args, choice)
     single = "kept" if args.allocator == "both" else args.allocator
+    in_children = args.allocator == "both" or args.runs > 1
+    if in_children and "inference" in args.only:
+        # glibc's thresholds are process-wide: each setting measured in a fresh child process.
+        choices = ("default", "kept") if args.allocator == "both" else (single,)
+        for _ in range(args.runs):
+            for choice in choices:
+                rows += _child_inference(args, choice)
+        if args.runs > 1:
+            rows = _median_of_runs(rows)
     apply_allocator(single)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -448,9 +488,10 @@ def main() -> None:
         "repeats": args.repeats,
         "trunk": args.trunk,
         "reuse_temporaries": not args.no_reuse,
+        "runs": args.runs,
     }
     if "inference" in args.only:
-        if args.allocator != "both":
+        if not in_children:
             rows = [
                 {"allocator": single, **r}
                 for r in inference(
@@ -467,10 +508,11 @@ def main() -> None:
         print_table(
             f"Resizer + frozen VGG16 ({args.trunk}) vs bilinear + the same trunk (median ms)",
             ["allocator", "case", "batch", "bilinear", "downsizenet-3", "resizer alone",
-             "ratio", "ratio IQR", "floor"],
+             "ratio", "ratio IQR", "floor", "each run's ratio"],
             [[r["allocator"], r["case"], r["batch"], r["bilinear_ms"], r["downsizenet_ms"],
               r["resizer_only_ms"], r["ratio"], "{:.3f}-{:.3f}".format(*r["ratio_quartiles"]),
-              r["arithmetic_floor"]] for r in rows],
+              r["arithmetic_floor"], " ".join(f"{v:.3f}" for v in r.get("run_ratios", []))]
+             for r in rows],
         )  # fmt: skip
         if args.compiled:
             print_table(

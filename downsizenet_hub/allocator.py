@@ -33,6 +33,9 @@ ENV_VAR = "DOWNSIZENET_ALLOCATOR"
 
 AllocatorState = Literal["kept", "default", "user", "unsupported"]
 
+#: What :func:`keep_freed_memory` decided in this process (None: it was never called).
+_decided: AllocatorState | None = None
+
 
 def keep_freed_memory() -> AllocatorState:
     """Ask glibc to keep freed memory for reuse; return what the process now runs with.
@@ -41,6 +44,19 @@ def keep_freed_memory() -> AllocatorState:
     ``"user"``: ``GLIBC_TUNABLES`` already sets malloc options, which win. ``"unsupported"``: not
     glibc (macOS, Windows, musl), or ``mallopt`` refused; nothing changed.
     """
+    global _decided
+    _decided = _keep_freed_memory()
+    return _decided
+
+
+def decided() -> AllocatorState | None:
+    """What :func:`keep_freed_memory` decided in this process, or None when nothing asked it (the
+    process runs with its C library's defaults). A program that starts workers passes this on,
+    so that they run as it does."""
+    return _decided
+
+
+def _keep_freed_memory() -> AllocatorState:
     if os.environ.get(ENV_VAR, "").strip().lower() == "default":
         return "default"
     if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from typing import Any, ClassVar
 import pytest
 from test_study_run import TINY_DATA, FitSpy, tiny
 
+from downsizenet_hub import allocator
 from downsizenet_hub.engine.runlock import RunLock
 from downsizenet_hub.study import Launch, plan_study, run_study
 from downsizenet_hub.study.cell_run import RESULT_FILE, cell_folder
@@ -118,15 +120,26 @@ def test_a_killed_worker_leaves_its_cell_to_the_next_which_resumes_it(
 
 @pytest.mark.slow
 def test_two_local_workers_finish_a_study_computing_every_cell_exactly_once(
-    tmp_path: Path, vgg_weights: Path
+    tmp_path: Path, vgg_weights: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # As in the `downsizenet` command, which keeps freed memory: its workers must too. (Only the
+    # record is set here; the workers call mallopt in their own processes.)
+    monkeypatch.setattr(allocator, "_decided", "kept")
+    monkeypatch.delenv(allocator.ENV_VAR, raising=False)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
     config = tiny(vgg_weights, seeds=[0])  # transfers wait for the cells they load
     run = run_study(config, tmp_path / "r", progress=False, launch=Launch(workers=2))
     keys = [cell.key for cell in run.plan.cells]
     assert run.totals.computed == len(keys) == run.totals.finished == 5
+    expected = (
+        "kept"
+        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+        else ("unsupported")
+    )
     for cell in run.plan.cells:
         saved = json.loads((cell_folder(tmp_path / "r", cell) / RESULT_FILE).read_text())
         assert saved["provenance"]["threads"] == 1  # one-thread workers
+        assert saved["provenance"]["allocator"] == expected
     document = json.loads((tmp_path / "r" / "results.json").read_text())
     assert document["totals"]["finished"] == 5 and document["published"] == ["tests/study"]
     # A second run finds everything finished and starts no worker.

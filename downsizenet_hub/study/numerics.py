@@ -7,8 +7,9 @@ initialisation, another schedule); an exact rewrite (a refactor, a docstring, a 
 with the same outputs) keeps it, so results outlive refactors. The golden checks
 (:mod:`.golden`, ``tests/test_numerics.py``) hold the version to its word: they fail when the
 computation moves while the version stays. Where and by what a cell was computed (commit, library
-versions, platform, device, threads) is recorded beside it as provenance, never as part of its key,
-as DVC, joblib.Memory and MLflow keep a result's inputs apart from its provenance.
+versions, platform, device, threads, malloc setting) is recorded beside it as provenance, never as
+part of its key, as DVC, joblib.Memory and MLflow keep a result's inputs apart from its
+provenance.
 
 History:
 
@@ -55,7 +56,7 @@ def provenance(device: str) -> dict[str, Any]:
     """Where and by what a result was computed: provenance for a reader, not part of any key."""
     import torchvision
 
-    from downsizenet_hub import __version__
+    from downsizenet_hub import __version__, allocator
 
     return {
         "package_version": __version__,
@@ -66,4 +67,5 @@ def provenance(device: str) -> dict[str, Any]:
         "platform": f"{platform.system()}-{platform.machine()}",
         "device": device,
         "threads": torch.get_num_threads(),
+        "allocator": allocator.decided(),
     }
