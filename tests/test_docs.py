@@ -60,6 +60,11 @@ EXEMPT: dict[str, str] = {
         "times five resizers and a transfer arm for minutes, on an idle machine only, and "
         "rewrites the committed measurements"
     ),
+    ".venv/bin/python benchmarks/pipeline_overhead.py --only inference --repeats 41 --runs 3 "
+    "--out benchmarks/results/pipeline_overhead_41x3.json": (
+        "times eight cases over 41 rounds in six processes: 27 minutes on an idle machine, and "
+        "rewrites the committed measurement"
+    ),
     ".venv/bin/python -m downsizenet_hub.study.golden --write": (
         "rewrites the committed golden reference; tests/test_numerics.py checks that it refuses "
         "to under the same numerics version"

@@ -16,8 +16,8 @@ cell unclaimed, to be resumed by the next worker or the next run of the study.
 
 A worker keeps freed memory in its process when the command that started it does
 (:func:`downsizenet_hub.allocator.decided`): a ``downsizenet study`` worker runs its cells as fast
-as the command itself would (without it, a one-thread cell ran up to 1.5x slower under glibc's
-default malloc).
+as the command itself would (without it, the cpu preset's 2x2 DownsizeNet segmentation cells ran
+1.2-1.4x slower under glibc's default malloc; the other cells within a run's spread).
 
 A local worker also watches the ``study`` command that started it (:func:`watch_owner`): if that
 command ends without cancelling its workers (killed, or SIGTERM's default), the worker sends
