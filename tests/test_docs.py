@@ -65,6 +65,16 @@ EXEMPT: dict[str, str] = {
         "times eight cases over 41 rounds in six processes: 27 minutes on an idle machine, and "
         "rewrites the committed measurement"
     ),
+    ".venv/bin/python benchmarks/page_faults.py --batches 8 --cases 513-179 --calls 8 "
+    "--warmup 2 --out benchmarks/results/page_faults_513_b8.json": (
+        "ten fresh processes of a VGG16 pipeline at batch 8: minutes, and rewrites the "
+        "committed measurement"
+    ),
+    ".venv/bin/python benchmarks/pipeline_overhead.py --only training --train-backbones tiny "
+    "--repeats 11 --out benchmarks/results/pipeline_overhead_training.json": (
+        "times and profiles training steps for minutes, on an idle machine only, and rewrites "
+        "the committed measurement"
+    ),
     ".venv/bin/python -m downsizenet_hub.study.golden --write": (
         "rewrites the committed golden reference; tests/test_numerics.py checks that it refuses "
         "to under the same numerics version"
