@@ -419,6 +419,10 @@ def _median_of_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["ratio_quartiles"] = list(
             paired_ratio_quartiles(times["downsizenet-3"], times["bilinear"])
         )
+        if COMPILED in times:
+            row["compiled_ratio_quartiles"] = list(
+                paired_ratio_quartiles(times[COMPILED], times["bilinear"])
+            )
         row["times_s"] = times
         combined.append(row)
     return combined

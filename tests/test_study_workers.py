@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from test_allocator import GLIBC
 from test_study_run import TINY_DATA, FitSpy, tiny
 
 from downsizenet_hub import allocator
@@ -131,11 +131,7 @@ def test_two_local_workers_finish_a_study_computing_every_cell_exactly_once(
     run = run_study(config, tmp_path / "r", progress=False, launch=Launch(workers=2))
     keys = [cell.key for cell in run.plan.cells]
     assert run.totals.computed == len(keys) == run.totals.finished == 5
-    expected = (
-        "kept"
-        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
-        else ("unsupported")
-    )
+    expected = "kept" if GLIBC else "unsupported"
     for cell in run.plan.cells:
         saved = json.loads((cell_folder(tmp_path / "r", cell) / RESULT_FILE).read_text())
         assert saved["provenance"]["threads"] == 1  # one-thread workers
