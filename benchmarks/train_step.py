@@ -3,14 +3,19 @@
 Segmentation: images per second of one training step as ``downsizenet pretrain`` runs it (the
 built-in noisy scenes at 300 px, x0.3, batch 8, the tiny backbone at width 32), for bilinear,
 area, DownsizeNet 2x2 and antialias, and talebi; each step split into loading the batch (decode,
-noise, transforms, collate) and the model's forward, backward and optimiser step. Resizers are
+noise, transforms, collate) and the model's forward, backward and optimiser step, with the
+step's multiply-adds per image (forward and backward) and the rate the model reached. Resizers are
 interleaved round by round in one process, and each round runs the same batches for every
 resizer, so the ratios compare like with like.
 
 Transfer: one arm of ``downsizenet transfer`` (bilinear, x0.3, the frozen VGG16 detector with
 CenterNet heads, a random VGG16 trunk: the weights do not change the arithmetic) on a reduced
 set of scenes, split as the engine records it: the first epoch (which computes and caches the
-frozen features), the later head epochs on cached features, and evaluation.
+frozen features), the later head epochs on cached features, and evaluation. Each part is set
+against its arithmetic: the multiply-adds it runs (``FlopCounterMode``: the frozen front per
+image, a head step's forward and backward, an evaluation's front and head forward), the rate it
+reached, and what it would take at the rate of the frozen front alone (timed on its own, the
+trunk's convolutions being the transfer's bulk): the rest of each part is not arithmetic.
 
 Runs on public APIs that predate this script, so the same file times an older checkout
 (``PYTHONPATH=<old checkout> .venv/bin/python benchmarks/train_step.py``) for before/after
@@ -33,6 +38,7 @@ import torch
 from _common import machine_info, print_table, write_results
 
 import downsizenet_hub
+from downsizenet_hub.data import dataset_info
 from downsizenet_hub.data.transforms import collate
 from downsizenet_hub.engine import TrainConfig
 from downsizenet_hub.engine.optim import build_optimizer, build_scheduler
@@ -62,6 +68,7 @@ def segmentation(rounds: int, batch: int, warmup: int) -> dict[str, Any]:
         optimizer = build_optimizer(trainable, config)
         scheduler = build_scheduler(optimizer, config, 10_000)
         arms[label] = (pipeline, optimizer, scheduler)
+    macs = {label: _step_gmac(*arm, dataset, batch) for label, arm in arms.items()}
     times: dict[str, dict[str, list[float]]] = {label: {"data": [], "model": []} for label in arms}
     for round_index in range(warmup + rounds):
         start = (round_index * batch) % (len(dataset) - batch)
@@ -86,8 +93,22 @@ def segmentation(rounds: int, batch: int, warmup: int) -> dict[str, Any]:
             "data_ms_per_image": 1000 * data / batch,
             "model_ms_per_image": 1000 * model / batch,
             "data_share": data / (data + model),
+            "gmac_per_image": macs[label],
+            "model_gmac_per_s": 1000 * macs[label] / (1000 * model / batch),
         }
     return {"batch": batch, "rounds": rounds, "resizers": rows}
+
+
+def _step_gmac(pipeline: Any, optimizer: Any, scheduler: Any, dataset: Any, batch: int) -> float:
+    """Multiply-adds per image of one step's forward and backward (``FlopCounterMode``; the
+    step is taken, as a warm-up round would be, and the scheduler left where it was)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    images, targets = collate([dataset[i] for i in range(batch)])
+    with FlopCounterMode(display=False) as counter:
+        pipeline(images, targets)["loss"].backward()
+    optimizer.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / 2 / 1e9 / batch
 
 
 def transfer(train_images: int, val_images: int, epochs: int) -> dict[str, Any]:
@@ -115,18 +136,88 @@ def transfer(train_images: int, val_images: int, epochs: int) -> dict[str, Any]:
         wall = time.perf_counter() - began
         metrics = next((Path(folder) / "run").glob("*/metrics.json"))
         history = json.loads(metrics.read_text())["history"]
+        arithmetic = transfer_arithmetic(options)
     first = history[0]["train_seconds"]
     later = [record["train_seconds"] for record in history[1:]]
     evaluation = sum(record["eval_seconds"] for record in history)
+    evaluations = sum(1 for record in history if record["eval_seconds"])
+    gmac = {
+        "first_epoch": train_images * (arithmetic["front_gmac"] + arithmetic["head_step_gmac"]),
+        "head_epoch": train_images * arithmetic["head_step_gmac"],
+        "evaluation": evaluations * val_images * arithmetic["eval_gmac"],
+    }
+    seconds = {
+        "first_epoch": first,
+        "head_epoch": statistics.median(later) if later else None,
+        "evaluation": evaluation,
+    }
+    rate = arithmetic["front_gmac_per_s"]
+    split = {
+        part: {
+            "s": seconds[part],
+            "gmac": gmac[part],
+            "gmac_per_s": gmac[part] / seconds[part] if seconds[part] else None,
+            "s_at_front_rate": gmac[part] / rate,
+        }
+        for part in gmac
+    }
     return {
         "train_images": train_images,
         "val_images": val_images,
         "epochs": epochs,
         "wall_s": wall,
         "first_epoch_s": first,
-        "head_epoch_s": statistics.median(later) if later else None,
+        "head_epoch_s": seconds["head_epoch"],
         "evaluation_s": evaluation,
         "other_s": wall - first - sum(later) - evaluation,
+        "arithmetic": arithmetic,
+        "split": split,
+    }
+
+
+def transfer_arithmetic(options: Any, rounds: int = 11) -> dict[str, float]:
+    """Multiply-adds per image of the transfer arm's parts (``options`` as ``run_transfer``'s),
+    and the frozen front's own rate: a batch of 8 timed alone, the median of ``rounds``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from downsizenet_hub.backbones import frozen_vgg16
+    from downsizenet_hub.pipelines.detection import DetectionPipeline, stride8_trunk
+    from downsizenet_hub.registry import create_resizer
+
+    train_set, _ = options.data.datasets("detection")
+    images, targets = collate([train_set[i] for i in range(8)])
+    trunk = stride8_trunk(frozen_vgg16(options.backbone_weights))
+    resizer = create_resizer(options.resizer).requires_grad_(False)
+    pipeline = DetectionPipeline(
+        resizer, trunk, dataset_info(options.data.name).num_classes,
+        target=options.data.target, cache_features=False,
+    )  # fmt: skip
+
+    def counted(run: Any) -> float:
+        with FlopCounterMode(display=False) as counter:
+            run()
+        return counter.get_total_flops() / 2 / 1e9 / len(images)
+
+    def step() -> None:
+        pipeline(images, targets)["loss"].backward()
+
+    pipeline.train()
+    front = counted(lambda: pipeline.front(images))
+    head_step = counted(step) - front
+    pipeline.eval()
+    with torch.no_grad():
+        evaluation = counted(lambda: pipeline(images))
+    pipeline.front(images)  # warm up
+    times = []
+    for _ in range(rounds):
+        began = time.perf_counter()
+        pipeline.front(images)
+        times.append(time.perf_counter() - began)
+    return {
+        "front_gmac": front,
+        "head_step_gmac": head_step,
+        "eval_gmac": evaluation,
+        "front_gmac_per_s": front * len(images) / statistics.median(times),
     }
 
 
@@ -151,12 +242,21 @@ def main() -> None:
         payload["segmentation"] = segmentation(args.rounds, args.batch, args.warmup)
         rows = [
             [label, f"{r['images_per_s']:.1f}", f"{r['data_ms_per_image']:.1f}",
-             f"{r['model_ms_per_image']:.1f}", f"{100 * r['data_share']:.0f}%"]
+             f"{r['model_ms_per_image']:.1f}", f"{100 * r['data_share']:.0f}%",
+             f"{r['gmac_per_image']:.2f}", f"{r['model_gmac_per_s']:.1f}"]
             for label, r in payload["segmentation"]["resizers"].items()
         ]  # fmt: skip
         print_table(
             "Segmentation step (pretrain defaults)",
-            ["resizer", "images/s", "data ms/img", "model ms/img", "data share"],
+            [
+                "resizer",
+                "images/s",
+                "data ms/img",
+                "model ms/img",
+                "data share",
+                "GMAC/img",
+                "model GMAC/s",
+            ],
             rows,
         )
     if args.only in (None, "transfer"):
@@ -168,6 +268,15 @@ def main() -> None:
             ["wall s", "first epoch s", "head epoch s", "evaluation s", "other s"],
             [[f"{t['wall_s']:.1f}", f"{t['first_epoch_s']:.1f}", f"{t['head_epoch_s']:.1f}",
               f"{t['evaluation_s']:.1f}", f"{t['other_s']:.1f}"]],
+        )  # fmt: skip
+        rate = t["arithmetic"]["front_gmac_per_s"]
+        print_table(
+            f"Transfer arm against its arithmetic (frozen front alone: {rate:.1f} GMAC/s)",
+            ["part", "s", "GMAC", "GMAC/s", "s at the front's rate", "not arithmetic"],
+            [[part.replace("_", " "), f"{r['s']:.2f}", f"{r['gmac']:.1f}",
+              f"{r['gmac_per_s']:.1f}", f"{r['s_at_front_rate']:.2f}",
+              f"{round(1 - r['s_at_front_rate'] / r['s'], 2) + 0.0:.0%}"]
+             for part, r in t["split"].items()],
         )  # fmt: skip
     if args.out is not None:
         write_results(args.out, payload)

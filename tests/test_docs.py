@@ -75,6 +75,16 @@ EXEMPT: dict[str, str] = {
         "times and profiles training steps for minutes, on an idle machine only, and rewrites "
         "the committed measurement"
     ),
+    ".venv/bin/python benchmarks/resizer_profile.py --repeats 21 --calls 9 "
+    "--out benchmarks/results/resizer_profile.json": (
+        "times and profiles four cases beside a VGG16 trunk, on an idle machine only, and "
+        "rewrites the committed measurement"
+    ),
+    ".venv/bin/python benchmarks/train_step.py --rounds 11 "
+    "--out benchmarks/results/train_step_arithmetic.json": (
+        "times five resizers and a transfer arm for minutes, on an idle machine only, and "
+        "rewrites the committed measurements"
+    ),
     ".venv/bin/python -m downsizenet_hub.study.golden --write": (
         "rewrites the committed golden reference; tests/test_numerics.py checks that it refuses "
         "to under the same numerics version"
