@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +12,15 @@ import pytest
 import torch
 from torch import nn
 from typer.testing import CliRunner
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (the README's ``-n 2``), each worker process computes on one thread,
+    and so do the processes its tests start, unless a test says otherwise: the workers already
+    keep both cores busy, and two threads each would make four on two cores."""
+    if hasattr(config, "workerinput"):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
