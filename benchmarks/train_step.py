@@ -190,7 +190,7 @@ def transfer_arithmetic(options: Any, rounds: int = 11) -> dict[str, float]:
     resizer = create_resizer(options.resizer).requires_grad_(False)
     pipeline = DetectionPipeline(
         resizer, trunk, dataset_info(options.data.name).num_classes,
-        target=options.data.target, cache_features=False,
+        scale_factor=options.data.scale, cache_features=False,
     )  # fmt: skip
 
     def counted(run: Any) -> float:
@@ -272,7 +272,7 @@ def main() -> None:
         rate = t["arithmetic"]["front_gmac_per_s"]
         print_table(
             f"Transfer arm against its arithmetic (frozen front alone: {rate:.1f} GMAC/s)",
-            ["part", "s", "GMAC", "GMAC/s", "s at the front's rate", "not arithmetic"],
+            ["part", "s", "GMAC", "GMAC/s", "s at the front's rate", "beyond arithmetic"],
             [[part.replace("_", " "), f"{r['s']:.2f}", f"{r['gmac']:.1f}",
               f"{r['gmac_per_s']:.1f}", f"{r['s_at_front_rate']:.2f}",
               f"{round(1 - r['s_at_front_rate'] / r['s'], 2) + 0.0:.0%}"]
