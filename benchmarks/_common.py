@@ -97,6 +97,16 @@ def time_interleaved(
     return times
 
 
+def multiply_adds(run: Callable[[], Any]) -> float:
+    """Multiply-adds of one call of ``run``: the convolutions and matrix products PyTorch's
+    ``FlopCounterMode`` sees (forward, and backward when ``run`` calls it), FLOPs / 2."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        run()
+    return counter.get_total_flops() / 2
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

@@ -58,13 +58,13 @@ from _common import (
     apply_allocator,
     machine_info,
     median,
+    multiply_adds,
     paired_ratio_quartiles,
     print_table,
     run_child,
     time_interleaved,
     write_results,
 )
-from torch.utils.flop_counter import FlopCounterMode
 from torchvision import tv_tensors
 from torchvision.models import vgg16
 
@@ -174,9 +174,8 @@ def _macs(module: torch.nn.Module, *args: Any) -> float:
 
     Counted with autograd on, so that DownsizeNet runs its plain layers: the flop counter does not
     know the fused oneDNN conv + ReLU kernel it uses for inference on the CPU (same arithmetic)."""
-    with torch.enable_grad(), FlopCounterMode(display=False) as counter:
-        module(*args)
-    return counter.get_total_flops() / 2
+    with torch.enable_grad():
+        return multiply_adds(lambda: module(*args))
 
 
 def _forward(
@@ -227,7 +226,7 @@ def training(
                 o.step()
 
             steps[name] = step
-        macs = {name: _step_macs(step) for name, step in steps.items()}
+        macs = {name: multiply_adds(step) for name, step in steps.items()}
         times = time_interleaved(steps, repeats, device=device)
         shares = _profile_shares(steps["downsizenet-3"], profile_steps, device)
         rows.append({
@@ -262,13 +261,6 @@ def _profile_shares(step: Callable[[], None], steps: int, device: torch.device) 
         group: sum(times.get(op, 0.0) for op in ops) / whole
         for group, ops in PROFILE_GROUPS.items()
     }
-
-
-def _step_macs(step: Callable[[], None]) -> float:
-    """Multiply-adds of one training step, forward and backward."""
-    with FlopCounterMode(display=False) as counter:
-        step()
-    return counter.get_total_flops() / 2
 
 
 _MEMORY_CHILD = """

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import machine_info, print_table, write_results
+from _common import machine_info, multiply_adds, print_table, time_interleaved, write_results
 
 import downsizenet_hub
 from downsizenet_hub.data import dataset_info
@@ -68,7 +68,8 @@ def segmentation(rounds: int, batch: int, warmup: int) -> dict[str, Any]:
         optimizer = build_optimizer(trainable, config)
         scheduler = build_scheduler(optimizer, config, 10_000)
         arms[label] = (pipeline, optimizer, scheduler)
-    macs = {label: _step_gmac(*arm, dataset, batch) for label, arm in arms.items()}
+    macs = {label: _step_gmac(pipeline, optimizer, dataset, batch)
+            for label, (pipeline, optimizer, _) in arms.items()}  # fmt: skip
     times: dict[str, dict[str, list[float]]] = {label: {"data": [], "model": []} for label in arms}
     for round_index in range(warmup + rounds):
         start = (round_index * batch) % (len(dataset) - batch)
@@ -99,16 +100,13 @@ def segmentation(rounds: int, batch: int, warmup: int) -> dict[str, Any]:
     return {"batch": batch, "rounds": rounds, "resizers": rows}
 
 
-def _step_gmac(pipeline: Any, optimizer: Any, scheduler: Any, dataset: Any, batch: int) -> float:
-    """Multiply-adds per image of one step's forward and backward (``FlopCounterMode``; the
-    step is taken, as a warm-up round would be, and the scheduler left where it was)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
+def _step_gmac(pipeline: Any, optimizer: Any, dataset: Any, batch: int) -> float:
+    """Multiply-adds per image (billions) of one step's forward and backward; the gradients are
+    dropped, no optimiser step is taken."""
     images, targets = collate([dataset[i] for i in range(batch)])
-    with FlopCounterMode(display=False) as counter:
-        pipeline(images, targets)["loss"].backward()
+    macs = multiply_adds(lambda: pipeline(images, targets)["loss"].backward())
     optimizer.zero_grad(set_to_none=True)
-    return counter.get_total_flops() / 2 / 1e9 / batch
+    return macs / 1e9 / batch
 
 
 def transfer(train_images: int, val_images: int, epochs: int) -> dict[str, Any]:
@@ -152,14 +150,16 @@ def transfer(train_images: int, val_images: int, epochs: int) -> dict[str, Any]:
         "evaluation": evaluation,
     }
     rate = arithmetic["front_gmac_per_s"]
+    # Only the parts this run has (one epoch has no later head epoch; no evaluation, no time).
     split = {
         part: {
-            "s": seconds[part],
+            "s": s,
             "gmac": gmac[part],
-            "gmac_per_s": gmac[part] / seconds[part] if seconds[part] else None,
+            "gmac_per_s": gmac[part] / s,
             "s_at_front_rate": gmac[part] / rate,
         }
-        for part in gmac
+        for part, s in seconds.items()
+        if s
     }
     return {
         "train_images": train_images,
@@ -178,8 +178,6 @@ def transfer(train_images: int, val_images: int, epochs: int) -> dict[str, Any]:
 def transfer_arithmetic(options: Any, rounds: int = 11) -> dict[str, float]:
     """Multiply-adds per image of the transfer arm's parts (``options`` as ``run_transfer``'s),
     and the frozen front's own rate: a batch of 8 timed alone, the median of ``rounds``."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     from downsizenet_hub.backbones import frozen_vgg16
     from downsizenet_hub.pipelines.detection import DetectionPipeline, stride8_trunk
     from downsizenet_hub.registry import create_resizer
@@ -194,9 +192,7 @@ def transfer_arithmetic(options: Any, rounds: int = 11) -> dict[str, float]:
     )  # fmt: skip
 
     def counted(run: Any) -> float:
-        with FlopCounterMode(display=False) as counter:
-            run()
-        return counter.get_total_flops() / 2 / 1e9 / len(images)
+        return multiply_adds(run) / 1e9 / len(images)
 
     def step() -> None:
         pipeline(images, targets)["loss"].backward()
@@ -207,12 +203,7 @@ def transfer_arithmetic(options: Any, rounds: int = 11) -> dict[str, float]:
     pipeline.eval()
     with torch.no_grad():
         evaluation = counted(lambda: pipeline(images))
-    pipeline.front(images)  # warm up
-    times = []
-    for _ in range(rounds):
-        began = time.perf_counter()
-        pipeline.front(images)
-        times.append(time.perf_counter() - began)
+    times = time_interleaved({"front": lambda: pipeline.front(images)}, rounds)["front"]
     return {
         "front_gmac": front,
         "head_step_gmac": head_step,
@@ -266,7 +257,8 @@ def main() -> None:
         print_table(
             f"Transfer arm (bilinear, {images} train images, {args.transfer_epochs} epochs)",
             ["wall s", "first epoch s", "head epoch s", "evaluation s", "other s"],
-            [[f"{t['wall_s']:.1f}", f"{t['first_epoch_s']:.1f}", f"{t['head_epoch_s']:.1f}",
+            [[f"{t['wall_s']:.1f}", f"{t['first_epoch_s']:.1f}",
+              "-" if t["head_epoch_s"] is None else f"{t['head_epoch_s']:.1f}",
               f"{t['evaluation_s']:.1f}", f"{t['other_s']:.1f}"]],
         )  # fmt: skip
         rate = t["arithmetic"]["front_gmac_per_s"]
