@@ -51,6 +51,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import torch
 from _common import (
@@ -72,6 +73,7 @@ from downsizenet_hub import DownsizeNet
 from downsizenet_hub.backbones import FrozenVGG16
 from downsizenet_hub.pipelines.detection import DetectionPipeline, FrozenFront, stride8_trunk
 from downsizenet_hub.pipelines.segmentation import SegmentationPipeline
+from downsizenet_hub.resizing import texture
 from downsizenet_hub.resizing.fixed import FixedResizer
 
 CASES = {"300-160": ((300, 300), (160, 160)), "513-179": ((513, 513), (179, 179))}
@@ -170,11 +172,12 @@ def _against_bilinear(times: dict[str, list[float]]) -> dict[str, Any]:
 
 
 def _macs(module: torch.nn.Module, *args: Any) -> float:
-    """Multiply-adds of one call (convolutions and matrix products), counted by PyTorch.
+    """Multiply-adds of one inference call (convolutions and matrix products), counted by PyTorch.
 
-    Counted with autograd on, so that DownsizeNet runs its plain layers: the flop counter does not
-    know the fused oneDNN conv + ReLU kernel it uses for inference on the CPU (same arithmetic)."""
-    with torch.enable_grad():
+    Counted without autograd, as the call runs, but with DownsizeNet's plain layers: the flop
+    counter does not know the fused oneDNN conv + ReLU kernel it uses for inference on the CPU
+    (the same arithmetic)."""
+    with torch.no_grad(), mock.patch.object(texture, "fused_available", return_value=False):
         return multiply_adds(lambda: module(*args))
 
 

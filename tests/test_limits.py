@@ -134,6 +134,7 @@ def test_downsizenet_counts_the_anchor_block_grid(monkeypatch: pytest.MonkeyPatc
     feature_map, grid = 16 * 2000 * 2000 * 4, 16 * 9 * 942 * 942 * 4
     at_anchors = {grad: net.memory_estimate(shape, out, autograd=grad) for grad in (True, False)}
     monkeypatch.setattr(anchors, "ANCHOR_MOSAIC_MAX_RATIO", 0.0)  # the whole last map instead
+    monkeypatch.setattr(anchors, "ANCHOR_ROWS_MAX_RATIO", 0.0)  # (not the anchor rows either)
     whole = {grad: net.memory_estimate(shape, out, autograd=grad) for grad in (True, False)}
     # Under autograd the grid is kept instead of the last map; without, in bands of 2^17 pixels
     # it is held with the band's map (the band's share of the grid).
@@ -144,6 +145,25 @@ def test_downsizenet_counts_the_anchor_block_grid(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(anchors, "ANCHOR_MOSAIC_MAX_RATIO", 2.0)
     with pytest.raises(MemoryLimitError, match=r"^DownsizeNet\(size=\(942, 942\)\) on a 1x3x2000x"):
         net(torch.empty(*shape, device="meta"), size=out)
+
+
+@pytest.mark.usefixtures("one_gib")
+def test_downsizenet_counts_the_anchor_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where inference runs the last texture conv at the anchor rows only, the three rows it
+    gathers around each anchor row and the row it makes are counted beside the map they come
+    from (a band's share of them on a large input); with autograd the whole map is counted."""
+    from downsizenet_hub.resizing import anchors
+
+    net, shape, out = DownsizeNet(), (1, 3, 2000, 2000), (1000, 1000)  # rows: h = 0.5 H
+    assert anchors.anchor_rows_pay(shape[2:], out) and not anchors.anchors_pay(shape[2:], out)
+    band = 1 << 17  # input pixels per band, without autograd
+    feature_map, share = 16 * band * 4, band // 2  # the anchor rows hold half of a band
+    at_rows = {grad: net.memory_estimate(shape, out, autograd=grad) for grad in (True, False)}
+    monkeypatch.setattr(anchors, "ANCHOR_ROWS_MAX_RATIO", 0.0)  # the whole last map instead
+    whole = {grad: net.memory_estimate(shape, out, autograd=grad) for grad in (True, False)}
+    assert at_rows[True] == whole[True]
+    # Two maps before; now one map, the 3 gathered 16-channel rows and 1 made per anchor row.
+    assert at_rows[False] - whole[False] == (3 * 16 + 16) * share * 4 - feature_map
 
 
 @pytest.mark.usefixtures("one_gib")

@@ -345,6 +345,44 @@ def test_banded_inference_at_anchors_is_exact(
     torch.testing.assert_close(per_image, reference, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("layers", [1, 3])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("kwargs", [{"size": (60, 30)}, {"scale_factor": 0.59}])
+def test_inference_at_anchor_rows_is_exact(
+    monkeypatch: pytest.MonkeyPatch, layers: int, batch: int, kwargs: dict
+) -> None:
+    """Where the anchors skip input rows but their grid of blocks would not pay, inference runs
+    the last conv at the anchor rows only (whole images, bands, one image per call): the
+    reference's output, with the zero padding of the rows above the image."""
+    import downsizenet_hub.resizing.anchors as anchors
+    import downsizenet_hub.resizing.texture as resizer_module
+
+    gathered: list[int] = []
+
+    def counting_gather_rows(*args: Any, **kw: Any) -> torch.Tensor:
+        rows = anchors.gather_rows(*args, **kw)
+        gathered.append(rows.shape[0])
+        return rows
+
+    monkeypatch.setattr(resizer_module, "gather_rows", counting_gather_rows)
+    net = DownsizeNet(init="random", conv_layers=layers).eval()
+    images = torch.rand(batch, 3, 120, 50)
+    with torch.no_grad():
+        whole = net(images, **kwargs)
+        assert gathered == [batch]  # one call of the whole batch, at the anchor rows
+        monkeypatch.setattr(resizer_module, "INFERENCE_BANDING_MIN_PIXELS", 7 * 50)
+        monkeypatch.setattr(resizer_module, "INFERENCE_BAND_PIXELS", 7 * 50)  # bands of 7 rows
+        banded = net(images, **kwargs)
+        monkeypatch.setattr(resizer_module, "INFERENCE_CALL_PIXELS", 1)  # one image per call
+        per_image = net(images, **kwargs)
+        monkeypatch.setattr(net, "_pooled_texture", net._pooled_texture_reference)
+        reference = net(images, **kwargs)
+    assert len(gathered) > 2 + batch  # the bands ran at the anchor rows too
+    torch.testing.assert_close(whole, reference, atol=1e-6, rtol=0)
+    torch.testing.assert_close(banded, reference, atol=1e-6, rtol=0)
+    torch.testing.assert_close(per_image, reference, atol=1e-6, rtol=0)
+
+
 @pytest.mark.parametrize("neighbourhood", ["bilinear", "bicubic", "antialias"])
 def test_training_path_at_anchors_matches_the_reference_and_its_gradients(
     monkeypatch: pytest.MonkeyPatch, neighbourhood: str

@@ -17,8 +17,16 @@ It pays when the grid is small next to the map it replaces: ``9 h w`` pixels aga
 whole map is computed (and the grid, held at once with one feature map, stays under twice a map,
 which :meth:`DownsizeNet.memory_estimate <.downsizenet.DownsizeNet.memory_estimate>` counts).
 
-This module builds the grid's indices (per band of input rows, :class:`Band`) and gathers it; the
-convolution itself runs in :mod:`.texture`.
+Where the grid does not pay but the anchors skip rows (a downscale by up to about 1.5, as
+300->160), the last conv runs at the anchor rows only, over their whole width: gather the three
+rows around each anchor row into a ``(3h, W)`` map (rows outside the image set to zero) and run
+the 3x3 convolution on it with stride 3 down and 1 across, padded across only. Its ``(h, W)``
+output holds every anchor's feature, again exact up to float summation order; without autograd
+it replaces the whole last map up to :data:`ANCHOR_ROWS_MAX_RATIO` (300->160: 53% of that
+layer's arithmetic, for a gather of 1.6 maps' rows).
+
+This module builds the grid's and the rows' indices (per band of input rows, :class:`Band`) and
+gathers them; the convolutions themselves run in :mod:`.texture`.
 """
 
 from __future__ import annotations
@@ -37,12 +45,26 @@ from downsizenet_hub.resizing.workspace import Workspace
 #: arithmetic for that layer) pays, 300->160 (3.5x less arithmetic but a gather 2.6x the map's
 #: size) did not (resizer alone, batch 8: 365 ms against 298 with the full layer; f9b2cf7).
 ANCHOR_MOSAIC_MAX_RATIO = 2.0
+#: Without autograd, where the grid does not pay, the last texture conv runs at the anchor rows
+#: only when they number at most this fraction of the input rows, so that the ``3h`` rows it
+#: gathers cost less than the ``H - h`` rows of convolution it saves. Resizer alone, interleaved,
+#: at 300 px against the whole last map: 0.86-0.95x the time at 300->160 (0.53; batch 1 and 8,
+#: both allocator settings), 1.00x at 300->180 (0.6, batch 1), 0.99-1.04x at 0.7 (batch 1, 4),
+#: 1.06-1.07x at 0.8. Where the grid pays it is kept: at 513->179 the rows cost 1.01-1.06x.
+ANCHOR_ROWS_MAX_RATIO = 0.6
 _BAND_CACHE_SIZE = 16
 
 
 def anchors_pay(in_size: tuple[int, int], out_size: tuple[int, int]) -> bool:
     """Whether the last conv runs at the anchors only for this resize (see the module)."""
     return 9 * out_size[0] * out_size[1] <= ANCHOR_MOSAIC_MAX_RATIO * in_size[0] * in_size[1]
+
+
+def anchor_rows_pay(in_size: tuple[int, int], out_size: tuple[int, int]) -> bool:
+    """Whether, without autograd, the last conv runs at the anchor rows only (see the module):
+    where the grid of :func:`anchors_pay` does not pay and the anchor rows are few enough."""
+    rows_pay = out_size[0] <= ANCHOR_ROWS_MAX_RATIO * in_size[0]
+    return rows_pay and not anchors_pay(in_size, out_size)
 
 
 class Band(NamedTuple):
@@ -52,6 +74,10 @@ class Band(NamedTuple):
     its anchor (rows relative to ``top``, clamped to the image) into a ``(3n, 3w)`` grid of
     pixel indices; ``zero_rows`` / ``zero_cols`` are the grid rows and columns that fall
     outside the image, which the last convolution must read as its zero padding.
+    ``row_taps`` are the grid's ``3n`` rows alone (the three input rows around each anchor row,
+    relative to ``top``, clamped; ``zero_rows`` again the ones outside the image), and
+    ``row_anchor_index`` the flat index of each anchor in the ``(n, W)`` map of a convolution at
+    the anchor rows.
     """
 
     start: int
@@ -61,6 +87,8 @@ class Band(NamedTuple):
     mosaic_index: torch.Tensor  # (3n * 3w,) long, flat pixel index into rows top:bottom
     zero_rows: torch.Tensor  # long, grid rows outside the image
     zero_cols: torch.Tensor  # long, grid columns outside the image
+    row_taps: torch.Tensor  # (3n,) long, input rows relative to top
+    row_anchor_index: torch.Tensor  # (n * w,) long, flat index into an (n, W) map
 
 
 def build_bands(
@@ -90,6 +118,7 @@ def build_bands(
         outside = (row_taps < 0) | (row_taps >= height)
         row_taps = row_taps.clamp(0, height - 1) - top
         index = row_taps[:, None] * width + col_taps[None, :]
+        row_anchor_index = torch.arange(stop - start)[:, None] * width + cols[None, :]
         bands.append(
             Band(
                 start=start,
@@ -99,6 +128,8 @@ def build_bands(
                 mosaic_index=index.reshape(-1).to(device),
                 zero_rows=outside.nonzero().flatten().to(device),
                 zero_cols=zero_cols.to(device),
+                row_taps=row_taps.to(device),
+                row_anchor_index=row_anchor_index.reshape(-1).to(device),
             )
         )
         start = stop
@@ -156,3 +187,29 @@ def gather_blocks(
     if len(band.zero_cols):
         grid.index_fill_(2, band.zero_cols, 0)
     return grid.permute(0, 3, 1, 2)
+
+
+def gather_rows(
+    features: torch.Tensor, band: Band, *, workspace: Workspace | None = None
+) -> torch.Tensor:
+    """The three rows around each of ``band``'s anchor rows, ``(B, C, 3n, W)`` channels-last,
+    zero outside the image; ``features`` as for :func:`gather_blocks`. With a ``workspace`` the
+    rows are written into its buffer, which the next call overwrites."""
+    batch, channels, height, width = features.shape
+    # Whole rows of one flat (B*H, W*C) matrix: a row copy each, 2-3x faster than a gather
+    # along the rows of the 4-D tensor.
+    pixels = features.permute(0, 2, 3, 1).reshape(batch * height, width * channels)
+    index = band.row_taps
+    if batch > 1:
+        first_rows = torch.arange(0, batch * height, height, device=index.device)
+        index = (first_rows[:, None] + index).reshape(-1)
+    shape = (index.numel(), width * channels)
+    kept = None if workspace is None else workspace.buffer("rows", shape, pixels)
+    if kept is None:
+        gathered = pixels.index_select(0, index)
+    else:
+        gathered = torch.index_select(pixels, 0, index, out=kept)
+    gathered = gathered.view(batch, -1, width, channels)
+    if len(band.zero_rows):
+        gathered.index_fill_(1, band.zero_rows, 0)
+    return gathered.permute(0, 3, 1, 2)

@@ -40,7 +40,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from downsizenet_hub.resizing.anchors import BandCache, anchors_pay
+from downsizenet_hub.resizing.anchors import BandCache, anchor_rows_pay, anchors_pay
 from downsizenet_hub.resizing.config import DownsizeNetConfig
 from downsizenet_hub.resizing.functional import head_logits, mix, normalise
 from downsizenet_hub.resizing.geometry import Geometry, build_geometry
@@ -307,6 +307,7 @@ class DownsizeNet(nn.Module):
             band_pixels=INFERENCE_BAND_PIXELS if banded else None,
             texture_images=None if autograd else inference_call_images(height, width),
             anchor_grid=anchors_pay((height, width), out_size),
+            anchor_rows=not autograd and anchor_rows_pay((height, width), out_size),
         )
 
     def _check_memory(

@@ -132,6 +132,7 @@ def resize_memory_bytes(
     band_pixels: int | None = None,
     texture_images: int | None = None,
     anchor_grid: bool = False,
+    anchor_rows: bool = False,
 ) -> int:
     """Bytes a resize of ``batch x channels x in_size`` to ``out_size`` holds at once (a floor).
 
@@ -145,7 +146,9 @@ def resize_memory_bytes(
     ``anchor_grid``, the last layer reads a grid of 3x3 blocks around the output pixels' anchors
     (``9`` pixels per output pixel, of the band's share) instead of making a whole map: under
     ``autograd`` it is kept in that map's place, else it is held with the map it is gathered from.
-    A fixed resizer is ``taps=1`` without a texture branch.
+    With ``anchor_rows`` (inference only), the last layer reads the three rows around each anchor
+    row (``3 h`` rows of the input's width) and makes ``h`` rows, held with the map they are
+    gathered from. A fixed resizer is ``taps=1`` without a texture branch.
     """
     out_pixels = out_size[0] * out_size[1]
     total = 2 * batch * channels * out_pixels * itemsize
@@ -158,13 +161,17 @@ def resize_memory_bytes(
             in_pixels = min(in_pixels, band_pixels)
         images = batch if texture_images is None else min(batch, texture_images)
         feature_map = images * texture_channels * in_pixels * 4
-        if not anchor_grid:
+        before = texture_layers - 1  # whole maps before the last layer
+        # What the last layer reads has the channels of the layer before it.
+        last_channels = texture_channels if texture_layers > 1 else channels
+        if anchor_rows and not autograd and not anchor_grid:
+            share = out_size[0] * in_pixels // max(1, in_size[0])  # the anchor rows' pixels
+            rows = images * (3 * last_channels + texture_channels) * share * 4
+            total += max(min(2, before) * feature_map, min(1, before) * feature_map + rows)
+        elif not anchor_grid:
             total += (texture_layers if autograd else 2) * feature_map
         else:
-            # The grid has the channels of what the last layer reads: the input for one layer.
-            grid_channels = texture_channels if texture_layers > 1 else channels
-            grid = images * grid_channels * 9 * out_pixels * in_pixels // max(1, whole) * 4
-            before = texture_layers - 1  # whole maps before the last layer
+            grid = images * last_channels * 9 * out_pixels * in_pixels // max(1, whole) * 4
             if autograd:
                 total += before * feature_map + grid
             else:

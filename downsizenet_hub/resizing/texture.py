@@ -7,7 +7,8 @@ shortcuts here are all exact (tested against :func:`pooled_texture_reference`, w
 gather, which is also what scripting, tracing, compiling and exporting run):
 
 * where anchors are sparse, the last conv runs at the anchors only (see :mod:`.anchors`), with
-  autograd too;
+  autograd too; without autograd, where they are only fewer than the input rows, it runs at the
+  anchor rows only;
 * without autograd on the CPU, each conv + ReLU runs as one fused oneDNN call;
 * without autograd, the branch reads a few images per call, so that its feature maps stay small
   enough for glibc's default malloc to reuse them (:data:`INFERENCE_CALL_PIXELS`);
@@ -24,7 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from downsizenet_hub.resizing.anchors import Band, BandCache, anchors_pay, gather_blocks
+from downsizenet_hub.resizing.anchors import (
+    Band,
+    BandCache,
+    anchor_rows_pay,
+    anchors_pay,
+    gather_blocks,
+    gather_rows,
+)
 from downsizenet_hub.resizing.functional import pixel_major
 from downsizenet_hub.resizing.geometry import Geometry
 from downsizenet_hub.resizing.workspace import Workspace
@@ -59,7 +67,9 @@ def pooled_texture(
 
     Returns ``(B, h*w, channels)``. Where anchors are sparse (:func:`.anchors.anchors_pay`), the
     last convolution runs only at the anchors, on the grid of their 3x3 neighbourhoods (exact,
-    see :mod:`.anchors`), with autograd too. Without autograd the branch reads at most
+    see :mod:`.anchors`), with autograd too; without autograd, where they are only fewer than
+    the input rows (:func:`.anchors.anchor_rows_pay`), at the anchor rows only. Without
+    autograd the branch reads at most
     :data:`INFERENCE_CALL_PIXELS` pixels per call (a few images at a time), and on large images
     runs on horizontal bands (each with ``halo`` rows of halo, so the result is exactly the same),
     which keeps peak memory near the size of the input instead of ``channels`` times it. While
@@ -91,6 +101,7 @@ def pooled_texture(
     rows_per_band = max(1, INFERENCE_BAND_PIXELS // width) if banded else height
     # Plain layers in bands: the fused kernel's peak memory is ~1.4x theirs at 1024x2048.
     fused = fused_available(images) and not banded
+    at_rows = anchor_rows_pay((height, width), (h, w))
     bands = band_cache.bands(geometry, height, width, rows_per_band, halo)
     batch = images.shape[0]
     per_call = inference_call_images(height, width)
@@ -101,7 +112,11 @@ def pooled_texture(
         for first in range(0, batch, per_call):
             chunk = slice(first, first + per_call)
             features = images[chunk, :, band.top : band.bottom]
-            features = texture_layers(texture, features, fused, last=not at_anchors)
+            features = texture_layers(texture, features, fused, last=not (at_anchors or at_rows))
+            if at_rows:
+                features = last_conv_at_anchor_rows(
+                    texture, features, band, fused=fused, workspace=workspace
+                )
             if at_anchors:
                 at_anchor = last_conv_at_anchors(
                     texture, features, band, w, fused=fused, workspace=workspace
@@ -112,8 +127,11 @@ def pooled_texture(
             else:
                 # One gather of pixel vectors (two index_selects on the channels-last map
                 # cost ~20% more of the resizer at 300->160, batch 8).
-                index = geometry.anchor_index[rows]
-                index = index - band.top * width if band.top else index
+                if at_rows:
+                    index = band.row_anchor_index
+                else:
+                    index = geometry.anchor_index[rows]
+                    index = index - band.top * width if band.top else index
                 pixels = pixel_major(features)
                 if pooled_maps is None and workspace is not None:
                     shape = (batch, h * w, pixels.shape[-1])
@@ -172,6 +190,25 @@ def last_conv_at_anchors(
     return F.relu(F.conv2d(grid, last.weight, last.bias, stride=3))
 
 
+def last_conv_at_anchor_rows(
+    texture: nn.Sequential,
+    features: torch.Tensor,
+    band: Band,
+    *,
+    fused: bool,
+    workspace: Workspace | None = None,
+) -> torch.Tensor:
+    """The last 3x3 conv + ReLU of ``texture`` at the anchor rows of ``band``, over the whole
+    width: ``(B, C, n, W)`` channels-last. ``features`` as for :func:`last_conv_at_anchors`; a
+    convolution with stride 3 down and 1 across, padded across only, of the three rows around
+    each anchor row (see :mod:`.anchors`)."""
+    rows = gather_rows(features, band, workspace=workspace)
+    last = cast(nn.Conv2d, texture[-2])
+    if fused:
+        return _conv3x3_relu(rows, last.weight, last.bias, padding=(0, 1), stride=(3, 1))
+    return F.relu(F.conv2d(rows, last.weight, last.bias, stride=(3, 1), padding=(0, 1)))
+
+
 def fused_available(images: torch.Tensor) -> bool:
     """Whether the fused oneDNN conv + ReLU kernel can run the texture branch on ``images``."""
     return (
@@ -218,16 +255,18 @@ def _conv3x3_relu(
     images: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
-    padding: int = 1,
-    stride: int = 1,
+    padding: int | tuple[int, int] = 1,
+    stride: int | tuple[int, int] = 1,
 ) -> torch.Tensor:
-    """``relu(conv2d(images, weight, bias, padding, stride))`` in one oneDNN call (the kernel
+    """``relu(conv2d(images, weight, bias, stride, padding))`` in one oneDNN call (the kernel
     that torch.compile uses on the CPU; a private op, so its presence is checked once
-    beforehand)."""
+    beforehand). ``padding`` and ``stride``: one for both sides, or (down, across)."""
+    pads = list(padding) if isinstance(padding, tuple) else [padding] * 2
+    strides = list(stride) if isinstance(stride, tuple) else [stride] * 2
     return cast(
         torch.Tensor,
         torch.ops.mkldnn._convolution_pointwise(
-            images, weight, bias, [padding] * 2, [stride] * 2, [1, 1], 1, "relu", [], ""
+            images, weight, bias, pads, strides, [1, 1], 1, "relu", [], ""
         ),
     )
 
