@@ -87,7 +87,80 @@ def test_in_place_normalisation_is_the_plain_one(coefficients: str, neighbourhoo
         logits = torch.randn(2, 11, 9, net.config.logit_channels) * 50
         plain = normalise(logits, geometry, net.config.coefficients)
         in_place = normalise(logits.clone(), geometry, net.config.coefficients, in_place=True)
-    assert torch.equal(in_place, plain)
+    if coefficients == "softmax":
+        assert torch.equal(in_place, plain)  # the same kernels
+    else:  # normalised directly: float rounding
+        torch.testing.assert_close(in_place, plain, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("neighbourhood", ["bilinear", "bicubic", "antialias"])
+def test_sigmoid_coefficients_normalise_directly_unless_a_pixel_underflows(
+    monkeypatch: pytest.MonkeyPatch, neighbourhood: str
+) -> None:
+    """Without autograd, ``prior * sigmoid(z)`` over its sum (equal to float rounding); where
+    one pixel's every logit underflows that sum, the whole batch takes the log-space form."""
+    import downsizenet_hub.resizing.functional as functional
+
+    net = _trained_looking(DownsizeNet(neighbourhood=neighbourhood))
+    images = torch.rand(2, 3, 30, 26)
+    results: list[bool] = []
+    direct = functional._sigmoid_coefficients
+
+    def recording(*args: object) -> torch.Tensor | None:
+        result = direct(*args)  # type: ignore[arg-type]
+        results.append(result is not None)
+        return result
+
+    monkeypatch.setattr(functional, "_sigmoid_coefficients", recording)
+    with torch.no_grad():
+        geometry = net.prepare(images, size=(11, 9))
+        logits = torch.randn(2, 11, 9, net.config.logit_channels) * 10
+        for underflowing in (None, -100.0, -1e4):
+            if underflowing is not None:
+                logits[1, 3, 4] = underflowing  # every tap of one pixel
+            plain = normalise(logits, geometry, "sigmoid")
+            fast = normalise(logits.clone(), geometry, "sigmoid", in_place=True)
+            torch.testing.assert_close(fast, plain, rtol=0, atol=1e-6)
+            assert torch.isfinite(fast).all()
+    assert results == [True, False, False]
+
+
+@pytest.mark.parametrize("neighbourhood", ["bilinear", "bicubic", "antialias"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_inference_mixes_as_weighted_bags_equal_to_the_gather_and_product(
+    monkeypatch: pytest.MonkeyPatch, neighbourhood: str, dtype: torch.dtype, channels_last: bool
+) -> None:
+    import downsizenet_hub.resizing.functional as functional
+
+    net = _trained_looking(DownsizeNet(neighbourhood=neighbourhood)).to(dtype)
+    images = torch.rand(3, 3, 41, 37, dtype=dtype)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    calls: list[bool] = []
+    bags_apply = functional._bags_apply
+    monkeypatch.setattr(
+        functional, "_bags_apply", lambda *a: calls.append(bags_apply(*a)) or calls[-1]
+    )
+    with torch.no_grad():
+        bags = net(images, size=(17, 29))
+        monkeypatch.setattr(functional, "_bags_apply", lambda *a: False)
+        gathered = net(images, size=(17, 29))
+    assert calls == [True]
+    assert bags.dtype == dtype and bags.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(bags, gathered, rtol=0, atol=1e-6)
+
+
+def test_half_precision_and_autograd_mix_by_gather_and_product() -> None:
+    import downsizenet_hub.resizing.functional as functional
+
+    pixels = torch.rand(2, 10, 3)
+    coefficients = torch.rand(2, 5, 1, 2, 2)
+    with torch.no_grad():
+        assert functional._bags_apply(pixels, coefficients)
+        assert not functional._bags_apply(pixels.half(), coefficients)
+        assert not functional._bags_apply(pixels, coefficients.clone().requires_grad_())
+    assert not functional._bags_apply(pixels, coefficients)  # autograd on
 
 
 # Shapes that take each inference path: whole maps (300->160 style), the last conv at the anchors
@@ -148,12 +221,12 @@ def test_each_shape_keeps_its_buffers_and_old_shapes_are_dropped() -> None:
     with torch.no_grad():
         for side in (30, 40, 50, 60):
             net(torch.rand(1, 3, side, side), size=(12, 12))
-    taps = [kept for roles in net._workspace._threads.values() for kept in [roles["taps"]]]
-    assert len(taps) == 1 and len(taps[0]) == 1  # one output size: one taps buffer
+    grids = [kept for roles in net._workspace._threads.values() for kept in [roles["grid"]]]
+    assert len(grids) == 1 and len(grids[0]) == 1  # one output size: one grid of blocks
     with torch.no_grad():
         for size in (10, 11, 12, 13):
             net(torch.rand(1, 3, 30, 30), size=(size, size))
-    assert len(taps[0]) == 2  # SHAPES_PER_ROLE most recent
+    assert len(grids[0]) == 2  # SHAPES_PER_ROLE most recent
 
 
 def test_threads_get_their_own_buffers() -> None:

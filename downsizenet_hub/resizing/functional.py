@@ -43,6 +43,10 @@ FIXED_MODES: tuple[str, ...] = ("bilinear", "bicubic", "area", "antialias", "nea
 #: ``z - log1p(exp(z))``, which is ``z`` to float64 precision there (``exp(-80)`` is 2e-35),
 #: while ``sigmoid(z)`` alone would underflow float32 below about -88.
 LOG_SIGMOID_LINEAR_BELOW = -80.0
+#: Without autograd, sigmoid coefficients are normalised directly (``prior * sigmoid(z)`` over
+#: its sum) where every pixel's sum is at least this, far above float32's smallest normal
+#: number (1.2e-38), so that no weight loses precision; elsewhere in log space.
+DIRECT_NORMALISATION_MIN_TOTAL = 1e-30
 
 
 class Resampler(Protocol):
@@ -140,6 +144,10 @@ def normalise(
         # A linear head can output all zeros: fall back to the plain average of the taps.
         safe = torch.where(total > 0, total, torch.ones_like(total))
         return torch.where(total > 0, weights / safe, uniform)
+    if in_place and not taps.requires_grad and coefficients == "sigmoid":
+        direct = _sigmoid_coefficients(taps, geometry)
+        if direct is not None:
+            return direct
     if in_place and not taps.requires_grad and taps.is_contiguous():
         # One new tensor (the activations) instead of five; the same kernels, the same numbers.
         scores = log_sigmoid(taps) if coefficients == "sigmoid" else taps
@@ -150,6 +158,18 @@ def normalise(
     scores = log_act + geometry.log_prior
     weights = torch.exp(scores - scores.amax(dim=(3, 4), keepdim=True))
     return weights / weights.sum(dim=(3, 4), keepdim=True)
+
+
+def _sigmoid_coefficients(taps: torch.Tensor, geometry: Geometry) -> torch.Tensor | None:
+    """``prior * sigmoid(z)`` normalised directly, without autograd: four kernels instead of the
+    log-space form's ten, equal to float rounding. None where some pixel's total falls below
+    :data:`DIRECT_NORMALISATION_MIN_TOTAL` (every logit below about -69): the log-space form,
+    which no logit underflows, then runs instead."""
+    weights = torch.sigmoid(taps).mul_(geometry.prior * geometry.mask)
+    total = weights.sum(dim=(3, 4), keepdim=True)
+    if bool(total.amin() < DIRECT_NORMALISATION_MIN_TOTAL):
+        return None
+    return weights.div_(total)
 
 
 def log_sigmoid(logits: torch.Tensor) -> torch.Tensor:
@@ -184,11 +204,21 @@ def mix(
 
     ``coefficients`` ``(B, h, w, Ky, Kx)`` as :meth:`DownsizeNet.coefficients` returns them.
     ``workspace``: keep the gathered taps there from call to call (inference only; see
-    :mod:`.workspace`).
+    :mod:`.workspace`). Without autograd on the CPU, each image's mix is one weighted
+    ``F.embedding_bag`` over its pixel vectors instead (the gather and the weighted sum in one
+    kernel, no taps held: 3-4x faster than the two steps; equal to float rounding).
     """
     pixels = pixel_major(images)
     batch, channels = images.shape[:2]
     h, w = geometry.out_size
+    if _bags_apply(pixels, coefficients):
+        index = geometry.taps_index.view(h * w, -1)
+        weights = coefficients.reshape(batch, h * w, -1).to(pixels.dtype)
+        bags = [
+            F.embedding_bag(index, pixels[i], per_sample_weights=weights[i], mode="sum")
+            for i in range(batch)
+        ]
+        return torch.stack(bags).view(batch, h, w, channels).permute(0, 3, 1, 2)
     shape = (batch, geometry.taps_index.numel(), channels)
     buffer = None if workspace is None else workspace.buffer("taps", shape, pixels)
     if buffer is None:
@@ -199,6 +229,16 @@ def mix(
     weights = coefficients.reshape(batch, h * w, 1, -1).to(taps.dtype)
     out = torch.matmul(weights, taps).view(batch, h, w, channels)
     return out.permute(0, 3, 1, 2).to(images.dtype)
+
+
+def _bags_apply(pixels: torch.Tensor, coefficients: torch.Tensor) -> bool:
+    """Whether :func:`mix` runs as weighted bags: no autograd, on the CPU, float32 or float64
+    pixels, and a plain graph (the bags are not what exporting and compiling should see)."""
+    return (
+        Workspace.applies(pixels)
+        and pixels.dtype in (torch.float32, torch.float64)
+        and not coefficients.requires_grad
+    )
 
 
 def pixel_major(images: torch.Tensor) -> torch.Tensor:

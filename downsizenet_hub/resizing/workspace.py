@@ -1,10 +1,11 @@
 """Temporaries a resizer keeps from one inference call to the next (issue 28).
 
 glibc's default malloc adapts its thresholds to what the process has freed so far, so whether a
-resize's large temporaries (the gathered taps, the grid of texture blocks, the pooled features)
-come from memory the process already holds, or are mapped afresh and page-faulted in on every
-call, depends on the process's history: the ``downsizenet`` command avoids it by keeping freed
-memory (:mod:`downsizenet_hub.allocator`), but a library user gets glibc's defaults. A
+resize's large temporaries (the grid of texture blocks or the rows gathered around the anchor
+rows, the pooled features, and for half-precision images the gathered taps) come from memory
+the process already holds, or are mapped afresh and page-faulted in on every call, depends on
+the process's history: the ``downsizenet`` command avoids it by keeping freed memory
+(:mod:`downsizenet_hub.allocator`), but a library user gets glibc's defaults. A
 :class:`Workspace` keeps those temporaries alive between calls instead, so the second call of a
 shape writes into the memory of the first, whatever the allocator does.
 
