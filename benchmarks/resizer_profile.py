@@ -3,7 +3,8 @@
 For each case and batch: bilinear + the whole ``vgg16().features`` trunk and the resizer alone,
 timed interleaved (medians of ``--repeats`` rounds, as ``pipeline_overhead.py`` times them); then
 a profile of ``--calls`` resizer calls, its operator time (self time) grouped into the texture
-convolutions, the gathers (``index_select``), the head's and the mix's matrix products, and every
+convolutions, the gathers (``index_select``, and the mix's weighted ``embedding_bag``: a gather
+and a sum in one), the matrix products (the head's; the mix's where it is not a bag), and every
 other operator (the normalisation, copies, small ops); what the wall time has beyond the
 operators is Python and allocation.
 
@@ -39,7 +40,12 @@ from downsizenet_hub.resizing.fixed import FixedResizer
 #: Operator groups of an inference call (self CPU time); anything else is "other".
 GROUPS: dict[str, tuple[str, ...]] = {
     "convolutions": ("mkldnn::_convolution_pointwise", "aten::mkldnn_convolution"),
-    "gathers": ("aten::index_select",),
+    "gathers": (
+        "aten::index_select",
+        "aten::embedding_bag",
+        "aten::_embedding_bag",
+        "aten::_embedding_bag_forward_only",
+    ),
     "matmuls": ("aten::mm", "aten::bmm", "aten::addmm"),
 }
 
