@@ -273,6 +273,7 @@ class DownsizeNet(nn.Module):
             geometry,
             self.config.coefficients,
             in_place=not torch.is_grad_enabled(),
+            workspace=workspace,
         )
 
     def memory_estimate(

@@ -118,6 +118,7 @@ def normalise(
     coefficients: Coefficients,
     *,
     in_place: bool = False,
+    workspace: Workspace | None = None,
 ) -> torch.Tensor:
     """Logits ``(B, h, w, L)`` to convex coefficients ``(B, h, w, Ky, Kx)`` (non-negative, each
     pixel's summing to one).
@@ -127,7 +128,9 @@ def normalise(
     prior has mass on at least one real tap; the largest term is then exactly 1. ``linear`` clamps
     at zero and falls back to the plain average where every weight is zero. With ``in_place``
     (inference only: nothing may need ``logits`` afterwards) the sigmoid and softmax steps reuse
-    the logits' memory; the numbers are the same.
+    the logits' memory; the numbers are the same (sigmoid coefficients are normalised directly,
+    equal to float rounding; see :func:`_sigmoid_coefficients`). ``workspace``: keep sigmoid
+    coefficients there from call to call (inference only; see :mod:`.workspace`).
     """
     batch, h, w, _ = logits.shape
     ky, kx = geometry.taps
@@ -145,7 +148,7 @@ def normalise(
         safe = torch.where(total > 0, total, torch.ones_like(total))
         return torch.where(total > 0, weights / safe, uniform)
     if in_place and not taps.requires_grad and coefficients == "sigmoid":
-        direct = _sigmoid_coefficients(taps, geometry)
+        direct = _sigmoid_coefficients(taps, geometry, workspace)
         if direct is not None:
             return direct
     if in_place and not taps.requires_grad and taps.is_contiguous():
@@ -160,12 +163,17 @@ def normalise(
     return weights / weights.sum(dim=(3, 4), keepdim=True)
 
 
-def _sigmoid_coefficients(taps: torch.Tensor, geometry: Geometry) -> torch.Tensor | None:
+def _sigmoid_coefficients(
+    taps: torch.Tensor, geometry: Geometry, workspace: Workspace | None = None
+) -> torch.Tensor | None:
     """``prior * sigmoid(z)`` normalised directly, without autograd: four kernels instead of the
     log-space form's ten, equal to float rounding. None where some pixel's total falls below
     :data:`DIRECT_NORMALISATION_MIN_TOTAL` (every logit below about -69): the log-space form,
-    which no logit underflows, then runs instead."""
-    weights = torch.sigmoid(taps).mul_(geometry.prior * geometry.mask)
+    which no logit underflows, then runs instead. With a ``workspace`` the coefficients are
+    written into its buffer, which the next call overwrites."""
+    kept = None if workspace is None else workspace.buffer("coefficients", taps.shape, taps)
+    weights = torch.sigmoid(taps) if kept is None else torch.sigmoid(taps, out=kept)
+    weights.mul_(geometry.prior * geometry.mask)
     total = weights.sum(dim=(3, 4), keepdim=True)
     if bool(total.amin() < DIRECT_NORMALISATION_MIN_TOTAL):
         return None

@@ -2,12 +2,16 @@
 
 glibc's default malloc adapts its thresholds to what the process has freed so far, so whether a
 resize's large temporaries (the grid of texture blocks or the rows gathered around the anchor
-rows, the pooled features, and for half-precision images the gathered taps) come from memory
-the process already holds, or are mapped afresh and page-faulted in on every call, depends on
-the process's history: the ``downsizenet`` command avoids it by keeping freed memory
-(:mod:`downsizenet_hub.allocator`), but a library user gets glibc's defaults. A
-:class:`Workspace` keeps those temporaries alive between calls instead, so the second call of a
-shape writes into the memory of the first, whatever the allocator does.
+rows, the pooled features, a sigmoid head's coefficients, and for half-precision images the
+gathered taps) come from memory the process already holds, or are mapped afresh and
+page-faulted in on every call, depends on the process's history: the ``downsizenet`` command
+avoids it by keeping freed memory (:mod:`downsizenet_hub.allocator`), but a library user gets
+glibc's defaults. A :class:`Workspace` keeps those temporaries alive between calls instead, so
+the second call of a shape writes into the memory of the first, whatever the allocator does.
+The buffers made late in a call (a sigmoid head's coefficients, made after the texture branch's
+maps are freed) also keep glibc from trimming the top of its heap at the end of each call:
+without one, 2 of 5 fresh processes fetched 32 MiB afresh on every call at 513->179, batch 8
+(``benchmarks/page_faults.py``).
 
 Where it is used, and why only there:
 
