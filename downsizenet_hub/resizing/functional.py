@@ -147,7 +147,9 @@ def normalise(
         # A linear head can output all zeros: fall back to the plain average of the taps.
         safe = torch.where(total > 0, total, torch.ones_like(total))
         return torch.where(total > 0, weights / safe, uniform)
-    if in_place and not taps.requires_grad and coefficients == "sigmoid":
+    # Directly only in plain CPU inference: its underflow check reads a value back (a graph
+    # break when compiling, a device sync on a GPU).
+    if in_place and coefficients == "sigmoid" and Workspace.applies(taps):
         direct = _sigmoid_coefficients(taps, geometry, workspace)
         if direct is not None:
             return direct
