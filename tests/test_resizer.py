@@ -327,14 +327,28 @@ def test_banded_inference_at_anchors_is_exact(
 ) -> None:
     """Without autograd large inputs run the texture branch in bands, its last conv only at the
     anchors: the same output as the reference (whole maps, then a gather), whatever the bands."""
-    import downsizenet_hub.resizing.texture as resizer_module
 
     net = DownsizeNet(init="random", conv_layers=layers).eval()
-    images = torch.rand(2, 3, 120, 50)
+    _assert_inference_paths_match_the_reference(monkeypatch, net, torch.rand(2, 3, 120, 50), kwargs)
+
+
+def _assert_inference_paths_match_the_reference(
+    monkeypatch: pytest.MonkeyPatch,
+    net: DownsizeNet,
+    images: torch.Tensor,
+    kwargs: dict,
+    whole_call: Any = None,
+) -> None:
+    """Whole images, bands of 7 rows and one image per call all give the reference's output
+    (whole maps, then a gather); ``whole_call`` runs after the first, whole call."""
+    import downsizenet_hub.resizing.texture as resizer_module
+
     with torch.no_grad():
         whole = net(images, **kwargs)
-        monkeypatch.setattr(resizer_module, "INFERENCE_BANDING_MIN_PIXELS", 7 * 50)
-        monkeypatch.setattr(resizer_module, "INFERENCE_BAND_PIXELS", 7 * 50)  # bands of 7 rows
+        if whole_call is not None:
+            whole_call()
+        monkeypatch.setattr(resizer_module, "INFERENCE_BANDING_MIN_PIXELS", 7 * images.shape[-1])
+        monkeypatch.setattr(resizer_module, "INFERENCE_BAND_PIXELS", 7 * images.shape[-1])
         banded = net(images, **kwargs)
         monkeypatch.setattr(resizer_module, "INFERENCE_CALL_PIXELS", 1)  # one image per call
         per_image = net(images, **kwargs)
@@ -367,20 +381,14 @@ def test_inference_at_anchor_rows_is_exact(
     monkeypatch.setattr(resizer_module, "gather_rows", counting_gather_rows)
     net = DownsizeNet(init="random", conv_layers=layers).eval()
     images = torch.rand(batch, 3, 120, 50)
-    with torch.no_grad():
-        whole = net(images, **kwargs)
-        assert gathered == [batch]  # one call of the whole batch, at the anchor rows
-        monkeypatch.setattr(resizer_module, "INFERENCE_BANDING_MIN_PIXELS", 7 * 50)
-        monkeypatch.setattr(resizer_module, "INFERENCE_BAND_PIXELS", 7 * 50)  # bands of 7 rows
-        banded = net(images, **kwargs)
-        monkeypatch.setattr(resizer_module, "INFERENCE_CALL_PIXELS", 1)  # one image per call
-        per_image = net(images, **kwargs)
-        monkeypatch.setattr(net, "_pooled_texture", net._pooled_texture_reference)
-        reference = net(images, **kwargs)
+
+    def one_call_of_the_whole_batch() -> None:
+        assert gathered == [batch]
+
+    _assert_inference_paths_match_the_reference(
+        monkeypatch, net, images, kwargs, one_call_of_the_whole_batch
+    )
     assert len(gathered) > 2 + batch  # the bands ran at the anchor rows too
-    torch.testing.assert_close(whole, reference, atol=1e-6, rtol=0)
-    torch.testing.assert_close(banded, reference, atol=1e-6, rtol=0)
-    torch.testing.assert_close(per_image, reference, atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("neighbourhood", ["bilinear", "bicubic", "antialias"])
