@@ -141,7 +141,7 @@ def normalise(
     else:
         taps = logits.view(batch, h, w, ky, kx)
     if coefficients == "linear":
-        weights = taps.clamp_min(0.0) * geometry.prior * geometry.mask
+        weights = taps.clamp_min(0.0) * geometry.prior  # the prior is 0 on padding taps
         total = weights.sum(dim=(3, 4), keepdim=True)
         uniform = geometry.mask / geometry.mask.sum(dim=(2, 3), keepdim=True)
         # A linear head can output all zeros: fall back to the plain average of the taps.
@@ -175,7 +175,7 @@ def _sigmoid_coefficients(
     written into its buffer, which the next call overwrites."""
     kept = None if workspace is None else workspace.buffer("coefficients", taps.shape, taps)
     weights = torch.sigmoid(taps) if kept is None else torch.sigmoid(taps, out=kept)
-    weights.mul_(geometry.prior * geometry.mask)
+    weights.mul_(geometry.prior)
     total = weights.sum(dim=(3, 4), keepdim=True)
     if bool(total.amin() < DIRECT_NORMALISATION_MIN_TOTAL):
         return None

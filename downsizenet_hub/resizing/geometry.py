@@ -38,8 +38,8 @@ class Geometry(NamedTuple):
     taps_index: torch.Tensor  # (h * w * Ky * Kx,) long, flat input pixel of every tap
     anchor_index: torch.Tensor  # (h * w,) long, flat input pixel of each top-left neighbour
     distance: torch.Tensor  # (h * w, D), the relative-distance vectors
-    log_prior: torch.Tensor  # (h, w, Ky, Kx), log(prior * mask): -inf on padding taps
-    prior: torch.Tensor  # (h, w, Ky, Kx), convex weights (ones when there is no prior)
+    log_prior: torch.Tensor  # (h, w, Ky, Kx), log(prior): -inf on padding taps
+    prior: torch.Tensor  # (h, w, Ky, Kx), convex weights, 0 on padding taps (else ones if no prior)
     mask: torch.Tensor  # (h, w, Ky, Kx), 1 for real taps, 0 for padding taps
     grid_y: torch.Tensor | None  # (h, Ky, G) hat-function weights of the antialias logit grid
     grid_x: torch.Tensor | None  # (w, Kx, G)
@@ -75,14 +75,14 @@ def build_geometry(
     mask = outer(rows.valid.double(), cols.valid.double()).float()
     prior = (
         outer(rows.prior, cols.prior).float() if config.distance_prior else torch.ones_like(mask)
-    )
+    ) * mask
     taps_index = rows.index[:, None, :, None] * width + cols.index[None, :, None, :]
     anchor_index = rows.anchor[:, None] * width + cols.anchor[None, :]
     return Geometry(
         taps_index=taps_index.reshape(-1).to(device),
         anchor_index=anchor_index.reshape(-1).to(device),
         distance=distance.float().to(device),
-        log_prior=(prior * mask).log().to(device),
+        log_prior=prior.log().to(device),
         prior=prior.to(device),
         mask=mask.to(device),
         grid_y=grid_y,
