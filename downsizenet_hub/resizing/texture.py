@@ -66,16 +66,16 @@ def pooled_texture(
     neighbour (the anchors of ``geometry``); ``halo`` is its number of 3x3 layers.
 
     Returns ``(B, h*w, channels)``. Where anchors are sparse (:func:`.anchors.anchors_pay`), the
-    last convolution runs only at the anchors, on the grid of their 3x3 neighbourhoods (exact,
-    see :mod:`.anchors`), with autograd too; without autograd, where they are only fewer than
-    the input rows (:func:`.anchors.anchor_rows_pay`), at the anchor rows only. Without
-    autograd the branch reads at most
-    :data:`INFERENCE_CALL_PIXELS` pixels per call (a few images at a time), and on large images
-    runs on horizontal bands (each with ``halo`` rows of halo, so the result is exactly the same),
-    which keeps peak memory near the size of the input instead of ``channels`` times it. While
-    scripting, tracing, compiling or exporting, :func:`pooled_texture_reference` runs.
-    Without autograd on the CPU, the grids of blocks and the pooled features of several calls
-    are written into ``workspace``'s buffers (:mod:`.workspace`) rather than allocated afresh.
+    last convolution runs only at the anchors, on the grid of their 3x3 neighbourhoods (exact, see
+    :mod:`.anchors`), with autograd too; without autograd, where they are only fewer than the input
+    rows (:func:`.anchors.anchor_rows_pay`), at the anchor rows only. Without autograd the branch
+    reads at most :data:`INFERENCE_CALL_PIXELS` pixels per call (a few images at a time), and on
+    large images runs on horizontal bands (each with ``halo`` rows of halo, so the result is
+    exactly the same), which keeps peak memory near the size of the input instead of ``channels``
+    times it. While scripting, tracing, compiling or exporting, :func:`pooled_texture_reference`
+    runs. Without autograd on the CPU, the grids of blocks (or gathered rows) and the pooled
+    features of several calls are written into ``workspace``'s buffers (:mod:`.workspace`) rather
+    than allocated afresh.
     """
     height, width = images.shape[-2:]
     h, w = geometry.out_size
