@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 HOME_ENV = "DOWNSIZENET_HOME"
+KERNELS_ENV = "DOWNSIZENET_KERNELS_DIR"
 
 
 def home() -> Path:
@@ -31,3 +32,10 @@ def data_dir() -> Path:
 def weights_dir() -> Path:
     """Converted backbone weights (e.g. the hed VGG16 trunk as safetensors)."""
     return home() / "weights"
+
+
+def kernels_dir() -> Path:
+    """Compiled kernels (:mod:`downsizenet_hub.resizing.native`): ``$DOWNSIZENET_KERNELS_DIR``,
+    else ``<home>/kernels``."""
+    explicit = os.environ.get(KERNELS_ENV)
+    return Path(explicit).expanduser() if explicit else home() / "kernels"

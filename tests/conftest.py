@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         torch.set_num_threads(1)
+    # The compiled anchor kernel is built once for the whole run (and its subprocesses), not
+    # once per test home; tests of the build itself point this elsewhere.
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    kernels = Path(tempfile.gettempdir()) / f"downsizenet-test-kernels-{uid}"
+    os.environ.setdefault("DOWNSIZENET_KERNELS_DIR", str(kernels))
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +42,15 @@ def isolated_home(
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def eager_anchor_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inference without the compiled anchor kernel (:mod:`.resizing.native`), so that a test
+    exercises the eager paths it replaces (the grid of blocks, the anchor rows)."""
+    from downsizenet_hub.resizing import native
+
+    monkeypatch.setattr(native, "applies", lambda *args: False)
 
 
 @pytest.fixture

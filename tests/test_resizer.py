@@ -359,6 +359,7 @@ def _assert_inference_paths_match_the_reference(
     torch.testing.assert_close(per_image, reference, atol=1e-6, rtol=0)
 
 
+@pytest.mark.usefixtures("eager_anchor_paths")
 @pytest.mark.parametrize("layers", [1, 3])
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("kwargs", [{"size": (60, 30)}, {"scale_factor": 0.59}])
@@ -391,6 +392,37 @@ def test_inference_at_anchor_rows_is_exact(
     assert len(gathered) > 2 + batch  # the bands ran at the anchor rows too
 
 
+@pytest.mark.parametrize("layers", [1, 3])
+@pytest.mark.parametrize("kwargs", [{"scale_factor": 0.35}, {"size": (50, 20)}])
+def test_inference_with_the_compiled_anchor_kernel_is_exact(
+    monkeypatch: pytest.MonkeyPatch, layers: int, kwargs: dict
+) -> None:
+    """Where the compiled kernel of resizing/native.py is available, inference computes the
+    last conv with it at the anchors (sparse anchors, as 513->179, and anchors on most rows, as
+    300->160): whole images, bands and one image per call give the reference's output. Training
+    keeps the eager path."""
+    import downsizenet_hub.resizing.texture as resizer_module
+    from downsizenet_hub.resizing import native
+
+    if native.anchor_conv() is None:
+        pytest.skip("no C compiler here to build the native kernel")
+    calls: list[int] = []
+    kernel = native.conv3x3_relu_at
+
+    def counting(*args: Any, **kw: Any) -> torch.Tensor:
+        calls.append(args[0].shape[0])
+        return kernel(*args, **kw)
+
+    monkeypatch.setattr(resizer_module.native, "conv3x3_relu_at", counting)
+    net = DownsizeNet(init="random", conv_layers=layers)
+    images = torch.rand(3, 3, 120, 50)
+    net(images, **kwargs)
+    assert calls == []  # autograd on: the eager path
+    net.eval()
+    _assert_inference_paths_match_the_reference(monkeypatch, net, images, kwargs)
+    assert calls[0] == 3 and len(calls) > 2 + 3  # whole batch, then bands, then single images
+
+
 @pytest.mark.parametrize("neighbourhood", ["bilinear", "bicubic", "antialias"])
 def test_training_path_at_anchors_matches_the_reference_and_its_gradients(
     monkeypatch: pytest.MonkeyPatch, neighbourhood: str
@@ -415,6 +447,7 @@ def test_training_path_at_anchors_matches_the_reference_and_its_gradients(
         torch.testing.assert_close(got, expected, atol=1e-10, rtol=1e-9)
 
 
+@pytest.mark.usefixtures("eager_anchor_paths")
 def test_inference_fuses_conv_and_relu_on_the_cpu_and_matches_the_plain_layers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -216,6 +216,7 @@ def test_inference_mode_buffers_serve_later_no_grad_calls() -> None:
     assert torch.equal(first, second)
 
 
+@pytest.mark.usefixtures("eager_anchor_paths")
 def test_each_shape_keeps_its_buffers_and_old_shapes_are_dropped() -> None:
     net = DownsizeNet().eval()
     with torch.no_grad():

@@ -77,7 +77,8 @@ class Band(NamedTuple):
     ``row_taps`` are the grid's ``3n`` rows alone (the three input rows around each anchor row,
     relative to ``top``, clamped; ``zero_rows`` again the ones outside the image), and
     ``row_anchor_index`` the flat index of each anchor in the ``(n, W)`` map of a convolution at
-    the anchor rows.
+    the anchor rows; ``anchor_rows`` the anchor rows themselves, relative to ``top`` (what the
+    compiled kernel of :mod:`.native` reads, with the geometry's anchor columns).
     """
 
     start: int
@@ -88,6 +89,7 @@ class Band(NamedTuple):
     zero_rows: torch.Tensor  # long, grid rows outside the image
     zero_cols: torch.Tensor  # long, grid columns outside the image
     row_taps: torch.Tensor  # (3n,) long, input rows relative to top
+    anchor_rows: torch.Tensor  # (n,) long, the anchor rows relative to top
     row_anchor_index: torch.Tensor  # (n * w,) long, flat index into an (n, W) map
 
 
@@ -129,6 +131,7 @@ def build_bands(
                 zero_rows=outside.nonzero().flatten().to(device),
                 zero_cols=zero_cols.to(device),
                 row_taps=row_taps.to(device),
+                anchor_rows=(out_rows[start:stop] - top).to(device),
                 row_anchor_index=row_anchor_index.reshape(-1).to(device),
             )
         )

@@ -8,7 +8,8 @@ gather, which is also what scripting, tracing, compiling and exporting run):
 
 * where anchors are sparse, the last conv runs at the anchors only (see :mod:`.anchors`), with
   autograd too; without autograd, where they are only fewer than the input rows, it runs at the
-  anchor rows only;
+  anchor rows only; without autograd on the CPU, where the compiled kernel of :mod:`.native` is
+  available, it runs at the anchors straight from the map, no grid or rows gathered;
 * without autograd on the CPU, each conv + ReLU runs as one fused oneDNN call;
 * without autograd, the branch reads a few images per call, so that its feature maps stay small
   enough for glibc's default malloc to reuse them (:data:`INFERENCE_CALL_PIXELS`);
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from downsizenet_hub.resizing import native
 from downsizenet_hub.resizing.anchors import (
     Band,
     BandCache,
@@ -101,7 +103,12 @@ def pooled_texture(
     rows_per_band = max(1, INFERENCE_BAND_PIXELS // width) if banded else height
     # Plain layers in bands: the fused kernel's peak memory is ~1.4x theirs at 1024x2048.
     fused = fused_available(images) and not banded
-    at_rows = anchor_rows_pay((height, width), (h, w))
+    last_conv = cast(nn.Conv2d, texture[-2])
+    # The compiled kernel computes the last conv at the anchors straight from the map; else
+    # the grid of blocks, the anchor rows or the whole map, whichever pays.
+    compiled = native.pays((height, width), (h, w)) and native.applies(images, last_conv.weight)
+    at_anchors = at_anchors and not compiled
+    at_rows = anchor_rows_pay((height, width), (h, w)) and not compiled
     bands = band_cache.bands(geometry, height, width, rows_per_band, halo)
     batch = images.shape[0]
     per_call = inference_call_images(height, width)
@@ -112,7 +119,22 @@ def pooled_texture(
         for first in range(0, batch, per_call):
             chunk = slice(first, first + per_call)
             features = images[chunk, :, band.top : band.bottom]
-            features = texture_layers(texture, features, fused, last=not (at_anchors or at_rows))
+            last = not (compiled or at_anchors or at_rows)
+            features = texture_layers(texture, features, fused, last=last)
+            if compiled:
+                if pooled_maps is None:
+                    shape = (batch, h * w, last_conv.out_channels)
+                    kept = None if workspace is None else workspace.buffer("pooled", shape, images)
+                    pooled_maps = images.new_empty(shape) if kept is None else kept
+                native.conv3x3_relu_at(
+                    features,
+                    last_conv.weight,
+                    last_conv.bias,
+                    band.anchor_rows,
+                    geometry.anchor_cols,
+                    out=pooled_maps[chunk, rows],
+                )
+                continue
             if at_rows:
                 features = last_conv_at_anchor_rows(
                     texture, features, band, fused=fused, workspace=workspace

@@ -1,0 +1,210 @@
+/* The last texture convolution of DownsizeNet at its anchors only
+ * (downsizenet_hub.resizing.native).
+ *
+ * relu(conv3x3(features, weight, bias, padding=1)) evaluated at the pixels (rows[i], cols[j]),
+ * read straight from the channels-last feature map: no grid of 3x3 blocks is gathered first.
+ * Rows and columns outside the map read as zeros (the convolution's zero padding). Plain C99
+ * with OpenMP (the runtime PyTorch already loaded) or POSIX threads, compiled on the user's
+ * machine at first use; the Python side checks it against torch's convolution before using it
+ * and falls back to the eager path where it cannot be built.
+ */
+#include <pthread.h>
+#include <stdint.h>
+
+typedef struct {
+    const float *features; /* (batch, height, width, channels) */
+    const float *weight;   /* (3, 3, channels, out_channels) */
+    const float *bias;     /* (out_channels) or NULL */
+    const int64_t *rows;   /* (out_h) anchor rows, in features' rows */
+    const int64_t *cols;   /* (out_w) anchor columns */
+    float *out;            /* image b, anchor (i, j) at out[b * out_batch_stride + (i * out_w + j) * out_channels] */
+    int64_t height, width, channels, out_channels, out_h, out_w, out_batch_stride;
+    int64_t first, last; /* this job's (b * out_h + i) output rows */
+} Job;
+
+/* Eight floats, one AVX register or two NEON ones (GCC and Clang vector extensions). */
+typedef float v8 __attribute__((vector_size(32)));
+
+static inline v8 load8(const float *p) {
+    v8 v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* One anchor, ``co`` a multiple of 8; inlined with ``co`` a constant, so that the accumulators
+ * stay in registers: for each input pixel and channel, one broadcast and co / 8 multiply-adds. */
+static inline __attribute__((always_inline)) void point8(const Job *job, const float *image,
+                                                         int64_t r, int64_t c, float *dst,
+                                                         const int64_t co) {
+    v8 acc[8];
+    for (int64_t q = 0; q < co / 8; q++)
+        acc[q] = job->bias ? load8(job->bias + 8 * q) : (v8){0, 0, 0, 0, 0, 0, 0, 0};
+    const int64_t ci = job->channels;
+    for (int64_t dy = -1; dy <= 1; dy++) {
+        const int64_t rr = r + dy;
+        if (rr < 0 || rr >= job->height) continue;
+        for (int64_t dx = -1; dx <= 1; dx++) {
+            const int64_t cc = c + dx;
+            if (cc < 0 || cc >= job->width) continue;
+            const float *px = image + (rr * job->width + cc) * ci;
+            const float *w = job->weight + ((dy + 1) * 3 + (dx + 1)) * ci * co;
+            for (int64_t m = 0; m < ci; m++) {
+                const float x = px[m];
+                const v8 xv = {x, x, x, x, x, x, x, x};
+                for (int64_t q = 0; q < co / 8; q++) acc[q] += xv * load8(w + m * co + 8 * q);
+            }
+        }
+    }
+    for (int64_t q = 0; q < co / 8; q++) __builtin_memcpy(dst + 8 * q, &acc[q], sizeof acc[q]);
+    for (int64_t k = 0; k < co; k++) dst[k] = dst[k] < 0.0f ? 0.0f : dst[k];
+}
+
+/* Four anchors of one row, none of them on the left or right border, ``co`` 8 or 16: each
+ * weight vector loaded once serves four anchors, and the 4 * co / 8 accumulators are
+ * independent chains of multiply-adds, enough to keep the vector units busy. */
+static inline __attribute__((always_inline)) void point8x4(const Job *job, const float *image,
+                                                           int64_t r, const int64_t *c,
+                                                           float *dst, const int64_t co) {
+    v8 acc[4][2];
+    for (int64_t p = 0; p < 4; p++)
+        for (int64_t q = 0; q < co / 8; q++)
+            acc[p][q] = job->bias ? load8(job->bias + 8 * q) : (v8){0, 0, 0, 0, 0, 0, 0, 0};
+    const int64_t ci = job->channels;
+    for (int64_t dy = -1; dy <= 1; dy++) {
+        const int64_t rr = r + dy;
+        if (rr < 0 || rr >= job->height) continue;
+        const float *line = image + rr * job->width * ci;
+        for (int64_t dx = -1; dx <= 1; dx++) {
+            const float *w = job->weight + ((dy + 1) * 3 + (dx + 1)) * ci * co;
+            const float *px0 = line + (c[0] + dx) * ci, *px1 = line + (c[1] + dx) * ci;
+            const float *px2 = line + (c[2] + dx) * ci, *px3 = line + (c[3] + dx) * ci;
+            for (int64_t m = 0; m < ci; m++) {
+                const float x0 = px0[m], x1 = px1[m], x2 = px2[m], x3 = px3[m];
+                const v8 b0 = {x0, x0, x0, x0, x0, x0, x0, x0};
+                const v8 b1 = {x1, x1, x1, x1, x1, x1, x1, x1};
+                const v8 b2 = {x2, x2, x2, x2, x2, x2, x2, x2};
+                const v8 b3 = {x3, x3, x3, x3, x3, x3, x3, x3};
+                for (int64_t q = 0; q < co / 8; q++) {
+                    const v8 wv = load8(w + m * co + 8 * q);
+                    acc[0][q] += b0 * wv;
+                    acc[1][q] += b1 * wv;
+                    acc[2][q] += b2 * wv;
+                    acc[3][q] += b3 * wv;
+                }
+            }
+        }
+    }
+    for (int64_t p = 0; p < 4; p++) {
+        float *out = dst + p * co;
+        for (int64_t q = 0; q < co / 8; q++) __builtin_memcpy(out + 8 * q, &acc[p][q], sizeof(v8));
+        for (int64_t k = 0; k < co; k++) out[k] = out[k] < 0.0f ? 0.0f : out[k];
+    }
+}
+
+/* Any ``co`` up to 64, one channel at a time. */
+static void point(const Job *job, const float *image, int64_t r, int64_t c, float *dst,
+                  const int64_t co) {
+    float acc[64];
+    for (int64_t k = 0; k < co; k++) acc[k] = job->bias ? job->bias[k] : 0.0f;
+    const int64_t ci = job->channels;
+    for (int64_t dy = -1; dy <= 1; dy++) {
+        const int64_t rr = r + dy;
+        if (rr < 0 || rr >= job->height) continue;
+        for (int64_t dx = -1; dx <= 1; dx++) {
+            const int64_t cc = c + dx;
+            if (cc < 0 || cc >= job->width) continue;
+            const float *px = image + (rr * job->width + cc) * ci;
+            const float *w = job->weight + ((dy + 1) * 3 + (dx + 1)) * ci * co;
+            for (int64_t m = 0; m < ci; m++)
+                for (int64_t k = 0; k < co; k++) acc[k] += px[m] * w[m * co + k];
+        }
+    }
+    for (int64_t k = 0; k < co; k++) dst[k] = acc[k] < 0.0f ? 0.0f : acc[k];
+}
+
+#define RUN_ROWS(POINT, CO)                                                                 \
+    for (int64_t row = job->first; row < job->last; row++) {                              \
+        const int64_t b = row / job->out_h, i = row % job->out_h;                         \
+        const float *image = job->features + b * job->height * job->width * job->channels; \
+        float *dst = job->out + b * job->out_batch_stride + i * job->out_w * (CO);         \
+        for (int64_t j = 0; j < job->out_w; j++)                                           \
+            POINT(job, image, job->rows[i], job->cols[j], dst + j * (CO), (CO));           \
+    }
+
+/* A row of anchors, four at a time where all four are inside the borders. */
+#define RUN_ROWS_BY_FOUR(CO)                                                                \
+    for (int64_t row = job->first; row < job->last; row++) {                              \
+        const int64_t b = row / job->out_h, i = row % job->out_h;                         \
+        const float *image = job->features + b * job->height * job->width * job->channels; \
+        float *dst = job->out + b * job->out_batch_stride + i * job->out_w * (CO);         \
+        const int64_t r = job->rows[i];                                                    \
+        int64_t j = 0;                                                                     \
+        while (j < job->out_w) {                                                           \
+            const int64_t *c = job->cols + j;                                              \
+            if (j + 4 <= job->out_w && c[0] >= 1 && c[0] <= job->width - 2 && c[1] >= 1 &&  \
+                c[1] <= job->width - 2 && c[2] >= 1 && c[2] <= job->width - 2 && c[3] >= 1 && \
+                c[3] <= job->width - 2) {                                                  \
+                point8x4(job, image, r, c, dst + j * (CO), (CO));                          \
+                j += 4;                                                                    \
+            } else {                                                                       \
+                point8(job, image, r, c[0], dst + j * (CO), (CO));                         \
+                j += 1;                                                                    \
+            }                                                                              \
+        }                                                                                  \
+    }
+
+static void *run(void *arg) {
+    const Job *job = (const Job *)arg;
+    switch (job->out_channels) {
+        case 8: RUN_ROWS_BY_FOUR(8) break;
+        case 16: RUN_ROWS_BY_FOUR(16) break;
+        case 32: RUN_ROWS(point8, 32) break;
+        case 64: RUN_ROWS(point8, 64) break;
+        default: RUN_ROWS(point, job->out_channels) break;
+    }
+    return NULL;
+}
+
+/* Returns 0, or -1 if the arguments are out of range (nothing written). */
+int anchor_conv3x3_relu(const float *features, const float *weight, const float *bias,
+                        const int64_t *rows, const int64_t *cols, float *out, int64_t batch,
+                        int64_t height, int64_t width, int64_t channels, int64_t out_channels,
+                        int64_t out_h, int64_t out_w, int64_t out_batch_stride, int64_t threads) {
+    if (out_channels < 1 || out_channels > 64 || channels < 1 || batch < 0 || out_h < 0 ||
+        out_w < 0)
+        return -1;
+    for (int64_t i = 0; i < out_h; i++)
+        if (rows[i] < 0 || rows[i] >= height) return -1;
+    for (int64_t j = 0; j < out_w; j++)
+        if (cols[j] < 0 || cols[j] >= width) return -1;
+    const int64_t total = batch * out_h;
+    if (threads < 1) threads = 1;
+    if (threads > 64) threads = 64;
+    if (threads > total) threads = total > 0 ? total : 1;
+    Job jobs[64];
+    for (int64_t t = 0; t < threads; t++) {
+        Job job = {features, weight, bias, rows, cols, out, height, width, channels,
+                   out_channels, out_h, out_w, out_batch_stride, total * t / threads,
+                   total * (t + 1) / threads};
+        jobs[t] = job;
+    }
+#ifdef _OPENMP
+    /* Built with -fopenmp: PyTorch's own OpenMP threads (the runtime is loaded already and
+     * shared), which are awake right after the texture convolutions. */
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t t = 0; t < threads; t++) run(&jobs[t]);
+#else
+    pthread_t handles[64];
+    int started[64] = {0};
+    for (int64_t t = 1; t < threads; t++)
+        started[t] = pthread_create(&handles[t], NULL, run, &jobs[t]) == 0;
+    run(&jobs[0]);
+    for (int64_t t = 1; t < threads; t++) {
+        if (started[t])
+            pthread_join(handles[t], NULL);
+        else
+            run(&jobs[t]); /* no thread to spare: this one does it */
+    }
+#endif
+    return 0;
+}
