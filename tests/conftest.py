@@ -45,12 +45,12 @@ def _seed() -> None:
 
 
 @pytest.fixture
-def eager_anchor_paths(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Inference without the compiled anchor kernel (:mod:`.resizing.native`), so that a test
-    exercises the eager paths it replaces (the grid of blocks, the anchor rows)."""
+def eager_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inference without the compiled kernels (:mod:`.resizing.native`), so that a test
+    exercises the eager paths they replace (the grid of blocks, the anchor rows, the bags)."""
     from downsizenet_hub.resizing import native
 
-    monkeypatch.setattr(native, "applies", lambda *args: False)
+    monkeypatch.setattr(native, "kernels", lambda: None)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""The compiled anchor kernel (resizing/native.py): what it computes, how it is built and when
-it is refused. Its use inside the resizer is tested in test_resizer.py."""
+"""The compiled kernels (resizing/native.py): what they compute, how they are built and when
+they are refused. Their use inside the resizer is tested in test_resizer.py."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from downsizenet_hub.resizing import native
 
 needs_kernel = pytest.mark.skipif(
-    native.anchor_conv() is None, reason="no C compiler here to build the native kernel"
+    native.kernels() is None, reason="no C compiler here to build the native kernels"
 )
 
 
@@ -112,14 +112,14 @@ def test_a_kernel_is_built_once_then_reused(kernels: Path, monkeypatch: pytest.M
 
 @needs_kernel
 @pytest.mark.parametrize("flags", native.FLAG_SETS, ids=lambda flags: " ".join(flags[:2]))
-def test_every_build_this_compiler_makes_agrees_with_conv2d(flags: tuple[str, ...]) -> None:
+def test_every_build_this_compiler_makes_passes_the_checks(flags: tuple[str, ...]) -> None:
     """The fallbacks too (POSIX threads instead of OpenMP, portable flags), where this compiler
     builds them."""
     path = native.build(flags)
     if path is None:
         pytest.skip(f"this compiler does not build with {' '.join(flags)}")
-    kernel = native.load(path)
-    assert kernel is not None and native._agrees_with_conv2d(kernel)
+    loaded = native.load(path)
+    assert loaded is not None and native.passes_checks(loaded)
 
 
 def test_no_compiler_or_a_failing_build_leaves_the_eager_path(
@@ -143,18 +143,56 @@ def test_a_library_another_user_could_write_is_not_loaded(kernels: Path) -> None
     assert native.build() is None
 
 
-def test_the_kernel_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_kernels_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(native.NATIVE_ENV, "0")
-    assert native.anchor_conv.__wrapped__() is None  # type: ignore[attr-defined]
+    assert native.kernels.__wrapped__() is None  # type: ignore[attr-defined]
 
 
-def test_a_kernel_that_disagrees_with_conv2d_is_refused() -> None:
-    def zeros(*args: Any) -> int:
-        batch, out_channels, out_h, out_w = args[6], args[10], args[11], args[12]
-        ctypes.memset(args[5], 0, batch * out_h * out_w * out_channels * 4)
-        return 0
+def _zeros(*args: Any) -> int:
+    """A "kernel" that writes zeros wherever it is asked to write."""
+    if len(args) == 15:  # the anchor conv
+        out, size = args[5], args[6] * args[11] * args[12] * args[10]
+    else:  # the mix
+        out, size = args[3], args[4] * args[5] * args[6]
+    ctypes.memset(out, 0, size * 4)
+    return 0
 
-    assert not native._agrees_with_conv2d(zeros)
+
+@needs_kernel
+def test_kernels_that_disagree_with_pytorch_are_refused() -> None:
+    loaded = native.kernels()
+    assert loaded is not None and native.passes_checks(loaded)
+    assert not native.passes_checks(loaded._replace(anchor_conv=_zeros))
+    assert not native.passes_checks(loaded._replace(mix=_zeros))
+
+
+@needs_kernel
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_the_mix_kernel_is_a_weighted_sum_of_the_taps(layout: str, threads: int) -> None:
+    generator = torch.Generator().manual_seed(3)
+    images = torch.randn(3, 5, 7, 6, generator=generator)
+    if layout == "channels_last":
+        images = images.contiguous(memory_format=torch.channels_last)
+    taps = torch.randint(0, 42, (11, 9), generator=generator)
+    taps[0] = 41  # the last pixel, nine times
+    coefficients = torch.rand(3, 11, 9, generator=generator)
+    expected = (images.flatten(2)[:, :, taps] * coefficients[:, None]).sum(-1).mT
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got = native.mix_taps(images, taps, coefficients)
+    finally:
+        torch.set_num_threads(previous)
+    torch.testing.assert_close(got, expected)
+    with pytest.raises(ValueError, match="outside the images"):
+        native.mix_taps(images, taps.clamp_max(41) + 1, coefficients)
+    with pytest.raises(ValueError, match="coefficients must be"):
+        native.mix_taps(images, taps, coefficients[:, :10])
+    transposed = torch.randn(3, 5, 6, 7).mT  # no flat pixel index reaches these: not for it
+    with torch.no_grad():
+        assert not native.mix_applies(transposed, coefficients)
+        assert native.mix_applies(images, coefficients)
 
 
 def test_the_kernel_runs_only_where_it_pays_and_only_for_float32_inference() -> None:
@@ -165,6 +203,6 @@ def test_the_kernel_runs_only_where_it_pays_and_only_for_float32_inference() -> 
         assert not native.applies(torch.zeros(1, 16, 4, 4, dtype=torch.float64), weight)
         assert not native.applies(torch.zeros(1, 16, 4, 4), torch.zeros(65, 16, 3, 3))
     assert not native.applies(torch.zeros(1, 16, 4, 4), weight)  # autograd on
-    if native.anchor_conv() is not None:
+    if native.kernels() is not None:
         with torch.no_grad():
             assert native.applies(torch.zeros(1, 16, 4, 4), weight)

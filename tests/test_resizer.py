@@ -359,7 +359,7 @@ def _assert_inference_paths_match_the_reference(
     torch.testing.assert_close(per_image, reference, atol=1e-6, rtol=0)
 
 
-@pytest.mark.usefixtures("eager_anchor_paths")
+@pytest.mark.usefixtures("eager_paths")
 @pytest.mark.parametrize("layers", [1, 3])
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("kwargs", [{"size": (60, 30)}, {"scale_factor": 0.59}])
@@ -404,8 +404,8 @@ def test_inference_with_the_compiled_anchor_kernel_is_exact(
     import downsizenet_hub.resizing.texture as resizer_module
     from downsizenet_hub.resizing import native
 
-    if native.anchor_conv() is None:
-        pytest.skip("no C compiler here to build the native kernel")
+    if native.kernels() is None:
+        pytest.skip("no C compiler here to build the native kernels")
     calls: list[int] = []
     kernel = native.conv3x3_relu_at
 
@@ -421,6 +421,32 @@ def test_inference_with_the_compiled_anchor_kernel_is_exact(
     net.eval()
     _assert_inference_paths_match_the_reference(monkeypatch, net, images, kwargs)
     assert calls[0] == 3 and len(calls) > 2 + 3  # whole batch, then bands, then single images
+
+
+@pytest.mark.parametrize("neighbourhood", ["bilinear", "bicubic", "antialias"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_inference_with_the_native_kernels_equals_the_eager_path(
+    monkeypatch: pytest.MonkeyPatch, neighbourhood: str, channels_last: bool
+) -> None:
+    """Both compiled kernels (the anchor conv and the mix) against the eager path, in every
+    neighbourhood, on NCHW and channels-last images; float64 keeps the eager path."""
+    from downsizenet_hub.resizing import native
+
+    if native.kernels() is None:
+        pytest.skip("no C compiler here to build the native kernels")
+    net = DownsizeNet(init="random", neighbourhood=neighbourhood).eval()
+    images = torch.rand(2, 3, 45, 38)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    mixed: list[int] = []
+    mix_taps = native.mix_taps
+    monkeypatch.setattr(native, "mix_taps", lambda *a, **k: mixed.append(1) or mix_taps(*a, **k))
+    with torch.no_grad():
+        compiled = net(images, scale_factor=0.4)
+        assert mixed == [1]
+        monkeypatch.setattr(native, "kernels", lambda: None)
+        eager = net(images, scale_factor=0.4)
+    torch.testing.assert_close(compiled, eager, atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("neighbourhood", ["bilinear", "bicubic", "antialias"])
@@ -447,7 +473,7 @@ def test_training_path_at_anchors_matches_the_reference_and_its_gradients(
         torch.testing.assert_close(got, expected, atol=1e-10, rtol=1e-9)
 
 
-@pytest.mark.usefixtures("eager_anchor_paths")
+@pytest.mark.usefixtures("eager_paths")
 def test_inference_fuses_conv_and_relu_on_the_cpu_and_matches_the_plain_layers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

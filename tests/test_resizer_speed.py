@@ -125,6 +125,7 @@ def test_sigmoid_coefficients_normalise_directly_unless_a_pixel_underflows(
     assert results == [True, False, False]
 
 
+@pytest.mark.usefixtures("eager_paths")
 @pytest.mark.parametrize("neighbourhood", ["bilinear", "bicubic", "antialias"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("channels_last", [True, False])
@@ -216,7 +217,7 @@ def test_inference_mode_buffers_serve_later_no_grad_calls() -> None:
     assert torch.equal(first, second)
 
 
-@pytest.mark.usefixtures("eager_anchor_paths")
+@pytest.mark.usefixtures("eager_paths")
 def test_each_shape_keeps_its_buffers_and_old_shapes_are_dropped() -> None:
     net = DownsizeNet().eval()
     with torch.no_grad():

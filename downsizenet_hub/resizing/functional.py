@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
+from downsizenet_hub.resizing import native
 from downsizenet_hub.resizing.config import ANTIALIAS_GRID, Coefficients
 from downsizenet_hub.resizing.geometry import Geometry
 from downsizenet_hub.resizing.target import ScaleArg, SizeArg, resolve_output_size
@@ -216,19 +217,24 @@ def mix(
     ``workspace``: keep the gathered taps there from call to call (inference only; see
     :mod:`.workspace`). Without autograd on the CPU, each image's mix is one weighted
     ``F.embedding_bag`` over its pixel vectors instead (the gather and the weighted sum in one
-    kernel, no taps held: 3-4x faster than the two steps; equal to float rounding).
+    kernel, no taps held: 3-4x faster than the two steps; equal to float rounding), or for
+    float32 the compiled kernel of :mod:`.native`, which reads the images in place.
     """
-    pixels = pixel_major(images)
     batch, channels = images.shape[:2]
     h, w = geometry.out_size
-    if _bags_apply(pixels, coefficients):
+    if _bags_apply(images, coefficients):
         index = geometry.taps_index.view(h * w, -1)
+        if native.mix_applies(images, coefficients):
+            mixed = native.mix_taps(images, index, coefficients.reshape(batch, h * w, -1))
+            return mixed.view(batch, h, w, channels).permute(0, 3, 1, 2)
+        pixels = pixel_major(images)
         weights = coefficients.reshape(batch, h * w, -1).to(pixels.dtype)
         bags = [
             F.embedding_bag(index, pixels[i], per_sample_weights=weights[i], mode="sum")
             for i in range(batch)
         ]
         return torch.stack(bags).view(batch, h, w, channels).permute(0, 3, 1, 2)
+    pixels = pixel_major(images)
     shape = (batch, geometry.taps_index.numel(), channels)
     buffer = None if workspace is None else workspace.buffer("taps", shape, pixels)
     if buffer is None:
@@ -241,12 +247,13 @@ def mix(
     return out.permute(0, 3, 1, 2).to(images.dtype)
 
 
-def _bags_apply(pixels: torch.Tensor, coefficients: torch.Tensor) -> bool:
-    """Whether :func:`mix` runs as weighted bags: no autograd, on the CPU, float32 or float64
-    pixels, and a plain graph (the bags are not what exporting and compiling should see)."""
+def _bags_apply(images: torch.Tensor, coefficients: torch.Tensor) -> bool:
+    """Whether :func:`mix` runs as weighted bags (or the compiled kernel): no autograd, on the
+    CPU, float32 or float64 images, and a plain graph (neither is what exporting and compiling
+    should see)."""
     return (
-        Workspace.applies(pixels)
-        and pixels.dtype in (torch.float32, torch.float64)
+        Workspace.applies(images)
+        and images.dtype in (torch.float32, torch.float64)
         and not coefficients.requires_grad
     )
 

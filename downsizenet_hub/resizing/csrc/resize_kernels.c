@@ -1,12 +1,15 @@
-/* The last texture convolution of DownsizeNet at its anchors only
- * (downsizenet_hub.resizing.native).
+/* Compiled kernels of DownsizeNet's CPU inference (downsizenet_hub.resizing.native).
  *
- * relu(conv3x3(features, weight, bias, padding=1)) evaluated at the pixels (rows[i], cols[j]),
- * read straight from the channels-last feature map: no grid of 3x3 blocks is gathered first.
- * Rows and columns outside the map read as zeros (the convolution's zero padding). Plain C99
- * with OpenMP (the runtime PyTorch already loaded) or POSIX threads, compiled on the user's
- * machine at first use; the Python side checks it against torch's convolution before using it
- * and falls back to the eager path where it cannot be built.
+ * anchor_conv3x3_relu: relu(conv3x3(features, weight, bias, padding=1)) evaluated at the pixels
+ * (rows[i], cols[j]) only, read straight from the channels-last feature map: no grid of 3x3
+ * blocks is gathered first. Rows and columns outside the map read as zeros (the convolution's
+ * zero padding).
+ *
+ * mix_taps: each output pixel's convex mix of its taps, read straight from the images.
+ *
+ * Plain C99 with OpenMP (the runtime PyTorch already loaded) or POSIX threads, compiled on the
+ * user's machine at first use; the Python side checks both against PyTorch's operators before
+ * using them and keeps the eager path where they cannot be built.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -165,6 +168,35 @@ static void *run(void *arg) {
     return NULL;
 }
 
+/* Runs fn on each of ``threads`` jobs (an array of ``size``-byte structs), in parallel. */
+static void run_jobs(void *(*fn)(void *), void *jobs, size_t size, int64_t threads) {
+    char *first = (char *)jobs;
+#ifdef _OPENMP
+    /* Built with -fopenmp: PyTorch's own OpenMP threads (the runtime is loaded already and
+     * shared), which are awake right after the texture convolutions. */
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t t = 0; t < threads; t++) fn(first + t * size);
+#else
+    pthread_t handles[64];
+    int started[64] = {0};
+    for (int64_t t = 1; t < threads; t++)
+        started[t] = pthread_create(&handles[t], NULL, fn, first + t * size) == 0;
+    fn(first);
+    for (int64_t t = 1; t < threads; t++) {
+        if (started[t])
+            pthread_join(handles[t], NULL);
+        else
+            fn(first + t * size); /* no thread to spare: this one does it */
+    }
+#endif
+}
+
+static int64_t clamp_threads(int64_t threads, int64_t work) {
+    if (threads > 64) threads = 64;
+    if (threads > work) threads = work;
+    return threads < 1 ? 1 : threads;
+}
+
 /* Returns 0, or -1 if the arguments are out of range (nothing written). */
 int anchor_conv3x3_relu(const float *features, const float *weight, const float *bias,
                         const int64_t *rows, const int64_t *cols, float *out, int64_t batch,
@@ -178,9 +210,7 @@ int anchor_conv3x3_relu(const float *features, const float *weight, const float 
     for (int64_t j = 0; j < out_w; j++)
         if (cols[j] < 0 || cols[j] >= width) return -1;
     const int64_t total = batch * out_h;
-    if (threads < 1) threads = 1;
-    if (threads > 64) threads = 64;
-    if (threads > total) threads = total > 0 ? total : 1;
+    threads = clamp_threads(threads, total);
     Job jobs[64];
     for (int64_t t = 0; t < threads; t++) {
         Job job = {features, weight, bias, rows, cols, out, height, width, channels,
@@ -188,23 +218,58 @@ int anchor_conv3x3_relu(const float *features, const float *weight, const float 
                    total * (t + 1) / threads};
         jobs[t] = job;
     }
-#ifdef _OPENMP
-    /* Built with -fopenmp: PyTorch's own OpenMP threads (the runtime is loaded already and
-     * shared), which are awake right after the texture convolutions. */
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t t = 0; t < threads; t++) run(&jobs[t]);
-#else
-    pthread_t handles[64];
-    int started[64] = {0};
-    for (int64_t t = 1; t < threads; t++)
-        started[t] = pthread_create(&handles[t], NULL, run, &jobs[t]) == 0;
-    run(&jobs[0]);
-    for (int64_t t = 1; t < threads; t++) {
-        if (started[t])
-            pthread_join(handles[t], NULL);
-        else
-            run(&jobs[t]); /* no thread to spare: this one does it */
+    run_jobs(run, jobs, sizeof(Job), threads);
+    return 0;
+}
+
+/* The convex mix: out[b, p, c] = sum over k of coefficients[b, p, k] * images[b, c, taps[p, k]],
+ * reading the images through strides (``taps`` are flat pixel indices y * W + x, so the image's
+ * rows must be contiguous in pixels: NCHW and NHWC both are). */
+typedef struct {
+    const float *images;
+    const int64_t *taps;        /* (pixels, k) */
+    const float *coefficients;  /* (batch, pixels, k) */
+    float *out;                 /* (batch, pixels, channels) */
+    int64_t pixels, k, channels, batch_stride, channel_stride, pixel_stride;
+    int64_t first, last;        /* this job's (b * pixels + p) */
+} MixJob;
+
+static void *run_mix(void *arg) {
+    const MixJob *job = (const MixJob *)arg;
+    const int64_t k = job->k;
+    for (int64_t row = job->first; row < job->last; row++) {
+        const int64_t b = row / job->pixels, p = row % job->pixels;
+        const float *image = job->images + b * job->batch_stride;
+        const int64_t *tap = job->taps + p * k;
+        const float *w = job->coefficients + row * k;
+        float *dst = job->out + row * job->channels;
+        for (int64_t c = 0; c < job->channels; c++) {
+            const float *plane = image + c * job->channel_stride;
+            float acc = 0.0f;
+            for (int64_t q = 0; q < k; q++) acc += w[q] * plane[tap[q] * job->pixel_stride];
+            dst[c] = acc;
+        }
     }
-#endif
+    return NULL;
+}
+
+/* Returns 0, or -1 if a tap falls outside the image (nothing written). */
+int mix_taps(const float *images, const int64_t *taps, const float *coefficients, float *out,
+             int64_t batch, int64_t channels, int64_t pixels, int64_t k, int64_t in_pixels,
+             int64_t batch_stride, int64_t channel_stride, int64_t pixel_stride,
+             int64_t threads) {
+    if (batch < 0 || channels < 0 || pixels < 0 || k < 1) return -1;
+    for (int64_t i = 0; i < pixels * k; i++)
+        if (taps[i] < 0 || taps[i] >= in_pixels) return -1;
+    const int64_t total = batch * pixels;
+    threads = clamp_threads(threads, total);
+    MixJob jobs[64];
+    for (int64_t t = 0; t < threads; t++) {
+        MixJob job = {images, taps, coefficients, out, pixels, k, channels, batch_stride,
+                      channel_stride, pixel_stride, total * t / threads,
+                      total * (t + 1) / threads};
+        jobs[t] = job;
+    }
+    run_jobs(run_mix, jobs, sizeof(MixJob), threads);
     return 0;
 }
