@@ -73,7 +73,7 @@ from downsizenet_hub import DownsizeNet
 from downsizenet_hub.backbones import FrozenVGG16
 from downsizenet_hub.pipelines.detection import DetectionPipeline, FrozenFront, stride8_trunk
 from downsizenet_hub.pipelines.segmentation import SegmentationPipeline
-from downsizenet_hub.resizing import texture
+from downsizenet_hub.resizing import anchors, native, texture
 from downsizenet_hub.resizing.fixed import FixedResizer
 
 CASES = {"300-160": ((300, 300), (160, 160)), "513-179": ((513, 513), (179, 179))}
@@ -175,9 +175,27 @@ def _macs(module: torch.nn.Module, *args: Any) -> float:
     """Multiply-adds of one inference call (convolutions and matrix products), counted by PyTorch.
 
     Counted without autograd, as the call runs, but with DownsizeNet's plain layers: the flop
-    counter does not know the fused oneDNN conv + ReLU kernel it uses for inference on the CPU
-    (the same arithmetic)."""
-    with torch.no_grad(), mock.patch.object(texture, "fused_available", return_value=False):
+    counter does not know the fused oneDNN conv + ReLU kernel it uses for inference on the CPU,
+    nor the compiled kernels of ``resizing/native.py``. Where the compiled anchor conv runs, its
+    arithmetic is the grid of blocks' (the last conv at the anchors only), so that path is
+    counted instead."""
+    compiled = native.kernels() is not None
+
+    def at_anchors(in_size: tuple[int, int], out_size: tuple[int, int]) -> bool:
+        return (compiled and native.pays(in_size, out_size)) or anchors.anchors_pay(
+            in_size, out_size
+        )
+
+    def at_rows(in_size: tuple[int, int], out_size: tuple[int, int]) -> bool:
+        return not at_anchors(in_size, out_size) and anchors.anchor_rows_pay(in_size, out_size)
+
+    with (
+        torch.no_grad(),
+        mock.patch.object(texture, "fused_available", return_value=False),
+        mock.patch.object(native, "kernels", return_value=None),
+        mock.patch.object(texture, "anchors_pay", at_anchors),
+        mock.patch.object(texture, "anchor_rows_pay", at_rows),
+    ):
         return multiply_adds(lambda: module(*args))
 
 
