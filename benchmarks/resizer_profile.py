@@ -3,8 +3,9 @@
 For each case and batch: bilinear + the whole ``vgg16().features`` trunk and the resizer alone,
 timed interleaved (medians of ``--repeats`` rounds, as ``pipeline_overhead.py`` times them); then
 a profile of ``--calls`` resizer calls, its operator time (self time) grouped into the texture
-convolutions, the gathers (``index_select``, and the mix's weighted ``embedding_bag``: a gather
-and a sum in one), the matrix products (the head's; the mix's where it is not a bag), and every
+convolutions (the compiled anchor conv of ``resizing/native.py`` among them), the gathers
+(``index_select``, the mix's weighted ``embedding_bag`` or its compiled kernel: a gather and a
+sum in one), the matrix products (the head's; the mix's where it is not a bag), and every
 other operator (the normalisation, copies, small ops); what the wall time has beyond the
 operators is Python and allocation.
 
@@ -35,12 +36,18 @@ from pipeline_overhead import CASES, _forward, _macs, _rand, _trunk
 from torch.profiler import ProfilerActivity, profile
 
 from downsizenet_hub import DownsizeNet
+from downsizenet_hub.resizing import native
 from downsizenet_hub.resizing.fixed import FixedResizer
 
 #: Operator groups of an inference call (self CPU time); anything else is "other".
 GROUPS: dict[str, tuple[str, ...]] = {
-    "convolutions": ("mkldnn::_convolution_pointwise", "aten::mkldnn_convolution"),
+    "convolutions": (
+        "mkldnn::_convolution_pointwise",
+        "aten::mkldnn_convolution",
+        native.ANCHOR_CONV_LABEL,
+    ),
     "gathers": (
+        native.MIX_LABEL,
         "aten::index_select",
         "aten::embedding_bag",
         "aten::_embedding_bag",
