@@ -122,6 +122,16 @@ def test_every_build_this_compiler_makes_passes_the_checks(flags: tuple[str, ...
     assert loaded is not None and native.passes_checks(loaded)
 
 
+def test_an_unreadable_kernels_folder_or_source_leaves_the_eager_path(
+    kernels: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kernels.parent.mkdir(exist_ok=True)
+    kernels.write_text("a file where the folder should be")
+    assert native.build() is None
+    monkeypatch.setattr(native, "SOURCE", kernels.parent / "missing.c")
+    assert native.build() is None
+
+
 def test_no_compiler_or_a_failing_build_leaves_the_eager_path(
     kernels: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

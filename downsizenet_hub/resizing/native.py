@@ -115,9 +115,13 @@ def build(flags: tuple[str, ...] = FLAG_SETS[0]) -> Path | None:
     if cc is None:
         logger.debug("native kernels: no C compiler on the PATH")
         return None
-    path = library_path(SOURCE.read_bytes(), cc, flags)
-    if path.exists() or path.is_symlink():
-        return path if _ours(path) else None
+    try:  # an unreadable source or kernels folder is a reason to stay eager, not an error
+        path = library_path(SOURCE.read_bytes(), cc, flags)
+        if path.exists() or path.is_symlink():
+            return path if _ours(path) else None
+    except OSError as error:
+        logger.debug("native kernels: %s", error)
+        return None
 
     def compile_to(target: Path) -> None:
         command = [cc, *flags, str(SOURCE), "-o", str(target)]

@@ -20,7 +20,8 @@ typedef struct {
     const float *bias;     /* (out_channels) or NULL */
     const int64_t *rows;   /* (out_h) anchor rows, in features' rows */
     const int64_t *cols;   /* (out_w) anchor columns */
-    float *out;            /* image b, anchor (i, j) at out[b * out_batch_stride + (i * out_w + j) * out_channels] */
+    /* anchor (i, j) of image b: out[b * out_batch_stride + (i * out_w + j) * out_channels] */
+    float *out;
     int64_t height, width, channels, out_channels, out_h, out_w, out_batch_stride;
     int64_t first, last; /* this job's (b * out_h + i) output rows */
 } Job;
