@@ -36,13 +36,14 @@ def _expected(
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize(
     ("channels", "out_channels", "with_bias"),
-    [(16, 16, True), (3, 8, False), (7, 32, True), (16, 64, False), (4, 5, True)],
+    [(16, 16, True), (3, 8, False), (7, 32, True), (16, 64, False), (4, 24, True)],
 )
 def test_the_kernel_is_conv2d_and_relu_at_the_anchors(
     channels: int, out_channels: int, with_bias: bool, threads: int
 ) -> None:
-    """Every accumulator width it specialises (8 to 64, four anchors at a time inside the
-    borders) and one it does not (5); anchors on all four borders, repeated, and runs of four."""
+    """Every accumulator width it specialises (8 and 16 four anchors at a time inside the
+    borders; 32, 64) and one it does not (24); anchors on all four borders, repeated, and runs
+    of four."""
     generator = torch.Generator().manual_seed(channels * 100 + out_channels)
     features = torch.randn(3, channels, 13, 17, generator=generator)
     features = features.contiguous(memory_format=torch.channels_last)
@@ -86,6 +87,10 @@ def test_anchors_outside_the_map_are_refused_before_anything_is_written() -> Non
                 features, weight, None, torch.tensor(rows), torch.tensor(cols), out=out
             )
     assert (out == 0).all()
+    with pytest.raises(ValueError, match="multiples of 8"):  # not a width it takes
+        native.conv3x3_relu_at(features, weight[:5], None, torch.tensor([0]), torch.tensor([1]))
+    with torch.no_grad():
+        assert not native.applies(features, weight[:5])
 
 
 @pytest.fixture

@@ -57,7 +57,8 @@ FLAG_SETS = (
     (*_COMMON_FLAGS, "-fopenmp"),
     (*_COMMON_FLAGS, "-pthread"),
 )
-#: The anchor kernel keeps one accumulator per output channel on the stack.
+#: The anchor kernel keeps its accumulators in vectors of 8 floats: it takes multiples of 8
+#: output channels, up to this many (DownsizeNet's default is 16).
 MAX_OUT_CHANNELS = 64
 #: The anchor kernel runs where the anchors number at most this fraction of the input pixels.
 #: Resizer alone, interleaved, against the eager paths (2-core x86_64, memory kept, 15
@@ -177,10 +178,12 @@ def _float32_inference(*tensors: torch.Tensor) -> bool:
 
 def applies(features: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether :func:`conv3x3_relu_at` can run on these: float32 CPU tensors without autograd,
-    a 3x3 kernel with at most :data:`MAX_OUT_CHANNELS` outputs, and the kernels available."""
+    a 3x3 kernel with a multiple of 8 outputs, at most :data:`MAX_OUT_CHANNELS`, and the kernels
+    available."""
     return (
         _float32_inference(features, weight)
         and weight.shape[0] <= MAX_OUT_CHANNELS
+        and weight.shape[0] % 8 == 0
         and tuple(weight.shape[2:]) == (3, 3)
         and kernels() is not None
     )
@@ -248,7 +251,10 @@ def conv3x3_relu_at(
             torch.get_num_threads(),
         )
     if status != 0:
-        raise ValueError("anchor rows or columns fall outside the feature map")
+        raise ValueError(
+            f"anchor rows or columns fall outside the feature map, or {out_channels} output "
+            "channels (the kernel takes multiples of 8 up to 64)"
+        )
     return out
 
 
@@ -298,7 +304,7 @@ def passes_checks(loaded: Kernels) -> bool:
     (NCHW and channels-last images, repeated taps)."""
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        for out_channels, with_bias in ((16, True), (5, False)):
+        for out_channels, with_bias in ((16, True), (24, False)):
             features = torch.randn(2, 7, 6, 9, generator=generator)
             weight = torch.randn(out_channels, 7, 3, 3, generator=generator)
             bias = torch.randn(out_channels, generator=generator) if with_bias else None

@@ -35,7 +35,7 @@ static inline v8 load8(const float *p) {
     return v;
 }
 
-/* One anchor, ``co`` a multiple of 8; inlined with ``co`` a constant, so that the accumulators
+/* One anchor, ``co`` a multiple of 8 (the only widths the kernel takes); inlined with ``co`` a constant, so that the accumulators
  * stay in registers: for each input pixel and channel, one broadcast and co / 8 multiply-adds. */
 static inline __attribute__((always_inline)) void point8(const Job *job, const float *image,
                                                          int64_t r, int64_t c, float *dst,
@@ -105,27 +105,6 @@ static inline __attribute__((always_inline)) void point8x4(const Job *job, const
     }
 }
 
-/* Any ``co`` up to 64, one channel at a time. */
-static void point(const Job *job, const float *image, int64_t r, int64_t c, float *dst,
-                  const int64_t co) {
-    float acc[64];
-    for (int64_t k = 0; k < co; k++) acc[k] = job->bias ? job->bias[k] : 0.0f;
-    const int64_t ci = job->channels;
-    for (int64_t dy = -1; dy <= 1; dy++) {
-        const int64_t rr = r + dy;
-        if (rr < 0 || rr >= job->height) continue;
-        for (int64_t dx = -1; dx <= 1; dx++) {
-            const int64_t cc = c + dx;
-            if (cc < 0 || cc >= job->width) continue;
-            const float *px = image + (rr * job->width + cc) * ci;
-            const float *w = job->weight + ((dy + 1) * 3 + (dx + 1)) * ci * co;
-            for (int64_t m = 0; m < ci; m++)
-                for (int64_t k = 0; k < co; k++) acc[k] += px[m] * w[m * co + k];
-        }
-    }
-    for (int64_t k = 0; k < co; k++) dst[k] = acc[k] < 0.0f ? 0.0f : acc[k];
-}
-
 #define RUN_ROWS(POINT, CO)                                                                 \
     for (int64_t row = job->first; row < job->last; row++) {                              \
         const int64_t b = row / job->out_h, i = row % job->out_h;                         \
@@ -164,7 +143,7 @@ static void *run(void *arg) {
         case 16: RUN_ROWS_BY_FOUR(16) break;
         case 32: RUN_ROWS(point8, 32) break;
         case 64: RUN_ROWS(point8, 64) break;
-        default: RUN_ROWS(point, job->out_channels) break;
+        default: RUN_ROWS(point8, job->out_channels) break; /* 24, 40, 48, 56 */
     }
     return NULL;
 }
@@ -203,8 +182,8 @@ int anchor_conv3x3_relu(const float *features, const float *weight, const float 
                         const int64_t *rows, const int64_t *cols, float *out, int64_t batch,
                         int64_t height, int64_t width, int64_t channels, int64_t out_channels,
                         int64_t out_h, int64_t out_w, int64_t out_batch_stride, int64_t threads) {
-    if (out_channels < 1 || out_channels > 64 || channels < 1 || batch < 0 || out_h < 0 ||
-        out_w < 0)
+    if (out_channels < 8 || out_channels > 64 || out_channels % 8 || channels < 1 || batch < 0 ||
+        out_h < 0 || out_w < 0)
         return -1;
     for (int64_t i = 0; i < out_h; i++)
         if (rows[i] < 0 || rows[i] >= height) return -1;
