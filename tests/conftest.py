@@ -22,7 +22,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         torch.set_num_threads(1)
-    # The compiled anchor kernel is built once for the whole run (and its subprocesses), not
+    # The compiled kernels are built once for the whole run (and its subprocesses), not
     # once per test home; tests of the build itself point this elsewhere.
     uid = os.getuid() if hasattr(os, "getuid") else 0
     kernels = Path(tempfile.gettempdir()) / f"downsizenet-test-kernels-{uid}"

@@ -113,19 +113,18 @@ def pooled_texture(
     batch = images.shape[0]
     per_call = inference_call_images(height, width)
     one_call = len(bands) == 1 and per_call >= batch
+    last = not (compiled or at_anchors or at_rows)  # the branch runs its last conv itself
     pooled_maps: torch.Tensor | None = None
     for band in bands:
         rows = slice(band.start * w, band.stop * w)
         for first in range(0, batch, per_call):
             chunk = slice(first, first + per_call)
             features = images[chunk, :, band.top : band.bottom]
-            last = not (compiled or at_anchors or at_rows)
             features = texture_layers(texture, features, fused, last=last)
             if compiled:
                 if pooled_maps is None:
                     shape = (batch, h * w, last_conv.out_channels)
-                    kept = None if workspace is None else workspace.buffer("pooled", shape, images)
-                    pooled_maps = images.new_empty(shape) if kept is None else kept
+                    pooled_maps = _pooled_buffer(shape, images, workspace)
                 native.conv3x3_relu_at(
                     features,
                     last_conv.weight,
@@ -165,12 +164,18 @@ def pooled_texture(
                 if one_call:
                     return pooled
             if pooled_maps is None:
-                shape = (batch, h * w, pooled.shape[-1])
-                kept = None if workspace is None else workspace.buffer("pooled", shape, pooled)
-                pooled_maps = pooled.new_empty(shape) if kept is None else kept
+                pooled_maps = _pooled_buffer((batch, h * w, pooled.shape[-1]), pooled, workspace)
             pooled_maps[chunk, rows] = pooled
     assert pooled_maps is not None
     return pooled_maps
+
+
+def _pooled_buffer(
+    shape: tuple[int, int, int], like: torch.Tensor, workspace: Workspace | None
+) -> torch.Tensor:
+    """The pooled features' tensor: ``workspace``'s kept buffer, else a new one."""
+    kept = None if workspace is None else workspace.buffer("pooled", shape, like)
+    return like.new_empty(shape) if kept is None else kept
 
 
 def inference_call_images(height: int, width: int) -> int:
