@@ -7,6 +7,10 @@
  *
  * mix_taps: each output pixel's convex mix of its taps, read straight from the images.
  *
+ * sigmoid_coefficients: a sigmoid head's 2x2 coefficients straight from the pooled texture
+ * features: the head's texture dot products, its distance logits, the sigmoid, the prior and
+ * the sum-to-one normalisation in one pass, two pixels per vector.
+ *
  * Plain C99 with OpenMP (the runtime PyTorch already loaded) or POSIX threads, compiled on the
  * user's machine at first use; the Python side checks both against PyTorch's operators before
  * using them and keeps the eager path where they cannot be built.
@@ -252,4 +256,114 @@ int mix_taps(const float *images, const int64_t *taps, const float *coefficients
     }
     run_jobs(run_mix, jobs, sizeof(MixJob), threads);
     return 0;
+}
+
+/* The sigmoid head of 2x2 taps: for pixel p of image b, with z = pooled[b, p] . weight[t] +
+ * shared[p, t] (t = 0..3), out[b, p, t] = prior[p, t] * sigmoid(z) over its sum over t. */
+typedef struct {
+    const float *pooled;  /* (batch, pixels, channels) */
+    const float *weight;  /* (4, channels): the head's texture columns */
+    const float *shared;  /* (pixels, 4): the distance logits and the bias, the same per image */
+    const float *prior;   /* (pixels, 4) */
+    float *out;           /* (batch, pixels, 4) */
+    int64_t pixels, channels;
+    int64_t first, last;  /* this job's pairs of pixels, (b * pairs + q) */
+    int underflow;        /* set if some pixel's total falls below SIGMOID_MIN_TOTAL */
+} HeadJob;
+
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+#define SIGMOID_MIN_TOTAL 1e-30f
+
+static inline v8 splat(float c) { return (v8){c, c, c, c, c, c, c, c}; }
+
+/* Lanes where ``mask`` is set take ``a``, the others ``b`` (C has no vector ?:). */
+static inline v8 select8(v8i mask, v8 a, v8 b) { return (v8)((mask & (v8i)a) | (~mask & (v8i)b)); }
+
+/* exp(x) for x in [-86, 88], x clamped to it (NaN stays NaN): 2^n p(r), n the nearest integer
+ * to x / ln 2, r = x - n ln 2 in two parts, p Cephes' expf polynomial (within 2 ulp). The
+ * bounds keep 2^n p(r) a normal float, so that n can be added to its exponent bits. */
+static inline v8 exp8(v8 x) {
+    const v8 hi = splat(88.0f), lo = splat(-86.0f), magic = splat(12582912.0f); /* 1.5 * 2^23 */
+    x = select8(x > hi, hi, x);
+    x = select8(x < lo, lo, x);
+    v8 shifted = x * splat(1.44269504088896341f) + magic; /* rounds to the nearest integer */
+    v8i n = (v8i)shifted - (v8i)magic;
+    v8 fn = shifted - magic;
+    v8 r = x - fn * splat(0.693359375f) - fn * splat(-2.12194440e-4f);
+    v8 y = splat(1.9875691500e-4f);
+    y = y * r + splat(1.3981999507e-3f);
+    y = y * r + splat(8.3334519073e-3f);
+    y = y * r + splat(4.1665795894e-2f);
+    y = y * r + splat(1.6666665459e-1f);
+    y = y * r + splat(5.0000001201e-1f);
+    y = y * (r * r) + r + splat(1.0f);
+    return (v8)((v8i)y + (n << 23));
+}
+
+/* Two pixels: their 4 + 4 logits in one vector, then the coefficients; 1 on underflow. */
+static inline int head_pair(const HeadJob *job, const v8 *columns, const float *x0,
+                            const float *x1, const float *shared, const float *prior,
+                            float *dst) {
+    v8 z = load8(shared);
+    for (int64_t c = 0; c < job->channels; c++)
+        z += (v8){x0[c], x0[c], x0[c], x0[c], x1[c], x1[c], x1[c], x1[c]} * columns[c];
+    v8 w = load8(prior) / (splat(1.0f) + exp8(-z));
+    float t[8];
+    __builtin_memcpy(t, &w, sizeof t);
+    float total0 = t[0] + t[1] + t[2] + t[3], total1 = t[4] + t[5] + t[6] + t[7];
+    w /= (v8){total0, total0, total0, total0, total1, total1, total1, total1};
+    __builtin_memcpy(dst, &w, sizeof w);
+    return total0 < SIGMOID_MIN_TOTAL || total1 < SIGMOID_MIN_TOTAL;
+}
+
+static void *run_head(void *arg) {
+    HeadJob *job = (HeadJob *)arg;
+    const int64_t channels = job->channels, pixels = job->pixels, pairs = (pixels + 1) / 2;
+    v8 columns[64]; /* weight[:, c] twice, for two pixels */
+    for (int64_t c = 0; c < channels; c++) {
+        const float *w = job->weight;
+        columns[c] = (v8){w[c], w[channels + c], w[2 * channels + c], w[3 * channels + c],
+                          w[c], w[channels + c], w[2 * channels + c], w[3 * channels + c]};
+    }
+    int underflow = 0;
+    for (int64_t row = job->first; row < job->last; row++) {
+        const int64_t b = row / pairs, p = 2 * (row % pairs);
+        const float *x = job->pooled + (b * pixels + p) * channels;
+        float *dst = job->out + (b * pixels + p) * 4;
+        if (p + 1 < pixels) {
+            underflow |= head_pair(job, columns, x, x + channels, job->shared + p * 4,
+                                   job->prior + p * 4, dst);
+        } else { /* an odd last pixel: paired with a copy of itself, half written */
+            float shared[8], prior[8], out[8];
+            __builtin_memcpy(shared, job->shared + p * 4, 4 * sizeof(float));
+            __builtin_memcpy(shared + 4, job->shared + p * 4, 4 * sizeof(float));
+            __builtin_memcpy(prior, job->prior + p * 4, 4 * sizeof(float));
+            __builtin_memcpy(prior + 4, job->prior + p * 4, 4 * sizeof(float));
+            underflow |= head_pair(job, columns, x, x, shared, prior, out);
+            __builtin_memcpy(dst, out, 4 * sizeof(float));
+        }
+    }
+    job->underflow = underflow;
+    return NULL;
+}
+
+/* Returns 0; 1 if some pixel's total fell below SIGMOID_MIN_TOTAL (the caller then normalises
+ * in log space instead); -1 if the arguments are out of range (nothing written). */
+int sigmoid_coefficients(const float *pooled, const float *weight, const float *shared,
+                         const float *prior, float *out, int64_t batch, int64_t pixels,
+                         int64_t channels, int64_t threads) {
+    if (batch < 0 || pixels < 0 || channels < 1 || channels > 64) return -1;
+    const int64_t total = batch * ((pixels + 1) / 2);
+    threads = clamp_threads(threads, total);
+    HeadJob jobs[64];
+    for (int64_t t = 0; t < threads; t++) {
+        HeadJob job = {pooled, weight, shared, prior, out, pixels, channels,
+                       total * t / threads, total * (t + 1) / threads, 0};
+        jobs[t] = job;
+    }
+    run_jobs(run_head, jobs, sizeof(HeadJob), threads);
+    int underflow = 0;
+    for (int64_t t = 0; t < threads; t++) underflow |= jobs[t].underflow;
+    return underflow;
 }
