@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from downsizenet_hub.resizing import DownsizeNet
 from downsizenet_hub.resizing.functional import LOG_SIGMOID_LINEAR_BELOW, log_sigmoid, normalise
 from downsizenet_hub.resizing.limits import MEMORY_LIMIT_ENV, MemoryLimitError
-from downsizenet_hub.resizing.workspace import Workspace
 
 EXTREME_LOGITS = [-1e30, -1e4, -200.0, -104.0, -90.0, -80.0, -79.9, -30.0, -1.0, 0.0, 1.0]
 EXTREME_LOGITS += [30.0, 1e4, 1e30]
@@ -199,50 +198,6 @@ def _buffer_pointers(net: DownsizeNet) -> set[int]:
         for kept in roles.values()
         for tensor in kept.values()
     }
-
-
-def test_texture_maps_are_held_until_the_next_call_drops_them() -> None:
-    """oneDNN allocates the texture maps itself: the last of each layer is held after a call
-    (so the program cannot trim its memory away), and dropped just before its successor is
-    made, so one map per layer is held at any time."""
-    net = DownsizeNet(conv_layers=3).eval()
-    images = torch.rand(3, 3, 40, 40)
-    with torch.no_grad():
-        net(images, size=(17, 17))
-        (held,) = net._workspace._held.values()
-        assert sorted(held) == ["texture map 0", "texture map 1"]  # the last runs at the anchors
-        first = {role: tensor.shape for role, tensor in held.items()}
-        net(images, size=(17, 17))
-    (held,) = net._workspace._held.values()
-    assert {role: tensor.shape for role, tensor in held.items()} == first
-    assert all(tensor.shape[1] == 16 for tensor in held.values())
-    before = net._workspace.nbytes
-    net._workspace.drop("texture map 0")
-    assert net._workspace.nbytes == before - held["texture map 1"].nbytes
-    net.release_workspace()
-    assert net._workspace.nbytes == 0 and net._workspace._held == {}
-
-
-def test_a_workspace_holds_only_what_inference_makes_and_per_thread() -> None:
-    workspace = Workspace()
-    tensor = torch.zeros(4)
-    workspace.hold("map", tensor)  # autograd on: nothing is held
-    assert workspace.nbytes == 0
-    with torch.no_grad():
-        workspace.hold("map", tensor)
-
-        def other_thread() -> None:
-            workspace.drop("map")  # another thread's role of the same name: not this one
-            with torch.no_grad():  # grad mode is per thread
-                workspace.hold("map", torch.zeros(2))
-
-        thread = threading.Thread(target=other_thread)
-        thread.start()
-        thread.join()
-    assert workspace.nbytes == 16 + 8
-    workspace.drop("map")
-    assert workspace.nbytes == 8
-    workspace.drop("absent")  # nothing held: nothing to do
 
 
 def test_training_and_grad_mode_keep_nothing() -> None:

@@ -120,7 +120,7 @@ def pooled_texture(
         for first in range(0, batch, per_call):
             chunk = slice(first, first + per_call)
             features = images[chunk, :, band.top : band.bottom]
-            features = texture_layers(texture, features, fused, last=last, workspace=workspace)
+            features = texture_layers(texture, features, fused, last=last)
             if compiled:
                 if pooled_maps is None:
                     shape = (batch, h * w, last_conv.out_channels)
@@ -247,30 +247,17 @@ def fused_available(images: torch.Tensor) -> bool:
 
 
 def texture_layers(
-    texture: nn.Sequential,
-    images: torch.Tensor,
-    fused: bool,
-    *,
-    last: bool,
-    workspace: Workspace | None = None,
+    texture: nn.Sequential, images: torch.Tensor, fused: bool, *, last: bool
 ) -> torch.Tensor:
-    """The ``texture`` branch (``last=False``: all but its last conv + ReLU) on ``images``.
-
-    With a ``workspace`` (inference), each layer's feature map is held there until this
-    layer runs again, in this call or the next, and dropped just before: the new map then
-    takes the memory of the old one, which the process kept (see :mod:`.workspace`)."""
+    """The ``texture`` branch (``last=False``: all but its last conv + ReLU) on ``images``."""
     layers = list(texture) if last else list(texture)[:-2]
-    convs = [layer for layer in layers if isinstance(layer, nn.Conv2d)]
-    for index, conv in enumerate(convs):  # each conv is followed by its ReLU (DownsizeNet)
-        role = f"texture map {index}"
-        if workspace is not None:
-            workspace.drop(role)
-        if fused:
-            images = _conv3x3_relu(images, conv.weight, conv.bias)
-        else:
-            images = F.relu(conv(images), inplace=True)
-        if workspace is not None:
-            workspace.hold(role, images)
+    if not fused:
+        for layer in layers:
+            images = layer(images)
+        return images
+    for layer in layers:
+        if isinstance(layer, nn.Conv2d):  # each conv is followed by its ReLU (DownsizeNet)
+            images = _conv3x3_relu(images, layer.weight, layer.bias)
     return images
 
 

@@ -25,13 +25,6 @@ Where it is used, and why only there:
 Buffers are keyed by role, shape, dtype and device; each role keeps its
 :data:`SHAPES_PER_ROLE` most recent keys per thread (a pipeline alternating two shapes keeps
 both). ``resizer.release_workspace()`` drops them all.
-
-Some temporaries cannot be written into a given buffer: oneDNN allocates the texture branch's
-feature maps itself (its in-place form adds to what the buffer holds, and zeroing the buffers
-first cost more than the page faults it saved). Those are *held* instead (:meth:`Workspace.hold`):
-the last map of each layer stays referenced after the call, and is dropped (:meth:`Workspace.drop`)
-just before the next call allocates its successor, which then reuses the memory it just freed.
-Between calls the held maps keep the rest of the program from trimming that memory away.
 """
 
 from __future__ import annotations
@@ -55,8 +48,6 @@ class Workspace:
         self._lock = threading.Lock()
         # thread id -> role -> (shape, dtype, device) -> tensor, most recent last
         self._threads: dict[int, dict[str, OrderedDict[_Key, torch.Tensor]]] = {}
-        # thread id -> role -> the tensor held from the last call (see the module)
-        self._held: dict[int, dict[str, torch.Tensor]] = {}
 
     @staticmethod
     def applies(like: torch.Tensor) -> bool:
@@ -94,38 +85,21 @@ class Workspace:
                 kept.popitem(last=False)
         return tensor
 
-    def hold(self, role: str, tensor: torch.Tensor) -> None:
-        """Keep a reference to ``tensor`` (a temporary made by an operator that takes no
-        output buffer) until :meth:`drop` of ``role`` in this thread; only where
-        :meth:`applies`."""
-        if self.applies(tensor):
-            with self._lock:
-                self._held.setdefault(threading.get_ident(), {})[role] = tensor
-
-    def drop(self, role: str) -> None:
-        """Let go of this thread's tensor held for ``role`` (if any): call it just before
-        making its successor, which can then take its memory."""
-        with self._lock:
-            self._held.get(threading.get_ident(), {}).pop(role, None)
-
     def release(self) -> None:
-        """Drop every kept buffer and held tensor (of every thread)."""
+        """Drop every kept buffer (of every thread)."""
         with self._lock:
             self._threads.clear()
-            self._held.clear()
 
     @property
     def nbytes(self) -> int:
-        """Bytes kept and held, all threads together."""
+        """Bytes held, all threads together."""
         with self._lock:
-            kept = [
-                t
+            return sum(
+                t.numel() * t.element_size()
                 for roles in self._threads.values()
-                for by_key in roles.values()
-                for t in by_key.values()
-            ]
-            held = [t for roles in self._held.values() for t in roles.values()]
-            return sum(t.numel() * t.element_size() for t in kept + held)
+                for kept in roles.values()
+                for t in kept.values()
+            )
 
     # A copied or pickled module starts with an empty workspace (buffers are not state).
     def __deepcopy__(self, memo: dict[int, Any]) -> Workspace:
