@@ -1,6 +1,6 @@
 """Compiled kernels for DownsizeNet's CPU inference (optional; the eager path is the reference).
 
-Two steps of an inference call cost more in eager PyTorch than their arithmetic:
+Three steps of an inference call cost more in eager PyTorch than their arithmetic:
 
 * the texture branch's last 3x3 conv + ReLU, needed at the anchors only. The eager path
   (:mod:`.anchors`) gathers the anchors' 3x3 neighbourhoods into a grid of blocks (or their
@@ -366,10 +366,11 @@ def sigmoid_coefficients(
 
 
 def passes_checks(loaded: Kernels) -> bool:
-    """Both kernels against PyTorch on small inputs: the anchor conv against conv2d + relu
+    """The kernels against PyTorch on small inputs: the anchor conv against conv2d + relu
     (borders, a repeat, a run of four anchors inside the borders, with a bias and without, an
     output width it specialises and one it does not), the mix against a gather and a sum
-    (NCHW and channels-last images, repeated taps)."""
+    (NCHW and channels-last images, repeated taps), the head against matmul, sigmoid and a
+    sum (see :func:`_head_passes`)."""
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for out_channels, with_bias in ((16, True), (24, False)):
