@@ -167,8 +167,6 @@ def _zeros(*args: Any) -> int:
     """A "kernel" that writes zeros wherever it is asked to write."""
     if len(args) == 15:  # the anchor conv
         out, size = args[5], args[6] * args[11] * args[12] * args[10]
-    elif len(args) == 9:  # the sigmoid head
-        out, size = args[4], args[5] * args[6] * 4
     else:  # the mix
         out, size = args[3], args[4] * args[5] * args[6]
     ctypes.memset(out, 0, size * 4)
@@ -181,65 +179,6 @@ def test_kernels_that_disagree_with_pytorch_are_refused() -> None:
     assert loaded is not None and native.passes_checks(loaded)
     assert not native.passes_checks(loaded._replace(anchor_conv=_zeros))
     assert not native.passes_checks(loaded._replace(mix=_zeros))
-    assert not native.passes_checks(loaded._replace(head=_zeros))
-
-
-def _sigmoid_coefficients(
-    pooled: torch.Tensor, weight: torch.Tensor, shared: torch.Tensor, prior: torch.Tensor
-) -> torch.Tensor:
-    weights = prior * torch.sigmoid(pooled @ weight.T + shared)
-    return weights / weights.sum(-1, keepdim=True)
-
-
-@needs_kernel
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("pixels", [1, 6, 7])
-def test_the_head_kernel_is_the_sigmoid_head_normalised(threads: int, pixels: int) -> None:
-    generator = torch.Generator().manual_seed(4)
-    pooled = torch.randn(3, pixels, 16, generator=generator)
-    weight = torch.randn(4, 16, generator=generator)
-    shared = torch.randn(pixels, 4, generator=generator) * 4
-    shared[0] = torch.tensor([120.0, -120.0, -87.0, 87.0])  # past the exponential's clamps
-    prior = torch.rand(pixels, 4, generator=generator)
-    prior[-1, 0] = 0.0  # a padding tap
-    out = torch.full((3, pixels, 4), float("nan"))
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        got = native.sigmoid_coefficients(pooled, weight, shared, prior, out=out)
-    finally:
-        torch.set_num_threads(previous)
-    assert got is out
-    torch.testing.assert_close(got, _sigmoid_coefficients(pooled, weight, shared, prior))
-    assert bool((got[:, -1, 0] == 0).all())
-    torch.testing.assert_close(got.sum(-1), torch.ones(3, pixels))
-
-
-@needs_kernel
-def test_the_head_kernel_hands_back_a_batch_whose_totals_underflow() -> None:
-    pooled, weight = torch.zeros(2, 3, 8), torch.zeros(4, 8)
-    shared, prior = torch.zeros(3, 4), torch.full((3, 4), 0.25)
-    assert native.sigmoid_coefficients(pooled, weight, shared, prior) is not None
-    shared[2] = -75.0  # every tap of one pixel: sigmoid 2.7e-33, a total below 1e-30
-    assert native.sigmoid_coefficients(pooled, weight, shared, prior) is None
-    shared[2, 1] = -60.0  # one tap is enough to keep the total above it
-    assert native.sigmoid_coefficients(pooled, weight, shared, prior) is not None
-
-
-@needs_kernel
-def test_the_head_kernel_refuses_shapes_it_does_not_take() -> None:
-    pooled, prior = torch.zeros(1, 3, 8), torch.zeros(3, 4)
-    with pytest.raises(ValueError, match="weight"):
-        native.sigmoid_coefficients(pooled, torch.zeros(4, 7), torch.zeros(3, 4), prior)
-    with pytest.raises(ValueError, match="out must be"):
-        native.sigmoid_coefficients(pooled, torch.zeros(4, 8), prior, prior, out=torch.zeros(5))
-    with pytest.raises(ValueError, match="texture channels"):
-        native.sigmoid_coefficients(torch.zeros(1, 3, 65), torch.zeros(4, 65), prior, prior)
-    with torch.no_grad():
-        assert native.head_applies(pooled, torch.zeros(4, 8), (2, 2))
-        assert not native.head_applies(pooled, torch.zeros(16, 8), (4, 4))
-        assert not native.head_applies(pooled.double(), torch.zeros(4, 8), (2, 2))
-    assert not native.head_applies(pooled, torch.zeros(4, 8), (2, 2))  # autograd on
 
 
 @needs_kernel

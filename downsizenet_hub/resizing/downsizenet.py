@@ -42,7 +42,7 @@ from torch import nn
 
 from downsizenet_hub.resizing.anchors import BandCache, anchor_rows_pay, anchors_pay
 from downsizenet_hub.resizing.config import DownsizeNetConfig
-from downsizenet_hub.resizing.functional import head_logits, mix, normalise, sigmoid_head
+from downsizenet_hub.resizing.functional import head_logits, mix, normalise
 from downsizenet_hub.resizing.geometry import Geometry, build_geometry
 from downsizenet_hub.resizing.limits import check_memory, resize_memory_bytes
 from downsizenet_hub.resizing.sampling import antialias_taps, coordinate_scale
@@ -260,16 +260,6 @@ class DownsizeNet(nn.Module):
             # The texture branch reads the images in the parameters' dtype (float64 or float16
             # images need no autocast); the taps are still mixed in the images' own dtype.
             pooled = self._pooled_texture(images.to(weight.dtype), geometry, workspace)
-        if (
-            pooled is not None
-            and self.config.use_distance
-            and self.config.coefficients == "sigmoid"
-        ):
-            fused = sigmoid_head(
-                pooled, geometry, weight.flatten(1), self.head.bias, workspace=workspace
-            )
-            if fused is not None:
-                return fused
         logits = head_logits(
             pooled,
             geometry,

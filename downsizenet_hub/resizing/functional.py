@@ -7,8 +7,7 @@ that can be called on their own (by the module, the exporters, the tests):
    cached per shape by :meth:`DownsizeNet.prepare`, which also checks the call);
 2. the texture branch read at the anchors (:mod:`.texture`), then :func:`head_logits`: the 1x1
    head's logits from those features and the relative-distance map;
-3. :func:`normalise`: logits to convex coefficients (:func:`log_sigmoid` for sigmoid heads;
-   :func:`sigmoid_head` does steps 2 and 3 of a 2x2 sigmoid head in one compiled pass);
+3. :func:`normalise`: logits to convex coefficients (:func:`log_sigmoid` for sigmoid heads);
 4. :func:`mix`: gather every tap and take the convex combination.
 
 :func:`downsize` runs them through any :class:`Resampler` (a DownsizeNet);
@@ -112,31 +111,6 @@ def head_logits(
         raise ValueError("head_logits needs texture features, the distance map or both.")
     # Coefficients are computed in float32 at least (autocast may hand back half precision).
     return logits.to(torch.promote_types(logits.dtype, torch.float32))
-
-
-def sigmoid_head(
-    pooled: torch.Tensor,
-    geometry: Geometry,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    *,
-    workspace: Workspace | None = None,
-) -> torch.Tensor | None:
-    """:func:`head_logits` then :func:`normalise` of a sigmoid head with the distance map, in
-    one compiled pass (:func:`.native.sigmoid_coefficients`): ``(B, h, w, 2, 2)``, equal to
-    them to float rounding. None where it does not apply (see :func:`.native.head_applies`;
-    CPU inference, not while tracing, compiling or exporting) or where some pixel's total
-    underflows (the log-space form then runs). ``workspace``: as for :func:`normalise`."""
-    if not (Workspace.applies(pooled) and native.head_applies(pooled, weight, geometry.taps)):
-        return None
-    texture_channels = pooled.shape[-1]
-    shared = F.linear(geometry.distance, weight[:, texture_channels:], bias)
-    shape = (pooled.shape[0], *geometry.out_size, *geometry.taps)
-    kept = None if workspace is None else workspace.buffer("coefficients", shape, pooled)
-    weights = native.sigmoid_coefficients(
-        pooled, weight[:, :texture_channels], shared, geometry.prior, out=kept
-    )
-    return None if weights is None else weights.view(shape)
 
 
 def normalise(

@@ -1,22 +1,20 @@
 """Compiled kernels for DownsizeNet's CPU inference (optional; the eager path is the reference).
 
-Three steps of an inference call cost more in eager PyTorch than their arithmetic:
+Two steps of an inference call cost more in eager PyTorch than their arithmetic:
 
 * the texture branch's last 3x3 conv + ReLU, needed at the anchors only. The eager path
   (:mod:`.anchors`) gathers the anchors' 3x3 neighbourhoods into a grid of blocks (or their
   rows) and runs a strided convolution on it; :func:`conv3x3_relu_at` computes each anchor's
   dot products straight from the channels-last map instead;
 * the convex mix of each output pixel's taps, an ``F.embedding_bag`` per image over a
-  channels-last copy of the images; :func:`mix_taps` reads the images in place;
-* a sigmoid head's 2x2 coefficients, six operators over the batch's logits in eager PyTorch;
-  :func:`sigmoid_coefficients` computes them in one pass from the pooled features.
+  channels-last copy of the images; :func:`mix_taps` reads the images in place.
 
-``csrc/resize_kernels.c`` holds them (plain C99 with OpenMP or POSIX threads, no PyTorch
+``csrc/resize_kernels.c`` holds both (plain C99 with OpenMP or POSIX threads, no PyTorch
 headers). It is built on the user's machine at first use, by the C compiler on the ``PATH``
 (``$CC``, else ``cc``, ``gcc`` or ``clang``; about a second), into
 :func:`~downsizenet_hub.paths.kernels_dir`: one file per source, compiler, flags and machine,
 written atomically, so concurrent processes never load a half-written library. Before their
-first use in a process the kernels are checked against PyTorch's operators on small inputs
+first use in a process both kernels are checked against PyTorch's operators on small inputs
 with borders and repeated taps. Where there is no compiler, no build loads, the library is not
 ours to load (another owner, writable by others) or a check fails, :func:`kernels` is None and
 the eager path runs; outputs are the same either way up to float summation order.
@@ -70,11 +68,6 @@ NATIVE_MAX_RATIO = 0.5
 #: How the kernels' calls are named in ``torch.profiler`` output.
 ANCHOR_CONV_LABEL = "native::anchor_conv3x3_relu"
 MIX_LABEL = "native::mix_taps"
-HEAD_LABEL = "native::sigmoid_coefficients"
-#: A pixel whose coefficients' total (before normalising) falls below this makes
-#: :func:`sigmoid_coefficients` hand the batch back (the C source's ``SIGMOID_MIN_TOTAL``; the
-#: eager path's ``DIRECT_NORMALISATION_MIN_TOTAL``).
-SIGMOID_MIN_TOTAL = 1e-30
 _BUILD_TIMEOUT_S = 120
 _INT64 = ctypes.c_int64
 _POINTER = ctypes.c_void_p
@@ -83,11 +76,10 @@ Kernel = Callable[..., int]
 
 
 class Kernels(NamedTuple):
-    """The C functions of one loaded library (see the module)."""
+    """The two C functions of one loaded library (see the module)."""
 
     anchor_conv: Kernel
     mix: Kernel
-    head: Kernel
 
 
 def compiler() -> str | None:
@@ -149,15 +141,13 @@ def load(path: Path) -> Kernels | None:
     try:
         library = ctypes.CDLL(str(path))
         anchor_conv, mix = library.anchor_conv3x3_relu, library.mix_taps
-        head = library.sigmoid_coefficients
     except (OSError, AttributeError) as error:  # e.g. an OpenMP symbol PyTorch's lacks
         logger.debug("native kernels: loading %s failed: %s", path, error)
         return None
-    anchor_conv.restype = mix.restype = head.restype = ctypes.c_int
+    anchor_conv.restype = mix.restype = ctypes.c_int
     anchor_conv.argtypes = [_POINTER] * 6 + [_INT64] * 9
     mix.argtypes = [_POINTER] * 4 + [_INT64] * 9
-    head.argtypes = [_POINTER] * 5 + [_INT64] * 4
-    return Kernels(anchor_conv, mix, head)
+    return Kernels(anchor_conv, mix)
 
 
 @functools.cache
@@ -205,17 +195,6 @@ def mix_applies(images: torch.Tensor, coefficients: torch.Tensor) -> bool:
     return (
         _float32_inference(images, coefficients)
         and images.stride(2) == images.shape[3] * images.stride(3)
-        and kernels() is not None
-    )
-
-
-def head_applies(pooled: torch.Tensor, weight: torch.Tensor, taps: tuple[int, int]) -> bool:
-    """Whether :func:`sigmoid_coefficients` can run: float32 CPU tensors without autograd, 2x2
-    taps, at most :data:`MAX_OUT_CHANNELS` texture channels, and the kernels available."""
-    return (
-        _float32_inference(pooled, weight)
-        and taps == (2, 2)
-        and 0 < pooled.shape[-1] <= MAX_OUT_CHANNELS
         and kernels() is not None
     )
 
@@ -318,59 +297,11 @@ def mix_taps(
     return out
 
 
-def sigmoid_coefficients(
-    pooled: torch.Tensor,
-    weight: torch.Tensor,
-    shared: torch.Tensor,
-    prior: torch.Tensor,
-    out: torch.Tensor | None = None,
-    *,
-    kernel: Kernel | None = None,
-) -> torch.Tensor | None:
-    """A sigmoid head's coefficients over 2x2 taps: with ``z = pooled[b, p] @ weight.T +
-    shared[p]``, ``prior[p] * sigmoid(z)`` divided by its sum, ``(B, P, 4)``.
-
-    ``pooled`` ``(B, P, T)`` texture features, ``weight`` ``(4, T)`` the head's texture columns,
-    ``shared`` ``(P, 4)`` its distance logits and bias (the same for every image), ``prior``
-    ``(P, 4)``; written into ``out`` if given (contiguous, ``(B, P, 4)`` elements). None where
-    some pixel's total falls below :data:`SIGMOID_MIN_TOTAL`: the caller normalises in log space
-    instead. Only where :func:`head_applies`; ``kernel`` another build's function (tests)."""
-    kernel = kernel or _loaded().head
-    batch, pixels, channels = pooled.shape
-    if weight.shape != (4, channels) or shared.shape != (pixels, 4) or prior.numel() != pixels * 4:
-        raise ValueError(
-            f"weight (4, {channels}), shared and prior ({pixels}, 4) expected, got "
-            f"{tuple(weight.shape)}, {tuple(shared.shape)}, {tuple(prior.shape)}"
-        )
-    pooled, weight = pooled.contiguous(), weight.contiguous()
-    shared, prior = shared.contiguous(), prior.contiguous()
-    if out is None:
-        out = torch.empty(batch, pixels, 4, dtype=torch.float32)
-    elif out.numel() != batch * pixels * 4 or not out.is_contiguous():
-        raise ValueError(f"out must be contiguous with {batch * pixels * 4} elements")
-    with torch.profiler.record_function(HEAD_LABEL):
-        status = kernel(
-            pooled.data_ptr(),
-            weight.data_ptr(),
-            shared.data_ptr(),
-            prior.data_ptr(),
-            out.data_ptr(),
-            batch,
-            pixels,
-            channels,
-            torch.get_num_threads(),
-        )
-    if status < 0:
-        raise ValueError(f"{channels} texture channels (the kernel takes 1 to {MAX_OUT_CHANNELS})")
-    return out if status == 0 else None
-
-
 def passes_checks(loaded: Kernels) -> bool:
-    """The kernels against PyTorch on small inputs: the anchor conv against conv2d + relu
+    """Both kernels against PyTorch on small inputs: the anchor conv against conv2d + relu
     (borders, a repeat, a run of four anchors inside the borders, with a bias and without, an
     output width it specialises and one it does not), the mix against a gather and a sum
-    (NCHW and channels-last images, repeated taps), the head against matmul, sigmoid and a
-    sum (see :func:`_head_passes`)."""
+    (NCHW and channels-last images, repeated taps)."""
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for out_channels, with_bias in ((16, True), (24, False)):
@@ -402,30 +333,4 @@ def passes_checks(loaded: Kernels) -> bool:
             if not torch.allclose(got, expected, rtol=1e-5, atol=1e-6):
                 logger.warning("native mix kernel disagrees with PyTorch; using the eager path")
                 return False
-        if not _head_passes(loaded.head, generator):
-            logger.warning("native head kernel disagrees with PyTorch; using the eager path")
-            return False
     return True
-
-
-def _head_passes(kernel: Kernel, generator: torch.Generator) -> bool:
-    """The head kernel against PyTorch: an odd number of pixels, a padding tap (prior 0),
-    logits far out on both sides (the exponential's clamps), and a batch that underflows."""
-    pooled = torch.randn(2, 5, 3, generator=generator)
-    weight = torch.randn(4, 3, generator=generator)
-    shared = torch.randn(5, 4, generator=generator) * 3
-    shared[0], shared[3] = torch.tensor([100.0, -100.0, 0.0, 5.0]), torch.tensor([-95.0, 90, 2, 1])
-    prior = torch.rand(5, 4, generator=generator)
-    prior[1, 3] = 0.0
-    weights = prior * torch.sigmoid(pooled @ weight.T + shared)
-    expected = weights / weights.sum(-1, keepdim=True)
-    try:
-        got = sigmoid_coefficients(pooled, weight, shared, prior, kernel=kernel)
-        underflow = sigmoid_coefficients(pooled, weight, shared - 200.0, prior, kernel=kernel)
-    except ValueError:
-        return False
-    return (
-        got is not None
-        and underflow is None
-        and torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
-    )
