@@ -35,8 +35,9 @@ static inline v8 load8(const float *p) {
     return v;
 }
 
-/* One anchor, ``co`` a multiple of 8 (the only widths the kernel takes); inlined with ``co`` a constant, so that the accumulators
- * stay in registers: for each input pixel and channel, one broadcast and co / 8 multiply-adds. */
+/* One anchor, ``co`` a multiple of 8 (the only widths the kernel takes); inlined with ``co`` a
+ * constant, so that the accumulators stay in registers: for each input pixel and channel, one
+ * broadcast and co / 8 multiply-adds. */
 static inline __attribute__((always_inline)) void point8(const Job *job, const float *image,
                                                          int64_t r, int64_t c, float *dst,
                                                          const int64_t co) {
